@@ -1,0 +1,139 @@
+/**
+ * Serialise a traced `Graph` to an ONNX ModelProto (protobuf via `onnx-proto`). Only the nodes
+ * the requested outputs need are written, and only the inputs those nodes read are declared, so
+ * a session's inputs are exactly what must be fed.
+ */
+import onnxProto from 'onnx-proto';
+import type { DType } from './dtype.ts';
+import type { Attr, Graph, GraphNode } from './graph.ts';
+import type { HostTensor } from './host-tensor.ts';
+import type { Shape } from './shape.ts';
+import type { Tensor } from './tensor.ts';
+
+const { onnx } = onnxProto;
+
+export const OPSET = 18;
+
+const ELEM_TYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+
+export interface ValueSpec {
+  name: string;
+  dtype: DType;
+  shape: Shape;
+}
+
+export interface SerializeOptions {
+  /** Values to bake in as initializers, by input name (e.g. parameters, for inference). */
+  embed?: ReadonlyMap<string, HostTensor>;
+  graphName?: string;
+}
+
+export interface SerializedModel {
+  bytes: Uint8Array;
+  /** Inputs the session must be fed (graph inputs used by the outputs and not embedded). */
+  inputs: ValueSpec[];
+  outputs: ValueSpec[];
+  nodeCount: number;
+}
+
+function tensorProto(name: string, t: HostTensor): onnxProto.onnx.ITensorProto {
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return { name, dims: [...t.shape], dataType: ELEM_TYPE[t.dtype], rawData: bytes };
+}
+
+function valueInfo(v: ValueSpec): onnxProto.onnx.IValueInfoProto {
+  return {
+    name: v.name,
+    type: {
+      tensorType: {
+        elemType: ELEM_TYPE[v.dtype],
+        shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function attributeProto(name: string, a: Attr): onnxProto.onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case 'int':
+      return { name, type: T.INT, i: a.value };
+    case 'float':
+      return { name, type: T.FLOAT, f: a.value };
+    case 'string':
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.value) };
+    case 'ints':
+      return { name, type: T.INTS, ints: a.value };
+    case 'floats':
+      return { name, type: T.FLOATS, floats: a.value };
+    case 'tensor':
+      return { name, type: T.TENSOR, t: tensorProto('', a.value) };
+  }
+}
+
+/** Nodes needed to compute `outputs`, in graph (topological) order. */
+function liveNodes(graph: Graph, outputs: readonly string[]): GraphNode[] {
+  const needed = new Set(outputs);
+  const keep: boolean[] = new Array(graph.nodes.length).fill(false);
+  for (let i = graph.nodes.length - 1; i >= 0; i--) {
+    const n = graph.nodes[i];
+    if (n.outputs.some((o) => needed.has(o))) {
+      keep[i] = true;
+      for (const inp of n.inputs) if (inp) needed.add(inp);
+    }
+  }
+  return graph.nodes.filter((_, i) => keep[i]);
+}
+
+/** Serialise the subgraph computing `outputs` (keys are the ONNX output names). */
+export function serialize(graph: Graph, outputs: Record<string, Tensor>, options: SerializeOptions = {}): SerializedModel {
+  const extra: GraphNode[] = [];
+  const outSpecs: ValueSpec[] = [];
+  for (const [name, t] of Object.entries(outputs)) {
+    if (t.graph !== graph) throw new Error(`serialize: output "${name}" (${t.name}) belongs to another graph`);
+    if (t.name !== name) extra.push({ opType: 'Identity', domain: '', inputs: [t.name], outputs: [name], attrs: {} });
+    outSpecs.push({ name, dtype: t.dtype, shape: t.shape });
+  }
+  const nodes = [...liveNodes(graph, Object.values(outputs).map((t) => t.name)), ...extra];
+  const used = new Set<string>();
+  for (const n of nodes) for (const i of n.inputs) if (i) used.add(i);
+  for (const t of Object.values(outputs)) used.add(t.name);
+
+  const embed = options.embed ?? new Map<string, HostTensor>();
+  const inputs: ValueSpec[] = [];
+  const initializer: onnxProto.onnx.ITensorProto[] = [];
+  for (const t of graph.inputs) {
+    if (!used.has(t.name)) continue;
+    const value = embed.get(t.name);
+    if (value) {
+      if (value.dtype !== t.dtype || value.shape.length !== t.rank || value.shape.some((d, i) => d !== t.shape[i])) {
+        throw new Error(
+          `serialize: value for "${t.name}" is ${value.dtype}[${value.shape.join(', ')}], the graph declares ${t.dtype}[${t.shape.join(', ')}]`,
+        );
+      }
+      initializer.push(tensorProto(t.name, value));
+    } else inputs.push({ name: t.name, dtype: t.dtype, shape: t.shape });
+  }
+  for (const [name, value] of graph.initializers) if (used.has(name)) initializer.push(tensorProto(name, value));
+
+  const model = onnx.ModelProto.create({
+    irVersion: 9,
+    producerName: 'maven-ts',
+    opsetImport: [{ domain: '', version: OPSET }, ...[...graph.domains].map((domain) => ({ domain, version: 1 }))],
+    graph: {
+      name: options.graphName ?? 'maven',
+      node: nodes.map((n) => ({
+        opType: n.opType,
+        domain: n.domain,
+        input: n.inputs,
+        output: n.outputs,
+        name: n.outputs[0],
+        attribute: Object.entries(n.attrs).map(([k, a]) => attributeProto(k, a)),
+      })),
+      input: inputs.map(valueInfo),
+      output: outSpecs.map(valueInfo),
+      initializer,
+    },
+  });
+  return { bytes: onnx.ModelProto.encode(model).finish(), inputs, outputs: outSpecs, nodeCount: nodes.length };
+}

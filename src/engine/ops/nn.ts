@@ -1,0 +1,123 @@
+/** Neural-network building blocks: softmaxes, normalisations, attention masks and attention. */
+import { attr } from '../graph.ts';
+import { HostTensor } from '../host-tensor.ts';
+import { dimEquals, formatShape, normAxis } from '../shape.ts';
+import type { Tensor } from '../tensor.ts';
+import { add, exp, logicalAnd, mul, rsqrt, sub, where } from './elementwise.ts';
+import { matmul } from './matmul.ts';
+import { mean, sum } from './reduce.ts';
+import { dimOf, mT, unsqueeze } from './shape-ops.ts';
+import { emit1, requireFloat, sumToShape } from './util.ts';
+
+export function softmax(x: Tensor, axis = -1): Tensor {
+  requireFloat('softmax', x);
+  const a = normAxis(axis, x.rank, 'softmax: axis');
+  const out = emit1(x.graph, 'Softmax', [x], x.dtype, x.shape, { axis: attr.int(a) });
+  x.graph.record('softmax', [x], [out], ([g]) => [mul(out, sub(g!, sum(mul(g!, out), a, true)))]);
+  return out;
+}
+
+export function logSoftmax(x: Tensor, axis = -1): Tensor {
+  requireFloat('logSoftmax', x);
+  const a = normAxis(axis, x.rank, 'logSoftmax: axis');
+  const out = emit1(x.graph, 'LogSoftmax', [x], x.dtype, x.shape, { axis: attr.int(a) });
+  x.graph.record('logSoftmax', [x], [out], ([g]) => [sub(g!, mul(exp(out), sum(g!, a, true)))]);
+  return out;
+}
+
+/**
+ * LayerNorm over the last axis (ONNX LayerNormalization, which also hands back the mean and
+ * 1/σ so the backward pass does not recompute them).
+ */
+export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps = 1e-5): Tensor {
+  requireFloat('layerNorm', x, weight);
+  const d = x.shape[x.rank - 1];
+  if (weight.rank !== 1 || !dimEquals(weight.shape[0], d)) {
+    throw new Error(`layerNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`);
+  }
+  const g = x.graph;
+  const statShape = [...x.shape.slice(0, -1), 1];
+  const [out, mu, invStd] = g.emit(
+    'LayerNormalization',
+    bias ? [x, weight, bias] : [x, weight],
+    [
+      { dtype: x.dtype, shape: x.shape },
+      { dtype: x.dtype, shape: statShape },
+      { dtype: x.dtype, shape: statShape },
+    ],
+    { axis: attr.int(-1), epsilon: attr.float(eps) },
+  );
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  g.record('layerNorm', inputs, [out], ([grad]) => {
+    const xhat = mul(sub(x, mu), invStd);
+    const dxhat = mul(grad!, weight);
+    const dx = mul(invStd, sub(sub(dxhat, mean(dxhat, -1, true)), mul(xhat, mean(mul(dxhat, xhat), -1, true))));
+    const dw = sumToShape(mul(grad!, xhat), weight.shape);
+    return bias ? [dx, dw, sumToShape(grad!, bias.shape)] : [dx, dw];
+  });
+  return out;
+}
+
+/** RMSNorm (LLaMA): x / sqrt(mean(x²) + eps) * weight, with a fused gradient. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  requireFloat('rmsNorm', x, weight);
+  const g = x.graph;
+  const d = x.shape[x.rank - 1];
+  if (weight.rank !== 1 || !dimEquals(weight.shape[0], d)) {
+    throw new Error(`rmsNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`);
+  }
+  const [normed, r, out] = g.untaped(() => {
+    const r = rsqrt(add(mean(mul(x, x), -1, true), eps));
+    const normed = mul(x, r);
+    return [normed, r, mul(normed, weight)];
+  });
+  g.record('rmsNorm', [x, weight], [out], ([grad]) => {
+    const dn = mul(grad!, weight);
+    const dx = mul(r, sub(dn, mul(normed, mean(mul(dn, normed), -1, true))));
+    return [dx, sumToShape(mul(grad!, normed), weight.shape)];
+  });
+  return out;
+}
+
+/**
+ * Causal mask for `q` queries over `k` keys, true where attention is allowed: bool [Tq, Tk] with
+ * query i (the last Tq of the Tk positions) seeing keys ≤ its own position. Lengths are read from
+ * the run-time shapes of `queries` (axis -2) and `keys` (axis -2), so no recompile per length.
+ */
+export function causalMask(queries: Tensor, keys: Tensor = queries): Tensor {
+  const g = queries.graph;
+  const tq = dimOf(queries, -2);
+  const tk = dimOf(keys, -2);
+  const shape = emit1(g, 'Concat', [tq, tk], 'int64', [2], { axis: attr.int(0) });
+  const ones = emit1(g, 'ConstantOfShape', [shape], 'bool', [queries.shape[queries.rank - 2], keys.shape[keys.rank - 2]], {
+    value: attr.tensor(new HostTensor('bool', [1], Uint8Array.of(1))),
+  });
+  // Lower-triangular with the diagonal shifted by Tk - Tq (decode steps see the whole cache).
+  const offset = emit1(g, 'Squeeze', [emit1(g, 'Sub', [tk, tq], 'int64', [1]), g.ints([0])], 'int64', []);
+  return emit1(g, 'Trilu', [ones, offset], 'bool', ones.shape, { upper: attr.int(0) });
+}
+
+/** From an attention mask [B, T] (1 = real token, 0 = padding) to bool [B, 1, 1, T] for [B, H, Tq, T] scores. */
+export function paddingMask(attentionMask: Tensor): Tensor {
+  const g = attentionMask.graph;
+  const keep = emit1(g, 'Cast', [attentionMask], 'bool', attentionMask.shape, { to: attr.int(9) });
+  return unsqueeze(keep, [1, 2]);
+}
+
+export function combineMasks(a: Tensor, b: Tensor): Tensor {
+  return logicalAnd(a, b);
+}
+
+/**
+ * softmax(q kᵀ · scale + mask) v for q [..., Tq, hs], k/v [..., Tk, hs]; `mask` (bool, true =
+ * attend) broadcasts against the [..., Tq, Tk] scores. Masked scores get a large negative value,
+ * not -inf, so a fully masked row gives a uniform (finite) distribution instead of NaN.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?: number): Tensor {
+  const hs = q.shape[q.rank - 1];
+  const s = scale ?? 1 / Math.sqrt(typeof hs === 'number' ? hs : Number.NaN);
+  if (!Number.isFinite(s)) throw new Error(`attention: head size of ${q.name} must be static to infer the scale`);
+  let scores = mul(matmul(q, mT(k)), s); // [..., Tq, Tk]
+  if (mask) scores = where(mask, scores, q.dtype === 'float64' ? -1e30 : -1e9);
+  return matmul(softmax(scores, -1), v);
+}

@@ -1,0 +1,211 @@
+/**
+ * Running serialised graphs on onnxruntime. Sessions are created once per distinct model (keyed
+ * by a SHA-256 of its bytes) and reused; dynamic axes mean one session serves every batch size
+ * and sequence length. Feeds are checked against the declared inputs before the native call, so
+ * a wrong shape is a readable error, never a native crash. Host arrays go to ORT without copies,
+ * and outputs can be written straight into caller-owned buffers (`into`), which is how the
+ * trainer keeps parameters resident.
+ *
+ * Execution providers: `cpu` (default) and `cuda` run on onnxruntime-node; `webgpu` and `wasm`
+ * on onnxruntime-web (installed separately). Pick one with `MAVEN_EP` or `RuntimeOptions.ep`.
+ */
+import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
+import type { DType } from './dtype.ts';
+import type { Graph } from './graph.ts';
+import { HostTensor } from './host-tensor.ts';
+import { type SerializedModel, serialize, type SerializeOptions, type ValueSpec } from './onnx.ts';
+import { formatShape } from './shape.ts';
+import type { Tensor } from './tensor.ts';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu' | 'wasm';
+
+export interface RuntimeOptions {
+  ep?: ExecutionProvider;
+  /** Intra-op threads (default: onnxruntime's choice, one per physical core). */
+  threads?: number;
+}
+
+interface OrtModule {
+  InferenceSession: { create(bytes: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  Tensor: new (type: DType, data: HostTensor['data'], dims: readonly number[]) => OrtTensor;
+}
+
+const EPS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'webgpu', 'wasm'];
+
+function envVar(name: string): string | undefined {
+  const proc = (globalThis as { process?: { env: Record<string, string | undefined> } }).process;
+  return proc?.env[name];
+}
+
+export function defaultProvider(): ExecutionProvider {
+  const ep = (envVar('MAVEN_EP') ?? 'cpu').toLowerCase();
+  if (!(EPS as readonly string[]).includes(ep)) {
+    throw new Error(`MAVEN_EP=${ep} is not one of ${EPS.join(', ')}`);
+  }
+  return ep as ExecutionProvider;
+}
+
+const runtimes = new Map<string, Promise<OrtModule>>();
+
+async function runtimeFor(ep: ExecutionProvider): Promise<OrtModule> {
+  const pkg = ep === 'cpu' || ep === 'cuda' ? 'onnxruntime-node' : 'onnxruntime-web';
+  let rt = runtimes.get(pkg);
+  if (!rt) {
+    rt = import(pkg).then(
+      (m: { default?: OrtModule } & Partial<OrtModule>) => (m.InferenceSession ? (m as OrtModule) : (m.default as OrtModule)),
+      (e: unknown) => {
+        throw new Error(`execution provider '${ep}' needs the package ${pkg}, which could not be loaded (${String(e)})`);
+      },
+    );
+    runtimes.set(pkg, rt);
+  }
+  return rt;
+}
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const sessions = new Map<string, Promise<InferenceSession>>();
+
+async function sessionFor(bytes: Uint8Array, options: RuntimeOptions): Promise<{ session: InferenceSession; ort: OrtModule }> {
+  const ep = options.ep ?? defaultProvider();
+  const ort = await runtimeFor(ep);
+  const key = `${ep}:${options.threads ?? 0}:${await sha256(bytes)}`;
+  let s = sessions.get(key);
+  if (!s) {
+    const sessionOptions: InferenceSession.SessionOptions = {
+      executionProviders: [ep],
+      graphOptimizationLevel: 'all',
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    };
+    s = ort.InferenceSession.create(bytes, sessionOptions).catch((e: unknown) => {
+      sessions.delete(key);
+      const hint =
+        ep === 'cuda'
+          ? ' (the CUDA provider needs onnxruntime-node installed with its CUDA binaries: see README, "GPU")'
+          : '';
+      throw new Error(`onnxruntime could not create a session on '${ep}'${hint}: ${String(e)}`);
+    });
+    sessions.set(key, s);
+  }
+  return { session: await s, ort };
+}
+
+/** Number of sessions alive in the cache (for tests and diagnostics). */
+export function cachedSessionCount(): number {
+  return sessions.size;
+}
+
+export interface RunOptions {
+  /** Caller-owned buffers to write outputs into (shapes must match the run's output shapes). */
+  into?: Record<string, HostTensor>;
+  /** Only fetch these outputs (default: all). */
+  outputs?: readonly string[];
+}
+
+/** A compiled graph: an onnxruntime session plus the declared inputs and outputs. */
+export class Program {
+  private readonly bound = new Map<string, OrtTensor>();
+
+  private constructor(
+    private readonly session: InferenceSession,
+    private readonly ort: OrtModule,
+    readonly inputs: readonly ValueSpec[],
+    readonly outputs: readonly ValueSpec[],
+    readonly label: string,
+  ) {}
+
+  static async load(model: SerializedModel, options: RuntimeOptions & { label?: string } = {}): Promise<Program> {
+    const { session, ort } = await sessionFor(model.bytes, options);
+    return new Program(session, ort, model.inputs, model.outputs, options.label ?? 'graph');
+  }
+
+  /** Keep `value` fed to input `name` on every run (weights, frozen parameters); no copy is made. */
+  bind(name: string, value: HostTensor): void {
+    const spec = this.inputs.find((i) => i.name === name);
+    if (!spec) return; // the graph does not read it
+    this.checkFeed(spec, value, new Map());
+    this.bound.set(name, this.toOrt(value));
+  }
+
+  async run(feeds: Record<string, HostTensor>, options: RunOptions = {}): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, OrtTensor> = {};
+    const dims = new Map<string, number>();
+    for (const name of Object.keys(feeds)) {
+      if (!this.inputs.some((i) => i.name === name)) {
+        throw new Error(`${this.label}: unknown input "${name}"; inputs are ${this.inputs.map((i) => i.name).join(', ')}`);
+      }
+    }
+    for (const spec of this.inputs) {
+      const value = feeds[spec.name];
+      if (value) {
+        this.checkFeed(spec, value, dims);
+        ortFeeds[spec.name] = this.toOrt(value);
+      } else {
+        const b = this.bound.get(spec.name);
+        if (!b) throw new Error(`${this.label}: missing input "${spec.name}" (${spec.dtype}${formatShape(spec.shape)})`);
+        ortFeeds[spec.name] = b;
+      }
+    }
+    const wanted = options.outputs ?? this.outputs.map((o) => o.name);
+    const fetches: Record<string, OrtTensor | null> = {};
+    for (const name of wanted) {
+      const target = options.into?.[name];
+      fetches[name] = target ? this.toOrt(target) : null;
+    }
+    let results: InferenceSession.OnnxValueMapType;
+    try {
+      results = await this.session.run(ortFeeds, fetches);
+    } catch (e) {
+      throw new Error(`${this.label}: onnxruntime failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const name of wanted) {
+      const target = options.into?.[name];
+      if (target) {
+        out[name] = target;
+        continue;
+      }
+      const r = results[name] as OrtTensor;
+      out[name] = new HostTensor(r.type as DType, [...r.dims], r.data as HostTensor['data']);
+    }
+    return out;
+  }
+
+  private toOrt(t: HostTensor): OrtTensor {
+    return new this.ort.Tensor(t.dtype, t.data, t.shape);
+  }
+
+  private checkFeed(spec: ValueSpec, value: HostTensor, dims: Map<string, number>): void {
+    const where = `${this.label}: input "${spec.name}"`;
+    if (value.dtype !== spec.dtype) {
+      throw new Error(`${where} must be ${spec.dtype}${formatShape(spec.shape)}, got ${value.dtype}${formatShape(value.shape)}`);
+    }
+    if (value.shape.length !== spec.shape.length) {
+      throw new Error(`${where} must have shape ${formatShape(spec.shape)}, got ${formatShape(value.shape)}`);
+    }
+    spec.shape.forEach((d, i) => {
+      const got = value.shape[i];
+      if (typeof d === 'number') {
+        if (got !== d) throw new Error(`${where} must have shape ${formatShape(spec.shape)}, got ${formatShape(value.shape)}`);
+      } else {
+        const seen = dims.get(d);
+        if (seen !== undefined && seen !== got) {
+          throw new Error(`${where}: dim '${d}' is ${got} here but ${seen} in another input (shape ${formatShape(value.shape)})`);
+        }
+        dims.set(d, got);
+      }
+    });
+  }
+}
+
+/** Serialise and load in one step. */
+export async function compile(
+  graph: Graph,
+  outputs: Record<string, Tensor>,
+  options: RuntimeOptions & SerializeOptions & { label?: string } = {},
+): Promise<Program> {
+  return Program.load(serialize(graph, outputs, options), options);
+}
