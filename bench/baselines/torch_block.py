@@ -6,7 +6,7 @@ params) and clip_grad_norm_(1.0). Attention follows nanoGPT: F.scaled_dot_produc
 installed torch has it (>= 2.0), else the manual matmul/masked_fill/softmax path. Debian's torch 1.13
 has no SDPA, so there the manual path is used (reported as "attn" in the output).
 
-Usage: python3 torch_block.py [--warmup 2] [--steps 10] [--threads 2]
+Usage: python3 torch_block.py [--warmup 2] [--steps 10] [--threads 2] [--attn auto|manual|sdpa]
 Prints one JSON line: {"ms_per_step", "loss0", "lossN", "torch", "threads", "attn"}.
 """
 
@@ -25,6 +25,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--attn", choices=["auto", "manual", "sdpa"], default="auto", help="auto = nanoGPT's choice")
     args = ap.parse_args()
 
     try:
@@ -37,7 +38,11 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    use_sdpa = hasattr(F, "scaled_dot_product_attention")  # nanoGPT's `self.flash` test
+    has_sdpa = hasattr(F, "scaled_dot_product_attention")  # nanoGPT's `self.flash` test
+    if args.attn == "sdpa" and not has_sdpa:
+        print(json.dumps({"skipped": f"torch {torch.__version__} has no scaled_dot_product_attention"}))
+        return 0
+    use_sdpa = has_sdpa if args.attn == "auto" else args.attn == "sdpa"
 
     class Block(nn.Module):
         def __init__(self) -> None:

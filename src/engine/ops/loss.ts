@@ -59,7 +59,8 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
 }
 
 /**
- * Mean binary cross-entropy of `logits` against 0/1 (or soft) `labels`, computed stably as
+ * Mean binary cross-entropy of `logits` against 0/1 (or soft) `labels` (data: no gradient flows
+ * to them), computed stably as
  * max(x,0) − x·y + log(1 + e^−|x|). Optional `weights` (same shape, e.g. a validity mask)
  * make it a weighted mean.
  */

@@ -37,16 +37,30 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps = 
   }
   const g = x.graph;
   const statShape = [...x.shape.slice(0, -1), 1];
-  const [out, mu, invStd] = g.emit(
-    'LayerNormalization',
-    bias ? [x, weight, bias] : [x, weight],
-    [
-      { dtype: x.dtype, shape: x.shape },
-      { dtype: x.dtype, shape: statShape },
-      { dtype: x.dtype, shape: statShape },
-    ],
-    { axis: attr.int(-1), epsilon: attr.float(eps) },
-  );
+  let out: Tensor;
+  let mu: Tensor;
+  let invStd: Tensor;
+  if (x.dtype === 'float32') {
+    [out, mu, invStd] = g.emit(
+      'LayerNormalization',
+      bias ? [x, weight, bias] : [x, weight],
+      [
+        { dtype: x.dtype, shape: x.shape },
+        { dtype: x.dtype, shape: statShape },
+        { dtype: x.dtype, shape: statShape },
+      ],
+      { axis: attr.int(-1), epsilon: attr.float(eps) },
+    );
+  } else {
+    // onnxruntime has no float64 LayerNormalization kernel: spell it out (gradient checks use this).
+    [out, mu, invStd] = g.untaped(() => {
+      const m = mean(x, -1, true);
+      const centered = sub(x, m);
+      const inv = rsqrt(add(mean(mul(centered, centered), -1, true), eps));
+      const y = mul(mul(centered, inv), weight);
+      return [bias ? add(y, bias) : y, m, inv];
+    });
+  }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   g.record('layerNorm', inputs, [out], ([grad]) => {
     const xhat = mul(sub(x, mu), invStd);
