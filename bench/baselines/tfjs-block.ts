@@ -174,7 +174,9 @@ export async function tfjsBlockStepMs(opts: {
   const params = makeParams();
   const varList = Object.values(params);
   const tokOneHot = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(ids, 'int32'), V), 'float32')) as tf.Tensor2D;
-  const tgtOneHot = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), V), 'float32')) as tf.Tensor2D;
+  const tgtOneHot = tf.tidy(() =>
+    tf.cast(tf.oneHot(tf.tensor1d(targets, 'int32'), V), 'float32'),
+  ) as tf.Tensor2D;
   // Additive causal mask: 0 on/below the diagonal, -1e9 above.
   const maskData = new Float32Array(T * T);
   for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) maskData[i * T + j] = -1e9;
@@ -189,8 +191,7 @@ export async function tfjsBlockStepMs(opts: {
       const names = Object.keys(grads);
       const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
       const coef = tf.minimum(tf.div(1.0, tf.add(norm, 1e-6)), 1.0);
-      const clipped: tf.NamedTensorMap = {};
-      for (const n of names) clipped[n] = tf.mul(grads[n], coef);
+      const clipped = names.map((name) => ({ name, tensor: tf.mul(grads[name], coef) }));
       // Decoupled weight decay (AdamW), then the Adam update.
       for (const v of varList) v.assign(tf.mul(v, 1 - LR * WD));
       opt.applyGradients(clipped);
@@ -206,7 +207,9 @@ export async function tfjsBlockStepMs(opts: {
     const t0 = performance.now();
     const l = step();
     if (i === 0) loss0 = l;
-    log(`[tfjs ${opts.backend}] warmup ${i}: loss ${l.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms)`);
+    log(
+      `[tfjs ${opts.backend}] warmup ${i}: loss ${l.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms)`,
+    );
   }
   let lossN = Number.NaN;
   let total = 0;
@@ -239,7 +242,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     return i >= 0 && i + 1 < args.length ? args[i + 1] : def;
   };
   const backend = arg('backend', 'wasm');
-  if (backend !== 'wasm' && backend !== 'cpu') throw new Error(`--backend must be wasm or cpu, got ${backend}`);
+  if (backend !== 'wasm' && backend !== 'cpu')
+    throw new Error(`--backend must be wasm or cpu, got ${backend}`);
   const res = await tfjsBlockStepMs({
     warmup: Number(arg('warmup', '1')),
     steps: Number(arg('steps', '3')),

@@ -62,11 +62,9 @@ export async function gradCheck(
   const xs = inputs.map((x, i) => g.param(`x${i}`, x.shape));
   const y = build(g, xs);
   if (!isStatic(y.shape)) throw new Error(`gradCheck: output shape must be static, got [${y.shape}]`);
-  const proj = uniform(y.shape, 99, 0.5, 1.5);
-  const R = g.constant(
-    dtype === 'float64' ? f64(y.shape, proj) : f32(y.shape, proj),
-    'projection',
-  );
+  const yShape = [...y.shape];
+  const proj = uniform(yShape, 99, 0.5, 1.5);
+  const R = g.constant(dtype === 'float64' ? f64(yShape, proj) : f32(yShape, proj), 'projection');
   const loss = ops.sum(ops.mul(y, R));
   const grads = grad(loss, xs);
   const outputs: Record<string, Tensor> = { loss };

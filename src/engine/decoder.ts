@@ -1,0 +1,106 @@
+/**
+ * Inference for autoregressive decoders with a KV cache, as a pair of compiled graphs:
+ * `prefill` runs the prompt and returns every layer's keys/values; `decode` takes new tokens
+ * plus that cache and returns logits and the grown cache. The model supplies one build function
+ * used for both (with and without past keys/values), so the two paths cannot drift apart.
+ * Weights are baked in as initializers (small models) or bound once as resident inputs.
+ */
+import { Graph } from './graph.ts';
+import type { HostTensor } from './host-tensor.ts';
+import { compile, type Program, type RuntimeOptions } from './session.ts';
+import type { Tensor } from './tensor.ts';
+
+export interface LayerCache<T> {
+  key: T;
+  value: T;
+}
+
+export interface DecoderStep {
+  /** [B, T, V] logits. */
+  logits: Tensor;
+  /** Per layer, keys/values over all positions so far: [B, kvHeads, past + T, headDim]. */
+  present: LayerCache<Tensor>[];
+}
+
+export interface DecoderSpec {
+  layers: number;
+  kvHeads: number;
+  headDim: number;
+  /**
+   * Trace one forward step. `ids` [B, T] int64, `positions` [B, T] int64 (absolute positions),
+   * `past` null for prefill, else per-layer [B, kvHeads, P, headDim] caches to attend over.
+   */
+  build(g: Graph, ids: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null): DecoderStep;
+}
+
+export interface DecoderOptions {
+  /** Bake weights into the graphs (default) or feed them as resident inputs (large models). */
+  embedWeights?: boolean;
+  runtime?: RuntimeOptions;
+}
+
+export interface DecoderOutput {
+  logits: HostTensor;
+  cache: LayerCache<HostTensor>[];
+}
+
+export class KVCacheDecoder {
+  private constructor(
+    private readonly spec: DecoderSpec,
+    private readonly prefillProgram: Program,
+    private readonly decodeProgram: Program,
+  ) {}
+
+  static async create(spec: DecoderSpec, weights: ReadonlyMap<string, HostTensor>, options: DecoderOptions = {}): Promise<KVCacheDecoder> {
+    const embed = options.embedWeights ?? true;
+    const trace = async (withPast: boolean, label: string) => {
+      const g = new Graph('float32');
+      const ids = g.input('ids', 'int64', ['B', 'T']);
+      const positions = g.input('positions', 'int64', ['B', 'T']);
+      const past = withPast
+        ? Array.from({ length: spec.layers }, (_, i) => ({
+            key: g.input(`past.${i}.key`, g.floatType, ['B', spec.kvHeads, 'P', spec.headDim]),
+            value: g.input(`past.${i}.value`, g.floatType, ['B', spec.kvHeads, 'P', spec.headDim]),
+          }))
+        : null;
+      const step = spec.build(g, ids, positions, past);
+      const outputs: Record<string, Tensor> = { logits: step.logits };
+      step.present.forEach((c, i) => {
+        outputs[`present.${i}.key`] = c.key;
+        outputs[`present.${i}.value`] = c.value;
+      });
+      const missing = [...g.params.keys()].filter((n) => !weights.has(n));
+      if (missing.length) throw new Error(`KVCacheDecoder: no weights for ${missing.join(', ')}`);
+      const program = await compile(g, outputs, {
+        ...options.runtime,
+        label,
+        embed: embed ? new Map([...g.params.keys()].map((n) => [n, weights.get(n)!])) : undefined,
+      });
+      if (!embed) for (const n of g.params.keys()) program.bind(n, weights.get(n)!);
+      return program;
+    };
+    return new KVCacheDecoder(spec, await trace(false, 'prefill'), await trace(true, 'decode'));
+  }
+
+  /** Run the prompt `ids` [B, T] at positions `positions` [B, T]. */
+  async prefill(ids: HostTensor, positions: HostTensor): Promise<DecoderOutput> {
+    return this.collect(await this.prefillProgram.run({ ids, positions }));
+  }
+
+  /** Run new tokens `ids` [B, T] (usually T = 1) after `cache`. */
+  async decode(ids: HostTensor, positions: HostTensor, cache: LayerCache<HostTensor>[]): Promise<DecoderOutput> {
+    const feeds: Record<string, HostTensor> = { ids, positions };
+    cache.forEach((c, i) => {
+      feeds[`past.${i}.key`] = c.key;
+      feeds[`past.${i}.value`] = c.value;
+    });
+    return this.collect(await this.decodeProgram.run(feeds));
+  }
+
+  private collect(r: Record<string, HostTensor>): DecoderOutput {
+    return {
+      logits: r.logits,
+      cache: Array.from({ length: this.spec.layers }, (_, i) => ({ key: r[`present.${i}.key`], value: r[`present.${i}.value`] })),
+    };
+  }
+}

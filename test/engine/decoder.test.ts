@@ -1,0 +1,98 @@
+/** KV-cache prefill/decode against full recomputation on a tiny random decoder. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type DecoderSpec, KVCacheDecoder } from '../../src/engine/decoder.ts';
+import { HostTensor } from '../../src/engine/host-tensor.ts';
+import * as ops from '../../src/engine/ops/index.ts';
+import { f32, uniform } from './helpers.ts';
+
+const V = 23;
+const D = 16;
+const H = 2;
+const hs = D / H;
+const L = 2;
+
+function weights(): Map<string, HostTensor> {
+  const w = new Map<string, HostTensor>();
+  let seed = 1;
+  const rand = (shape: number[], scale = 0.3) => f32(shape, uniform(shape, seed++, -scale, scale));
+  w.set('wte', rand([V, D], 1));
+  w.set('wpe', rand([64, D], 0.5));
+  for (let l = 0; l < L; l++) {
+    for (const n of ['q', 'k', 'v', 'o']) w.set(`h.${l}.${n}`, rand([D, D]));
+    w.set(`h.${l}.ln`, f32([D], new Array(D).fill(1)));
+    w.set(`h.${l}.up`, rand([2 * D, D]));
+    w.set(`h.${l}.down`, rand([D, 2 * D]));
+  }
+  return w;
+}
+
+const spec: DecoderSpec = {
+  layers: L,
+  kvHeads: H,
+  headDim: hs,
+  build(g, ids, positions, past) {
+    let x = ops.add(ops.gather(g.param('wte', [V, D]), ids), ops.gather(g.param('wpe', [64, D]), positions)); // [B, T, D]
+    const present = [];
+    for (let l = 0; l < L; l++) {
+      const h = ops.rmsNorm(x, g.param(`h.${l}.ln`, [D]));
+      const split = (n: string) => ops.reshape(ops.linear(h, g.param(`h.${l}.${n}`, [D, D])), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
+      const q = split('q');
+      let k = split('k');
+      let v = split('v');
+      if (past) {
+        k = ops.concat([past[l].key, k], 2); // [B, H, P + T, hs]
+        v = ops.concat([past[l].value, v], 2);
+      }
+      present.push({ key: k, value: v });
+      const att = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), ['B', 'T', D]);
+      x = ops.add(x, ops.linear(att, g.param(`h.${l}.o`, [D, D])));
+      x = ops.add(x, ops.linear(ops.silu(ops.linear(x, g.param(`h.${l}.up`, [2 * D, D]))), g.param(`h.${l}.down`, [D, 2 * D])));
+    }
+    return { logits: ops.linear(x, g.param('wte', [V, D])), present };
+  },
+};
+
+const ids = (xs: number[]) => new HostTensor('int64', [1, xs.length], BigInt64Array.from(xs, BigInt));
+const range = (from: number, n: number) => ids(Array.from({ length: n }, (_, i) => from + i));
+
+function argmaxLast(logits: HostTensor): number {
+  const T = logits.shape[1];
+  const row = (logits.data as Float32Array).subarray((T - 1) * V, T * V);
+  return row.indexOf(Math.max(...row));
+}
+
+describe('KVCacheDecoder', () => {
+  for (const embedWeights of [true, false]) {
+    it(`greedy decoding with the cache equals full recomputation (weights ${embedWeights ? 'embedded' : 'bound'})`, async () => {
+      const dec = await KVCacheDecoder.create(spec, weights(), { embedWeights });
+      const prompt = [3, 14, 15, 9, 2];
+
+      const full = [...prompt];
+      const fullLogits: Float32Array[] = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await dec.prefill(ids(full), range(0, full.length));
+        fullLogits.push((r.logits.data as Float32Array).slice((full.length - 1) * V));
+        full.push(argmaxLast(r.logits));
+      }
+
+      const cached = [...prompt];
+      let out = await dec.prefill(ids(prompt), range(0, prompt.length));
+      for (let i = 0; i < 8; i++) {
+        const last = (out.logits.data as Float32Array).slice((out.logits.shape[1] - 1) * V);
+        last.forEach((v, j) => assert.ok(Math.abs(v - fullLogits[i][j]) < 1e-4, `step ${i} logit ${j}: ${v} vs ${fullLogits[i][j]}`));
+        const next = argmaxLast(out.logits);
+        cached.push(next);
+        out = await dec.decode(ids([next]), range(cached.length - 1, 1), out.cache);
+        assert.deepEqual(out.cache[0].key.shape, [1, H, cached.length, hs]);
+      }
+      assert.deepEqual(cached, full);
+    });
+  }
+
+  it('names the weights it is missing', async () => {
+    const w = weights();
+    w.delete('h.1.up');
+    await assert.rejects(KVCacheDecoder.create(spec, w), /no weights for h\.1\.up/);
+  });
+});
