@@ -87,16 +87,33 @@ function liveNodes(graph: Graph, outputs: readonly string[]): GraphNode[] {
 
 /** Serialise the subgraph computing `outputs` (keys are the ONNX output names). */
 export function serialize(graph: Graph, outputs: Record<string, Tensor>, options: SerializeOptions = {}): SerializedModel {
+  // Outputs are named by renaming the value that produces them (no Identity copy), except where
+  // that is impossible: a graph input or constant as output, or one value under two names.
+  const produced = new Set<string>();
+  for (const n of graph.nodes) for (const o of n.outputs) produced.add(o);
+  const rename = new Map<string, string>();
   const extra: GraphNode[] = [];
   const outSpecs: ValueSpec[] = [];
   for (const [name, t] of Object.entries(outputs)) {
     if (t.graph !== graph) throw new Error(`serialize: output "${name}" (${t.name}) belongs to another graph`);
-    if (t.name !== name) extra.push({ opType: 'Identity', domain: '', inputs: [t.name], outputs: [name], attrs: {} });
+    if (t.name !== name) {
+      if (produced.has(t.name) && !rename.has(t.name)) rename.set(t.name, name);
+      else extra.push({ opType: 'Identity', domain: '', inputs: [rename.get(t.name) ?? t.name], outputs: [name], attrs: {} });
+    }
     outSpecs.push({ name, dtype: t.dtype, shape: t.shape });
   }
-  const nodes = [...liveNodes(graph, Object.values(outputs).map((t) => t.name)), ...extra];
+  const renamed = (v: string) => rename.get(v) ?? v;
+  const nodes = [
+    ...liveNodes(graph, Object.values(outputs).map((t) => t.name)).map((n) => ({
+      ...n,
+      inputs: n.inputs.map(renamed),
+      outputs: n.outputs.map(renamed),
+    })),
+    ...extra,
+  ];
   const used = new Set<string>();
   for (const n of nodes) for (const i of n.inputs) if (i) used.add(i);
+  for (const o of outSpecs) used.add(o.name);
   for (const t of Object.values(outputs)) used.add(t.name);
 
   const embed = options.embed ?? new Map<string, HostTensor>();

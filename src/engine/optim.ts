@@ -63,9 +63,22 @@ export function warmupCosine(options: { peak: number; warmupSteps: number; total
   };
 }
 
-/** Host-side scalars for 1-based step `t`. */
-export function adamwScalars(cfg: ResolvedAdamW, t: number): { lr: number; b1c: number; b2c: number } {
-  return { lr: cfg.lr(t), b1c: 1 / (1 - cfg.beta1 ** t), b2c: 1 / (1 - cfg.beta2 ** t) };
+/**
+ * Host-side scalars for 1-based step `t`, folded PyTorch-style so each parameter costs few
+ * elementwise passes: p ← p·(1 − lr·wd) − stepSize · m / (√v · invSqrtBc2 + eps).
+ */
+export function adamwScalars(cfg: ResolvedAdamW, t: number): AdamWScalars {
+  const lr = cfg.lr(t);
+  const bc1 = 1 - cfg.beta1 ** t;
+  const bc2 = 1 - cfg.beta2 ** t;
+  return { lr, stepSize: lr / bc1, invSqrtBc2: 1 / Math.sqrt(bc2), decayFactor: 1 - lr * cfg.weightDecay };
+}
+
+export interface AdamWScalars {
+  lr: number;
+  stepSize: number;
+  invSqrtBc2: number;
+  decayFactor: number;
 }
 
 export interface AdamWSlot {
@@ -83,11 +96,11 @@ export interface AdamWOutputs {
   gradNorm: Tensor;
 }
 
-/** Emit the AdamW update. `scalars` are graph inputs: lr, b1c = 1/(1−β1ᵗ), b2c = 1/(1−β2ᵗ). */
+/** Emit the AdamW update; `scalars` are graph inputs fed each step from `adamwScalars`. */
 export function emitAdamW(
   g: Graph,
   slots: readonly AdamWSlot[],
-  scalars: { lr: Tensor; b1c: Tensor; b2c: Tensor },
+  scalars: { stepSize: Tensor; invSqrtBc2: Tensor; decayFactor: Tensor },
   cfg: ResolvedAdamW,
 ): AdamWOutputs {
   return g.untaped(() => {
@@ -97,15 +110,18 @@ export function emitAdamW(
       total = total ? add(total, sq) : sq;
     }
     const gradNorm = total ? sqrt(total) : g.scalar(0);
-    const scale = cfg.clipNorm > 0 ? minimum(div(cfg.clipNorm, add(gradNorm, 1e-6)), 1) : null;
+    // Clipping folds into the moment coefficients (scalars), not into a pass over each gradient.
+    const clip = cfg.clipNorm > 0 ? minimum(div(cfg.clipNorm, add(gradNorm, 1e-6)), 1) : null;
+    const c1 = clip ? mul(clip, 1 - cfg.beta1) : g.scalar(1 - cfg.beta1);
+    const c2 = clip ? mul(mul(clip, clip), 1 - cfg.beta2) : g.scalar(1 - cfg.beta2);
     const out: AdamWOutputs = { params: [], m: [], v: [], gradNorm };
     for (const s of slots) {
-      const gr = scale ? mul(s.grad, scale) : s.grad;
-      const m = add(mul(s.m, cfg.beta1), mul(gr, 1 - cfg.beta1));
-      const v = add(mul(s.v, cfg.beta2), mul(mul(gr, gr), 1 - cfg.beta2));
-      let update = div(mul(m, scalars.b1c), add(sqrt(mul(v, scalars.b2c)), cfg.eps));
-      if (s.decay && cfg.weightDecay > 0) update = add(update, mul(s.param, cfg.weightDecay));
-      out.params.push(sub(s.param, mul(update, scalars.lr)));
+      const m = add(mul(s.m, cfg.beta1), mul(s.grad, c1));
+      const v = add(mul(s.v, cfg.beta2), mul(mul(s.grad, s.grad), c2));
+      const denom = add(mul(sqrt(v), scalars.invSqrtBc2), cfg.eps);
+      const step = div(mul(m, scalars.stepSize), denom);
+      const kept = s.decay && cfg.weightDecay > 0 ? mul(s.param, scalars.decayFactor) : s.param;
+      out.params.push(sub(kept, step));
       out.m.push(m);
       out.v.push(v);
     }

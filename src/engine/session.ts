@@ -122,6 +122,11 @@ export class Program {
     return new Program(session, ort, model.inputs, model.outputs, options.label ?? 'graph');
   }
 
+  /** Whether the compiled graph reads input `name` (inputs nothing depends on are dropped). */
+  reads(name: string): boolean {
+    return this.inputs.some((i) => i.name === name);
+  }
+
   /** Keep `value` fed to input `name` on every run (weights, frozen parameters); no copy is made. */
   bind(name: string, value: HostTensor): void {
     const spec = this.inputs.find((i) => i.name === name);

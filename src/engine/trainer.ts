@@ -117,9 +117,11 @@ export class Trainer {
 
     const params = trainable.map(([, info]) => info.tensor);
     const grads = grad(built.loss, params);
-    const lr = g.input('@lr', g.floatType, []);
-    const b1c = g.input('@b1c', g.floatType, []);
-    const b2c = g.input('@b2c', g.floatType, []);
+    const scalars = {
+      stepSize: g.input('@stepSize', g.floatType, []),
+      invSqrtBc2: g.input('@invSqrtBc2', g.floatType, []),
+      decayFactor: g.input('@decayFactor', g.floatType, []),
+    };
     const adamSlots = trainable.map(([name, info], i) => ({
       param: info.tensor,
       grad: grads[i],
@@ -127,7 +129,7 @@ export class Trainer {
       v: g.input(name + V, g.floatType, info.tensor.shape),
       decay: decays(name, info.tensor.shape as number[]),
     }));
-    const update = emitAdamW(g, adamSlots, { lr, b1c, b2c }, cfg);
+    const update = emitAdamW(g, adamSlots, scalars, cfg);
 
     const outputs: Record<string, Tensor> = { loss: built.loss, gradNorm: update.gradNorm };
     for (const [k, t] of Object.entries(built.metrics ?? {})) outputs[`metric:${k}`] = t;
@@ -179,7 +181,10 @@ export class Trainer {
     const s = adamwScalars(this.cfg, t);
     const f = this.graph.floatType;
     const scalar = (x: number) => new HostTensor(f, [], f === 'float64' ? Float64Array.of(x) : Float32Array.of(x));
-    const all: Record<string, HostTensor> = { ...feeds, '@lr': scalar(s.lr), '@b1c': scalar(s.b1c), '@b2c': scalar(s.b2c) };
+    const all: Record<string, HostTensor> = { ...feeds };
+    for (const [k, v] of Object.entries({ stepSize: s.stepSize, invSqrtBc2: s.invSqrtBc2, decayFactor: s.decayFactor })) {
+      if (this.program.reads(`@${k}`)) all[`@${k}`] = scalar(v);
+    }
     const into: Record<string, HostTensor> = {};
     for (const slot of this.slots) {
       all[slot.name] = slot.cur.p;
