@@ -42,8 +42,18 @@ export function blockParams(cfg: BlockConfig, seed = 1): Map<string, HostTensor>
   const { dModel: D, mlp: F, vocab: V, seq: T } = cfg;
   const p = new Map<string, HostTensor>();
   let k = seed;
-  const normal = (shape: number[]) => new HostTensor('float32', shape, randn(shape.reduce((a, b) => a * b, 1), 0.02, k++));
-  const fill = (shape: number[], v: number) => new HostTensor('float32', shape, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v));
+  const normal = (shape: number[]) =>
+    new HostTensor(
+      'float32',
+      shape,
+      randn(
+        shape.reduce((a, b) => a * b, 1),
+        0.02,
+        k++,
+      ),
+    );
+  const fill = (shape: number[], v: number) =>
+    new HostTensor('float32', shape, new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v));
   p.set('wte.weight', normal([V, D]));
   p.set('wpe.weight', normal([T, D]));
   for (const ln of ['ln_1', 'ln_2', 'ln_f']) {
@@ -61,7 +71,10 @@ export function blockParams(cfg: BlockConfig, seed = 1): Map<string, HostTensor>
   return p;
 }
 
-export function buildBlockLoss(g: Graph, cfg: BlockConfig): TrainGraph & { logits: ReturnType<typeof ops.linear> } {
+export function buildBlockLoss(
+  g: Graph,
+  cfg: BlockConfig,
+): TrainGraph & { logits: ReturnType<typeof ops.linear> } {
   const { dModel: D, heads: H, mlp: F, vocab: V, seq: Tmax } = cfg;
   const hs = D / H;
   const ids = g.input('ids', 'int64', ['B', 'T']);
@@ -76,7 +89,8 @@ export function buildBlockLoss(g: Graph, cfg: BlockConfig): TrainGraph & { logit
   let x = ops.add(ops.gather(wte, ids), ops.gather(g.param('wpe.weight', [Tmax, D]), pos)); // [B, T, D]
 
   const h = ln(x, 'ln_1');
-  const heads = (name: string) => ops.reshape(lin(h, `attn.${name}`, D, D), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
+  const heads = (name: string) =>
+    ops.reshape(lin(h, `attn.${name}`, D, D), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
   const q = heads('q_proj');
   const att = ops.attention(q, heads('k_proj'), heads('v_proj'), ops.causalMask(q)); // [B, H, T, hs]
   const merged = ops.reshape(att.transpose([0, 2, 1, 3]), ['B', 'T', D]); // [B, T, D]
@@ -89,7 +103,8 @@ export function buildBlockLoss(g: Graph, cfg: BlockConfig): TrainGraph & { logit
 export function randomTokens(cfg: BlockConfig, seed: number): { ids: HostTensor; targets: HostTensor } {
   const n = cfg.batch * cfg.seq;
   const u = randn(2 * n, 1, seed);
-  const toks = (off: number) => BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.floor(Math.abs(u[off + i] * 7919)) % cfg.vocab));
+  const toks = (off: number) =>
+    BigInt64Array.from({ length: n }, (_, i) => BigInt(Math.floor(Math.abs(u[off + i] * 7919)) % cfg.vocab));
   return {
     ids: new HostTensor('int64', [cfg.batch, cfg.seq], toks(0)),
     targets: new HostTensor('int64', [cfg.batch, cfg.seq], toks(n)),

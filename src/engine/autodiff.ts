@@ -4,11 +4,11 @@
  * update run as one onnxruntime session call.
  */
 import { attr } from './graph.ts';
-import { formatShape, isStatic } from './shape.ts';
-import type { Tensor } from './tensor.ts';
 import { add } from './ops/elementwise.ts';
 import { zeroScalar } from './ops/reduce.ts';
 import { emit1, shapeOf } from './ops/util.ts';
+import { formatShape, isStatic } from './shape.ts';
+import type { Tensor } from './tensor.ts';
 
 /** Gradients of scalar `loss` with respect to each tensor of `wrt` (zeros where it does not depend on one). */
 export function grad(loss: Tensor, wrt: readonly Tensor[]): Tensor[] {

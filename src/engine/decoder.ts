@@ -51,7 +51,11 @@ export class KVCacheDecoder {
     private readonly decodeProgram: Program,
   ) {}
 
-  static async create(spec: DecoderSpec, weights: ReadonlyMap<string, HostTensor>, options: DecoderOptions = {}): Promise<KVCacheDecoder> {
+  static async create(
+    spec: DecoderSpec,
+    weights: ReadonlyMap<string, HostTensor>,
+    options: DecoderOptions = {},
+  ): Promise<KVCacheDecoder> {
     const embed = options.embedWeights ?? true;
     const trace = async (withPast: boolean, label: string) => {
       const g = new Graph('float32');
@@ -88,7 +92,11 @@ export class KVCacheDecoder {
   }
 
   /** Run new tokens `ids` [B, T] (usually T = 1) after `cache`. */
-  async decode(ids: HostTensor, positions: HostTensor, cache: LayerCache<HostTensor>[]): Promise<DecoderOutput> {
+  async decode(
+    ids: HostTensor,
+    positions: HostTensor,
+    cache: LayerCache<HostTensor>[],
+  ): Promise<DecoderOutput> {
     const feeds: Record<string, HostTensor> = { ids, positions };
     cache.forEach((c, i) => {
       feeds[`past.${i}.key`] = c.key;
@@ -100,7 +108,10 @@ export class KVCacheDecoder {
   private collect(r: Record<string, HostTensor>): DecoderOutput {
     return {
       logits: r.logits,
-      cache: Array.from({ length: this.spec.layers }, (_, i) => ({ key: r[`present.${i}.key`], value: r[`present.${i}.value`] })),
+      cache: Array.from({ length: this.spec.layers }, (_, i) => ({
+        key: r[`present.${i}.key`],
+        value: r[`present.${i}.value`],
+      })),
     };
   }
 }

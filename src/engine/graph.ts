@@ -6,7 +6,7 @@
  */
 import type { DType, FloatDType } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
-import { formatShape, type Dim, type Shape } from './shape.ts';
+import { type Dim, formatShape, type Shape } from './shape.ts';
 import { Tensor } from './tensor.ts';
 
 export type Attr =
@@ -86,7 +86,9 @@ export class Graph {
     if (existing) {
       const had = existing.tensor.shape;
       if (had.length !== shape.length || had.some((d, i) => d !== shape[i])) {
-        throw new Error(`param "${name}": asked for shape ${formatShape(shape)} but it was declared ${formatShape(had)}`);
+        throw new Error(
+          `param "${name}": asked for shape ${formatShape(shape)} but it was declared ${formatShape(had)}`,
+        );
       }
       return existing.tensor;
     }
@@ -127,7 +129,10 @@ export class Graph {
 
   /** A 1-D int64 constant, for shapes, axes and indices. */
   ints(values: readonly number[]): Tensor {
-    return this.constant(new HostTensor('int64', [values.length], BigInt64Array.from(values, BigInt)), 'ints');
+    return this.constant(
+      new HostTensor('int64', [values.length], BigInt64Array.from(values, BigInt)),
+      'ints',
+    );
   }
 
   /** Append one ONNX node; returns its outputs as symbolic tensors. */

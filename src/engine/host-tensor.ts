@@ -12,7 +12,9 @@ export class HostTensor<D extends DType = DType> {
   ) {
     const expected = sizeOf(shape);
     if (data.length !== expected) {
-      throw new Error(`HostTensor: shape [${shape.join(', ')}] needs ${expected} elements, got ${data.length}`);
+      throw new Error(
+        `HostTensor: shape [${shape.join(', ')}] needs ${expected} elements, got ${data.length}`,
+      );
     }
   }
 

@@ -86,7 +86,11 @@ function liveNodes(graph: Graph, outputs: readonly string[]): GraphNode[] {
 }
 
 /** Serialise the subgraph computing `outputs` (keys are the ONNX output names). */
-export function serialize(graph: Graph, outputs: Record<string, Tensor>, options: SerializeOptions = {}): SerializedModel {
+export function serialize(
+  graph: Graph,
+  outputs: Record<string, Tensor>,
+  options: SerializeOptions = {},
+): SerializedModel {
   // Outputs are named by renaming the value that produces them (no Identity copy), except where
   // that is impossible: a graph input or constant as output, or one value under two names.
   const produced = new Set<string>();
@@ -95,16 +99,27 @@ export function serialize(graph: Graph, outputs: Record<string, Tensor>, options
   const extra: GraphNode[] = [];
   const outSpecs: ValueSpec[] = [];
   for (const [name, t] of Object.entries(outputs)) {
-    if (t.graph !== graph) throw new Error(`serialize: output "${name}" (${t.name}) belongs to another graph`);
+    if (t.graph !== graph)
+      throw new Error(`serialize: output "${name}" (${t.name}) belongs to another graph`);
     if (t.name !== name) {
       if (produced.has(t.name) && !rename.has(t.name)) rename.set(t.name, name);
-      else extra.push({ opType: 'Identity', domain: '', inputs: [rename.get(t.name) ?? t.name], outputs: [name], attrs: {} });
+      else
+        extra.push({
+          opType: 'Identity',
+          domain: '',
+          inputs: [rename.get(t.name) ?? t.name],
+          outputs: [name],
+          attrs: {},
+        });
     }
     outSpecs.push({ name, dtype: t.dtype, shape: t.shape });
   }
   const renamed = (v: string) => rename.get(v) ?? v;
   const nodes = [
-    ...liveNodes(graph, Object.values(outputs).map((t) => t.name)).map((n) => ({
+    ...liveNodes(
+      graph,
+      Object.values(outputs).map((t) => t.name),
+    ).map((n) => ({
       ...n,
       inputs: n.inputs.map(renamed),
       outputs: n.outputs.map(renamed),
@@ -123,7 +138,11 @@ export function serialize(graph: Graph, outputs: Record<string, Tensor>, options
     if (!used.has(t.name)) continue;
     const value = embed.get(t.name);
     if (value) {
-      if (value.dtype !== t.dtype || value.shape.length !== t.rank || value.shape.some((d, i) => d !== t.shape[i])) {
+      if (
+        value.dtype !== t.dtype ||
+        value.shape.length !== t.rank ||
+        value.shape.some((d, i) => d !== t.shape[i])
+      ) {
         throw new Error(
           `serialize: value for "${t.name}" is ${value.dtype}[${value.shape.join(', ')}], the graph declares ${t.dtype}[${t.shape.join(', ')}]`,
         );
@@ -131,12 +150,16 @@ export function serialize(graph: Graph, outputs: Record<string, Tensor>, options
       initializer.push(tensorProto(t.name, value));
     } else inputs.push({ name: t.name, dtype: t.dtype, shape: t.shape });
   }
-  for (const [name, value] of graph.initializers) if (used.has(name)) initializer.push(tensorProto(name, value));
+  for (const [name, value] of graph.initializers)
+    if (used.has(name)) initializer.push(tensorProto(name, value));
 
   const model = onnx.ModelProto.create({
     irVersion: 9,
     producerName: 'maven-ts',
-    opsetImport: [{ domain: '', version: OPSET }, ...[...graph.domains].map((domain) => ({ domain, version: 1 }))],
+    opsetImport: [
+      { domain: '', version: OPSET },
+      ...[...graph.domains].map((domain) => ({ domain, version: 1 })),
+    ],
     graph: {
       name: options.graphName ?? 'maven',
       node: nodes.map((n) => ({
@@ -152,5 +175,10 @@ export function serialize(graph: Graph, outputs: Record<string, Tensor>, options
       initializer,
     },
   });
-  return { bytes: onnx.ModelProto.encode(model).finish(), inputs, outputs: outSpecs, nodeCount: nodes.length };
+  return {
+    bytes: onnx.ModelProto.encode(model).finish(),
+    inputs,
+    outputs: outSpecs,
+    nodeCount: nodes.length,
+  };
 }

@@ -46,16 +46,23 @@ export function resolveAdamW(cfg: AdamWConfig): ResolvedAdamW {
     if (!(v >= 0 && v < 1)) throw new Error(`AdamW: ${k} must be in [0, 1), got ${v}`);
   }
   if (!(resolved.eps > 0)) throw new Error(`AdamW: eps must be > 0, got ${resolved.eps}`);
-  if (!(resolved.weightDecay >= 0)) throw new Error(`AdamW: weightDecay must be >= 0, got ${resolved.weightDecay}`);
+  if (!(resolved.weightDecay >= 0))
+    throw new Error(`AdamW: weightDecay must be >= 0, got ${resolved.weightDecay}`);
   if (!(resolved.clipNorm >= 0)) throw new Error(`AdamW: clipNorm must be >= 0, got ${resolved.clipNorm}`);
   return resolved;
 }
 
 /** Linear warm-up to `peak` over `warmupSteps`, then cosine decay to `min` at `totalSteps`. */
-export function warmupCosine(options: { peak: number; warmupSteps: number; totalSteps: number; min?: number }): Schedule {
+export function warmupCosine(options: {
+  peak: number;
+  warmupSteps: number;
+  totalSteps: number;
+  min?: number;
+}): Schedule {
   const { peak, warmupSteps, totalSteps } = options;
   const min = options.min ?? 0;
-  if (!(totalSteps > 0) || warmupSteps < 0) throw new Error('warmupCosine: totalSteps must be > 0 and warmupSteps >= 0');
+  if (!(totalSteps > 0) || warmupSteps < 0)
+    throw new Error('warmupCosine: totalSteps must be > 0 and warmupSteps >= 0');
   return (step: number) => {
     if (step <= warmupSteps && warmupSteps > 0) return (peak * step) / warmupSteps;
     const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));

@@ -13,7 +13,7 @@ import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import type { DType } from './dtype.ts';
 import type { Graph } from './graph.ts';
 import { HostTensor } from './host-tensor.ts';
-import { type SerializedModel, serialize, type SerializeOptions, type ValueSpec } from './onnx.ts';
+import { type SerializedModel, type SerializeOptions, serialize, type ValueSpec } from './onnx.ts';
 import { formatShape } from './shape.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -26,7 +26,9 @@ export interface RuntimeOptions {
 }
 
 interface OrtModule {
-  InferenceSession: { create(bytes: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession> };
+  InferenceSession: {
+    create(bytes: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession>;
+  };
   Tensor: new (type: DType, data: HostTensor['data'], dims: readonly number[]) => OrtTensor;
 }
 
@@ -52,9 +54,12 @@ async function runtimeFor(ep: ExecutionProvider): Promise<OrtModule> {
   let rt = runtimes.get(pkg);
   if (!rt) {
     rt = import(pkg).then(
-      (m: { default?: OrtModule } & Partial<OrtModule>) => (m.InferenceSession ? (m as OrtModule) : (m.default as OrtModule)),
+      (m: { default?: OrtModule } & Partial<OrtModule>) =>
+        m.InferenceSession ? (m as OrtModule) : (m.default as OrtModule),
       (e: unknown) => {
-        throw new Error(`execution provider '${ep}' needs the package ${pkg}, which could not be loaded (${String(e)})`);
+        throw new Error(
+          `execution provider '${ep}' needs the package ${pkg}, which could not be loaded (${String(e)})`,
+        );
       },
     );
     runtimes.set(pkg, rt);
@@ -69,7 +74,10 @@ async function sha256(bytes: Uint8Array): Promise<string> {
 
 const sessions = new Map<string, Promise<InferenceSession>>();
 
-async function sessionFor(bytes: Uint8Array, options: RuntimeOptions): Promise<{ session: InferenceSession; ort: OrtModule }> {
+async function sessionFor(
+  bytes: Uint8Array,
+  options: RuntimeOptions,
+): Promise<{ session: InferenceSession; ort: OrtModule }> {
   const ep = options.ep ?? defaultProvider();
   const ort = await runtimeFor(ep);
   const key = `${ep}:${options.threads ?? 0}:${await sha256(bytes)}`;
@@ -117,7 +125,10 @@ export class Program {
     readonly label: string,
   ) {}
 
-  static async load(model: SerializedModel, options: RuntimeOptions & { label?: string } = {}): Promise<Program> {
+  static async load(
+    model: SerializedModel,
+    options: RuntimeOptions & { label?: string } = {},
+  ): Promise<Program> {
     const { session, ort } = await sessionFor(model.bytes, options);
     return new Program(session, ort, model.inputs, model.outputs, options.label ?? 'graph');
   }
@@ -135,12 +146,17 @@ export class Program {
     this.bound.set(name, this.toOrt(value));
   }
 
-  async run(feeds: Record<string, HostTensor>, options: RunOptions = {}): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    options: RunOptions = {},
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, OrtTensor> = {};
     const dims = new Map<string, number>();
     for (const name of Object.keys(feeds)) {
       if (!this.inputs.some((i) => i.name === name)) {
-        throw new Error(`${this.label}: unknown input "${name}"; inputs are ${this.inputs.map((i) => i.name).join(', ')}`);
+        throw new Error(
+          `${this.label}: unknown input "${name}"; inputs are ${this.inputs.map((i) => i.name).join(', ')}`,
+        );
       }
     }
     for (const spec of this.inputs) {
@@ -150,7 +166,10 @@ export class Program {
         ortFeeds[spec.name] = this.toOrt(value);
       } else {
         const b = this.bound.get(spec.name);
-        if (!b) throw new Error(`${this.label}: missing input "${spec.name}" (${spec.dtype}${formatShape(spec.shape)})`);
+        if (!b)
+          throw new Error(
+            `${this.label}: missing input "${spec.name}" (${spec.dtype}${formatShape(spec.shape)})`,
+          );
         ortFeeds[spec.name] = b;
       }
     }
@@ -186,7 +205,9 @@ export class Program {
   private checkFeed(spec: ValueSpec, value: HostTensor, dims: Map<string, number>): void {
     const where = `${this.label}: input "${spec.name}"`;
     if (value.dtype !== spec.dtype) {
-      throw new Error(`${where} must be ${spec.dtype}${formatShape(spec.shape)}, got ${value.dtype}${formatShape(value.shape)}`);
+      throw new Error(
+        `${where} must be ${spec.dtype}${formatShape(spec.shape)}, got ${value.dtype}${formatShape(value.shape)}`,
+      );
     }
     if (value.shape.length !== spec.shape.length) {
       throw new Error(`${where} must have shape ${formatShape(spec.shape)}, got ${formatShape(value.shape)}`);
@@ -194,11 +215,16 @@ export class Program {
     spec.shape.forEach((d, i) => {
       const got = value.shape[i];
       if (typeof d === 'number') {
-        if (got !== d) throw new Error(`${where} must have shape ${formatShape(spec.shape)}, got ${formatShape(value.shape)}`);
+        if (got !== d)
+          throw new Error(
+            `${where} must have shape ${formatShape(spec.shape)}, got ${formatShape(value.shape)}`,
+          );
       } else {
         const seen = dims.get(d);
         if (seen !== undefined && seen !== got) {
-          throw new Error(`${where}: dim '${d}' is ${got} here but ${seen} in another input (shape ${formatShape(value.shape)})`);
+          throw new Error(
+            `${where}: dim '${d}' is ${got} here but ${seen} in another input (shape ${formatShape(value.shape)})`,
+          );
         }
         dims.set(d, got);
       }

@@ -6,7 +6,7 @@
 import type { DType } from './dtype.ts';
 import type { Graph } from './graph.ts';
 import * as ops from './ops/index.ts';
-import { formatShape, type Dim } from './shape.ts';
+import { type Dim, formatShape } from './shape.ts';
 
 export type TensorLike = Tensor | number;
 

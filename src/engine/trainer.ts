@@ -95,7 +95,9 @@ export class Trainer {
     const g = new Graph(options.floatType ?? 'float32');
     const built = options.build(g);
     if (built.loss.shape.some((d) => d !== 1)) {
-      throw new Error(`Trainer: the loss must be a scalar, got ${built.loss.name}${formatShape(built.loss.shape)}`);
+      throw new Error(
+        `Trainer: the loss must be a scalar, got ${built.loss.name}${formatShape(built.loss.shape)}`,
+      );
     }
 
     // Check every declared parameter against the values, all at once.
@@ -104,11 +106,18 @@ export class Trainer {
       const value = options.params.get(name);
       const want = info.tensor.shape as number[];
       if (!value) problems.push(`missing "${name}" ${formatShape(want)}`);
-      else if (value.dtype !== g.floatType || value.shape.length !== want.length || value.shape.some((d, i) => d !== want[i])) {
-        problems.push(`"${name}": graph wants ${g.floatType}${formatShape(want)}, got ${value.dtype}${formatShape(value.shape)}`);
+      else if (
+        value.dtype !== g.floatType ||
+        value.shape.length !== want.length ||
+        value.shape.some((d, i) => d !== want[i])
+      ) {
+        problems.push(
+          `"${name}": graph wants ${g.floatType}${formatShape(want)}, got ${value.dtype}${formatShape(value.shape)}`,
+        );
       }
     }
-    if (problems.length) throw new Error(`Trainer: parameters do not match the model:\n  ${problems.join('\n  ')}`);
+    if (problems.length)
+      throw new Error(`Trainer: parameters do not match the model:\n  ${problems.join('\n  ')}`);
 
     const isTrainable = options.trainable ?? (() => true);
     const decays = options.decay ?? ((_: string, shape: readonly number[]) => shape.length >= 2);
@@ -146,7 +155,8 @@ export class Trainer {
       const state = options.resume?.state;
       const m = state?.get(name + M);
       const v = state?.get(name + V);
-      if (state && (!m || !v)) throw new Error(`Trainer: resume state has no optimizer moments for "${name}"`);
+      if (state && (!m || !v))
+        throw new Error(`Trainer: resume state has no optimizer moments for "${name}"`);
       const fresh = () => HostTensor.zeros(p.dtype, p.shape);
       return {
         name,
@@ -180,9 +190,14 @@ export class Trainer {
     const t = this.stepCount + 1;
     const s = adamwScalars(this.cfg, t);
     const f = this.graph.floatType;
-    const scalar = (x: number) => new HostTensor(f, [], f === 'float64' ? Float64Array.of(x) : Float32Array.of(x));
+    const scalar = (x: number) =>
+      new HostTensor(f, [], f === 'float64' ? Float64Array.of(x) : Float32Array.of(x));
     const all: Record<string, HostTensor> = { ...feeds };
-    for (const [k, v] of Object.entries({ stepSize: s.stepSize, invSqrtBc2: s.invSqrtBc2, decayFactor: s.decayFactor })) {
+    for (const [k, v] of Object.entries({
+      stepSize: s.stepSize,
+      invSqrtBc2: s.invSqrtBc2,
+      decayFactor: s.decayFactor,
+    })) {
       if (this.program.reads(`@${k}`)) all[`@${k}`] = scalar(v);
     }
     const into: Record<string, HostTensor> = {};
@@ -206,7 +221,9 @@ export class Trainer {
   }
 
   /** Loss and metrics on a batch without updating anything. */
-  async evaluate(feeds: Record<string, HostTensor>): Promise<{ loss: number; metrics: Record<string, HostTensor> }> {
+  async evaluate(
+    feeds: Record<string, HostTensor>,
+  ): Promise<{ loss: number; metrics: Record<string, HostTensor> }> {
     if (!this.evalProgram) {
       const outputs: Record<string, Tensor> = { loss: this.outputs.loss };
       for (const [k, t] of Object.entries(this.outputs.metrics ?? {})) outputs[`metric:${k}`] = t;

@@ -36,7 +36,8 @@ const spec: DecoderSpec = {
     const present = [];
     for (let l = 0; l < L; l++) {
       const h = ops.rmsNorm(x, g.param(`h.${l}.ln`, [D]));
-      const split = (n: string) => ops.reshape(ops.linear(h, g.param(`h.${l}.${n}`, [D, D])), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
+      const split = (n: string) =>
+        ops.reshape(ops.linear(h, g.param(`h.${l}.${n}`, [D, D])), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
       const q = split('q');
       let k = split('k');
       let v = split('v');
@@ -45,9 +46,19 @@ const spec: DecoderSpec = {
         v = ops.concat([past[l].value, v], 2);
       }
       present.push({ key: k, value: v });
-      const att = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), ['B', 'T', D]);
+      const att = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), [
+        'B',
+        'T',
+        D,
+      ]);
       x = ops.add(x, ops.linear(att, g.param(`h.${l}.o`, [D, D])));
-      x = ops.add(x, ops.linear(ops.silu(ops.linear(x, g.param(`h.${l}.up`, [2 * D, D]))), g.param(`h.${l}.down`, [D, 2 * D])));
+      x = ops.add(
+        x,
+        ops.linear(
+          ops.silu(ops.linear(x, g.param(`h.${l}.up`, [2 * D, D]))),
+          g.param(`h.${l}.down`, [D, 2 * D]),
+        ),
+      );
     }
     return { logits: ops.linear(x, g.param('wte', [V, D])), present };
   },
@@ -80,7 +91,12 @@ describe('KVCacheDecoder', () => {
       let out = await dec.prefill(ids(prompt), range(0, prompt.length));
       for (let i = 0; i < 8; i++) {
         const last = (out.logits.data as Float32Array).slice((out.logits.shape[1] - 1) * V);
-        last.forEach((v, j) => assert.ok(Math.abs(v - fullLogits[i][j]) < 1e-4, `step ${i} logit ${j}: ${v} vs ${fullLogits[i][j]}`));
+        last.forEach((v, j) => {
+          assert.ok(
+            Math.abs(v - fullLogits[i][j]) < 1e-4,
+            `step ${i} logit ${j}: ${v} vs ${fullLogits[i][j]}`,
+          );
+        });
         const next = argmaxLast(out.logits);
         cached.push(next);
         out = await dec.decode(ids([next]), range(cached.length - 1, 1), out.cache);

@@ -1,8 +1,8 @@
 /** Forward results of the engine's ops against the loop implementations in reference.ts. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import * as ops from '../../src/engine/ops/index.ts';
 import { grad } from '../../src/engine/autodiff.ts';
+import * as ops from '../../src/engine/ops/index.ts';
 import { assertClose, evaluate, f32, i64, uniform } from './helpers.ts';
 import * as ref from './reference.ts';
 
@@ -13,10 +13,17 @@ describe('forward against reference loops', () => {
     const x = uniform([2, 3, 4], 3);
     const w = uniform([5, 4], 4);
     const bias = uniform([5], 5);
-    const r = await evaluate((g) => ({
-      mm: ops.matmul(g.constant(f32([3, 4], a)), g.constant(f32([4, 5], b))),
-      lin: ops.linear(g.input('x', 'float32', ['B', 3, 4]), g.constant(f32([5, 4], w)), g.constant(f32([5], bias))),
-    }), { x: f32([2, 3, 4], x) });
+    const r = await evaluate(
+      (g) => ({
+        mm: ops.matmul(g.constant(f32([3, 4], a)), g.constant(f32([4, 5], b))),
+        lin: ops.linear(
+          g.input('x', 'float32', ['B', 3, 4]),
+          g.constant(f32([5, 4], w)),
+          g.constant(f32([5], bias)),
+        ),
+      }),
+      { x: f32([2, 3, 4], x) },
+    );
     assertClose(r.mm.data as Float32Array, ref.matmul(a, b, 3, 4, 5), 1e-5, 'matmul');
     assert.deepEqual(r.lin.shape, [2, 3, 5]);
     assertClose(r.lin.data as Float32Array, ref.linear(x, w, bias, 6, 4, 5), 1e-5, 'linear');
@@ -106,18 +113,31 @@ describe('forward against reference loops', () => {
     });
     const row = (i: number) => [table[2 * i], table[2 * i + 1]];
     assertClose(r.picked.data as Float32Array, [...row(3), ...row(0), ...row(3)], 0, 'gather');
-    assertClose(r.cat.data as Float32Array, [...row(3), ...row(0), ...row(3), ...row(1), ...row(2)], 0, 'concat/slice');
-    assertClose(r.tr.data as Float32Array, [0, 1, 2, 3, 4, 5, 6, 7].map((i) => table[(i % 4) * 2 + Math.floor(i / 4)]), 0, 'transpose');
+    assertClose(
+      r.cat.data as Float32Array,
+      [...row(3), ...row(0), ...row(3), ...row(1), ...row(2)],
+      0,
+      'concat/slice',
+    );
+    assertClose(
+      r.tr.data as Float32Array,
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => table[(i % 4) * 2 + Math.floor(i / 4)]),
+      0,
+      'transpose',
+    );
     assert.deepEqual([...(r.topv.data as Float32Array)], [3, 2]);
     assert.deepEqual([...(r.topi.data as BigInt64Array)], [2n, 3n]);
-    const argminCol = (c: number) => [0, 1, 2, 3].reduce((best, i) => (table[i * 2 + c] < table[best * 2 + c] ? i : best), 0);
+    const argminCol = (c: number) =>
+      [0, 1, 2, 3].reduce((best, i) => (table[i * 2 + c] < table[best * 2 + c] ? i : best), 0);
     assert.deepEqual([...(r.amin.data as BigInt64Array)], [BigInt(argminCol(0)), BigInt(argminCol(1))]);
   });
 
   it('nearestCode picks the closest codebook row by squared L2', async () => {
     const codebook = uniform([6, 3], 17);
     const z = uniform([4, 3], 18);
-    const r = await evaluate((g) => ({ ids: ops.nearestCode(g.constant(f32([4, 3], z)), g.constant(f32([6, 3], codebook))) }));
+    const r = await evaluate((g) => ({
+      ids: ops.nearestCode(g.constant(f32([4, 3], z)), g.constant(f32([6, 3], codebook))),
+    }));
     const expected = [0, 1, 2, 3].map((i) => {
       let best = 0;
       let bestD = Infinity;
@@ -132,25 +152,30 @@ describe('forward against reference loops', () => {
   });
 
   it('straight-through: forward is the quantized value, gradient is the identity', async () => {
-    const r = await evaluate((g) => {
-      const z = g.param('z', [3]);
-      const q = g.constant(f32([3], [5, 6, 7]));
-      const y = ops.straightThrough(z, q);
-      const [dz] = grad(ops.sum(ops.mul(y, g.constant(f32([3], [1, 2, 3])))), [z]);
-      return { y, dz };
-    }, { z: f32([3], [0.1, 0.2, 0.3]) });
+    const r = await evaluate(
+      (g) => {
+        const z = g.param('z', [3]);
+        const q = g.constant(f32([3], [5, 6, 7]));
+        const y = ops.straightThrough(z, q);
+        const [dz] = grad(ops.sum(ops.mul(y, g.constant(f32([3], [1, 2, 3])))), [z]);
+        return { y, dz };
+      },
+      { z: f32([3], [0.1, 0.2, 0.3]) },
+    );
     assert.deepEqual([...(r.y.data as Float32Array)], [5, 6, 7]);
     assert.deepEqual([...(r.dz.data as Float32Array)], [1, 2, 3]);
   });
 
   it('reshape splits a flattened dynamic axis back using a source tensor', async () => {
-    const r = await evaluate((g) => {
-      const x = g.input('x', 'float32', ['B', 'T', 2]);
-      const flat = ops.reshape(x, [-1, 2]);
-      assert.deepEqual(flat.shape, ['B*T', 2]);
-      return { back: ops.reshape(flat, ['B', 'T', 2], [x]) };
-    }, { x: f32([2, 3, 2], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) });
+    const r = await evaluate(
+      (g) => {
+        const x = g.input('x', 'float32', ['B', 'T', 2]);
+        const flat = ops.reshape(x, [-1, 2]);
+        assert.deepEqual(flat.shape, ['B*T', 2]);
+        return { back: ops.reshape(flat, ['B', 'T', 2], [x]) };
+      },
+      { x: f32([2, 3, 2], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) },
+    );
     assert.deepEqual(r.back.shape, [2, 3, 2]);
   });
 });
-

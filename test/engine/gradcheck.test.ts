@@ -7,7 +7,10 @@ import { HostTensor } from '../../src/engine/host-tensor.ts';
 import * as ops from '../../src/engine/ops/index.ts';
 import { gradCheck, i64, uniform } from './helpers.ts';
 
-const x = (shape: number[], seed: number, lo = -1, hi = 1) => ({ shape, values: uniform(shape, seed, lo, hi) });
+const x = (shape: number[], seed: number, lo = -1, hi = 1) => ({
+  shape,
+  values: uniform(shape, seed, lo, hi),
+});
 const positive = (shape: number[], seed: number) => x(shape, seed, 0.5, 2);
 /** Values kept at least 0.1 away from 0, so relu/abs kinks are not straddled by the difference. */
 const awayFromZero = (shape: number[], seed: number) => ({
@@ -17,7 +20,8 @@ const awayFromZero = (shape: number[], seed: number) => ({
 
 describe('gradients: broadcasting arithmetic', () => {
   it('add with broadcast', () => gradCheck((_, [a, b]) => ops.add(a, b), [x([2, 3], 1), x([3], 2)]));
-  it('sub with broadcast of size-1 axis', () => gradCheck((_, [a, b]) => ops.sub(a, b), [x([2, 3], 3), x([2, 1], 4)]));
+  it('sub with broadcast of size-1 axis', () =>
+    gradCheck((_, [a, b]) => ops.sub(a, b), [x([2, 3], 3), x([2, 1], 4)]));
   it('mul', () => gradCheck((_, [a, b]) => ops.mul(a, b), [x([2, 3], 5), x([1, 3], 6)]));
   it('div', () => gradCheck((_, [a, b]) => ops.div(a, b), [x([2, 3], 7), positive([2, 3], 8)]));
   it('pow (both operands)', () => gradCheck((_, [a, b]) => ops.pow(a, b), [positive([4], 9), x([4], 10)]));
@@ -28,7 +32,8 @@ describe('gradients: broadcasting arithmetic', () => {
       (g, [a, b]) => ops.where(g.constant(new HostTensor('bool', [2, 2], Uint8Array.of(1, 0, 0, 1))), a, b),
       [x([2, 2], 13), x([2], 14)],
     ));
-  it('scalar operands', () => gradCheck((_, [a]) => ops.sub(ops.div(ops.add(a, 2), 3), 1).mul(-2), [x([3], 15)]));
+  it('scalar operands', () =>
+    gradCheck((_, [a]) => ops.sub(ops.div(ops.add(a, 2), 3), 1).mul(-2), [x([3], 15)]));
 });
 
 describe('gradients: unary math and activations', () => {
@@ -49,21 +54,31 @@ describe('gradients: unary math and activations', () => {
     ['geluTanh', ops.geluTanh, false],
   ];
   for (const [name, f, needsPositive] of cases) {
-    it(name, () => gradCheck((_, [a]) => f(a), [needsPositive ? positive([2, 3], 20) : awayFromZero([2, 3], 21)]));
+    it(name, () =>
+      gradCheck((_, [a]) => f(a), [needsPositive ? positive([2, 3], 20) : awayFromZero([2, 3], 21)]),
+    );
   }
   it('erf (float32)', () => gradCheck((_, [a]) => ops.erf(a), [x([6], 22)], { dtype: 'float32' }));
-  it('gelu (float32)', () => gradCheck((_, [a]) => ops.gelu(a), [x([2, 4], 23, -3, 3)], { dtype: 'float32' }));
+  it('gelu (float32)', () =>
+    gradCheck((_, [a]) => ops.gelu(a), [x([2, 4], 23, -3, 3)], { dtype: 'float32' }));
   it('cast float64 → float32 → float64 passes the gradient', () =>
-    gradCheck((_, [a]) => ops.cast(ops.cast(a, 'float32'), 'float64'), [x([3], 24)], { eps: 1e-3, rtol: 1e-4, atol: 1e-4 }));
+    gradCheck((_, [a]) => ops.cast(ops.cast(a, 'float32'), 'float64'), [x([3], 24)], {
+      eps: 1e-3,
+      rtol: 1e-4,
+      atol: 1e-4,
+    }));
 });
 
 describe('gradients: matrix products', () => {
   it('matmul 2-D', () => gradCheck((_, [a, b]) => ops.matmul(a, b), [x([2, 3], 30), x([3, 4], 31)]));
   it('matmul batched with broadcast', () =>
     gradCheck((_, [a, b]) => ops.matmul(a, b), [x([2, 1, 2, 3], 32), x([3, 3, 2], 33)]));
-  it('matmul 3-D @ 2-D (weight path)', () => gradCheck((_, [a, b]) => ops.matmul(a, b), [x([2, 2, 3], 34), x([3, 2], 35)]));
-  it('linear 2-D with bias', () => gradCheck((_, [a, w, b]) => ops.linear(a, w, b), [x([3, 4], 36), x([2, 4], 37), x([2], 38)]));
-  it('linear 3-D without bias', () => gradCheck((_, [a, w]) => ops.linear(a, w), [x([2, 3, 4], 39), x([5, 4], 40)]));
+  it('matmul 3-D @ 2-D (weight path)', () =>
+    gradCheck((_, [a, b]) => ops.matmul(a, b), [x([2, 2, 3], 34), x([3, 2], 35)]));
+  it('linear 2-D with bias', () =>
+    gradCheck((_, [a, w, b]) => ops.linear(a, w, b), [x([3, 4], 36), x([2, 4], 37), x([2], 38)]));
+  it('linear 3-D without bias', () =>
+    gradCheck((_, [a, w]) => ops.linear(a, w), [x([2, 3, 4], 39), x([5, 4], 40)]));
 });
 
 describe('gradients: reductions and softmaxes', () => {
@@ -87,19 +102,25 @@ describe('gradients: data movement', () => {
   it('slice to the end', () => gradCheck((_, [a]) => ops.slice(a, 0, 1), [x([3, 2], 65)]));
   it('gather rows with repeats (scatter-add gradient)', () =>
     gradCheck((g, [t]) => ops.gather(t, g.constant(i64([2, 3], [0, 2, 2, 3, 0, 0]))), [x([4, 3], 66)]));
-  it('gather on axis 1', () => gradCheck((g, [t]) => ops.gather(t, g.constant(i64([2], [2, 0])), 1), [x([2, 3, 2], 67)]));
+  it('gather on axis 1', () =>
+    gradCheck((g, [t]) => ops.gather(t, g.constant(i64([2], [2, 0])), 1), [x([2, 3, 2], 67)]));
   it('gatherElements', () =>
     gradCheck((g, [t]) => ops.gatherElements(t, g.constant(i64([2, 2], [1, 1, 0, 2])), 1), [x([2, 3], 68)]));
-  it('unsqueeze / squeeze', () => gradCheck((_, [a]) => ops.squeeze(ops.unsqueeze(a, [0, 2]), 0), [x([2, 3], 69)]));
-  it('expandAs', () => gradCheck((g, [a, b]) => ops.mul(ops.expandAs(a, b), b), [x([3, 1], 70), x([2, 3, 4], 71)]));
+  it('unsqueeze / squeeze', () =>
+    gradCheck((_, [a]) => ops.squeeze(ops.unsqueeze(a, [0, 2]), 0), [x([2, 3], 69)]));
+  it('expandAs', () =>
+    gradCheck((_, [a, b]) => ops.mul(ops.expandAs(a, b), b), [x([3, 1], 70), x([2, 3, 4], 71)]));
 });
 
 describe('gradients: normalisation, attention and losses', () => {
   it('layerNorm with bias', () =>
     gradCheck((_, [a, w, b]) => ops.layerNorm(a, w, b), [x([2, 3, 4], 80), x([4], 81), x([4], 82)]));
   it('layerNorm, onnxruntime kernel (float32)', () =>
-    gradCheck((_, [a, w, b]) => ops.layerNorm(a, w, b), [x([2, 5], 79), x([5], 78), x([5], 77)], { dtype: 'float32' }));
-  it('layerNorm without bias', () => gradCheck((_, [a, w]) => ops.layerNorm(a, w, null), [x([3, 5], 83), x([5], 84)]));
+    gradCheck((_, [a, w, b]) => ops.layerNorm(a, w, b), [x([2, 5], 79), x([5], 78), x([5], 77)], {
+      dtype: 'float32',
+    }));
+  it('layerNorm without bias', () =>
+    gradCheck((_, [a, w]) => ops.layerNorm(a, w, null), [x([3, 5], 83), x([5], 84)]));
   it('rmsNorm', () => gradCheck((_, [a, w]) => ops.rmsNorm(a, w), [x([2, 3, 4], 85), x([4], 86)]));
   it('causal attention', () =>
     gradCheck(
@@ -112,10 +133,17 @@ describe('gradients: normalisation, attention and losses', () => {
       [x([2, 1, 3, 2], 90), x([2, 1, 3, 2], 91), x([2, 1, 3, 2], 92)],
     ));
   it('crossEntropy with an ignored target', () =>
-    gradCheck((g, [l]) => ops.crossEntropy(l, g.constant(i64([2, 3], [1, 4, -100, 0, 2, 2]))), [x([2, 3, 5], 93, -2, 2)]));
+    gradCheck(
+      (g, [l]) => ops.crossEntropy(l, g.constant(i64([2, 3], [1, 4, -100, 0, 2, 2]))),
+      [x([2, 3, 5], 93, -2, 2)],
+    ));
   it('binaryCrossEntropyWithLogits', () =>
     gradCheck(
-      (g, [l]) => ops.binaryCrossEntropyWithLogits(l, g.constant(new HostTensor('float64', [2, 3], Float64Array.of(1, 0, 1, 0, 0, 1)))),
+      (g, [l]) =>
+        ops.binaryCrossEntropyWithLogits(
+          l,
+          g.constant(new HostTensor('float64', [2, 3], Float64Array.of(1, 0, 1, 0, 0, 1))),
+        ),
       [x([2, 3], 94, -3, 3)],
     ));
   it('binaryCrossEntropyWithLogits with soft labels and weights', () =>
@@ -130,5 +158,8 @@ describe('gradients: normalisation, attention and losses', () => {
     ));
   it('infoNCE', () => gradCheck((_, [a, b]) => ops.infoNCE(a, b, 2.5), [x([3, 4], 97), x([3, 4], 98)]));
   it('infoNCE with a learnable logit scale', () =>
-    gradCheck((_, [a, b, s]) => ops.infoNCE(a, b, ops.reshape(s, [])), [x([3, 2], 99), x([3, 2], 100), positive([1], 101)]));
+    gradCheck(
+      (_, [a, b, s]) => ops.infoNCE(a, b, ops.reshape(s, [])),
+      [x([3, 2], 99), x([3, 2], 100), positive([1], 101)],
+    ));
 });

@@ -72,7 +72,8 @@ export async function gradCheck(
     outputs[`g${i}`] = t;
   });
   const program = await compile(g, outputs);
-  const make = (values: number[], shape: number[]) => (dtype === 'float64' ? f64(shape, values) : f32(shape, values));
+  const make = (values: number[], shape: number[]) =>
+    dtype === 'float64' ? f64(shape, values) : f32(shape, values);
   const feeds: Record<string, HostTensor> = {};
   inputs.forEach((x, i) => {
     feeds[`x${i}`] = make(x.values, x.shape);
@@ -110,7 +111,12 @@ export async function evaluate(
   return program.run(feeds);
 }
 
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-5, what = 'value'): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol = 1e-5,
+  what = 'value',
+): void {
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} vs ${expected.length}`);
   for (let i = 0; i < expected.length; i++) {
     const a = Number(actual[i]);

@@ -3,24 +3,39 @@
  * to check its forward results on tiny shapes. Row-major arrays, shapes passed explicitly.
  */
 
-export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): number[] {
+export function matmul(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+  m: number,
+  k: number,
+  n: number,
+): number[] {
   const out = new Array(m * n).fill(0);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
-    out[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[i * k + p] * b[p * n + j];
+      out[i * n + j] = s;
+    }
   return out;
 }
 
 /** x [rows, in] · Wᵀ (W [out, in]) + b */
-export function linear(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number> | null, rows: number, inF: number, outF: number): number[] {
+export function linear(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number> | null,
+  rows: number,
+  inF: number,
+  outF: number,
+): number[] {
   const out = new Array(rows * outF).fill(0);
-  for (let r = 0; r < rows; r++) for (let o = 0; o < outF; o++) {
-    let s = b ? b[o] : 0;
-    for (let i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
-    out[r * outF + o] = s;
-  }
+  for (let r = 0; r < rows; r++)
+    for (let o = 0; o < outF; o++) {
+      let s = b ? b[o] : 0;
+      for (let i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
+      out[r * outF + o] = s;
+    }
   return out;
 }
 
@@ -36,7 +51,14 @@ export function softmaxRows(x: ArrayLike<number>, rows: number, n: number): numb
   return out;
 }
 
-export function layerNormRows(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, rows: number, n: number, eps: number): number[] {
+export function layerNormRows(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  b: ArrayLike<number>,
+  rows: number,
+  n: number,
+  eps: number,
+): number[] {
   const out: number[] = [];
   for (let r = 0; r < rows; r++) {
     let mu = 0;
@@ -48,7 +70,13 @@ export function layerNormRows(x: ArrayLike<number>, w: ArrayLike<number>, b: Arr
   return out;
 }
 
-export function rmsNormRows(x: ArrayLike<number>, w: ArrayLike<number>, rows: number, n: number, eps: number): number[] {
+export function rmsNormRows(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  rows: number,
+  n: number,
+  eps: number,
+): number[] {
   const out: number[] = [];
   for (let r = 0; r < rows; r++) {
     let ms = 0;
@@ -59,7 +87,13 @@ export function rmsNormRows(x: ArrayLike<number>, w: ArrayLike<number>, rows: nu
 }
 
 /** Causal single-head attention, q/k/v [T, d] → [T, d]. */
-export function causalAttention(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, T: number, d: number): number[] {
+export function causalAttention(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  T: number,
+  d: number,
+): number[] {
   const out = new Array(T * d).fill(0);
   for (let i = 0; i < T; i++) {
     const scores: number[] = [];
@@ -79,7 +113,11 @@ export function crossEntropy(logits: ArrayLike<number>, targets: number[], n: nu
   let count = 0;
   targets.forEach((t, r) => {
     if (t === ignore) return;
-    const p = softmaxRows(Array.from({ length: n }, (_, j) => logits[r * n + j]), 1, n);
+    const p = softmaxRows(
+      Array.from({ length: n }, (_, j) => logits[r * n + j]),
+      1,
+      n,
+    );
     total -= Math.log(p[t]);
     count++;
   });
@@ -87,7 +125,13 @@ export function crossEntropy(logits: ArrayLike<number>, targets: number[], n: nu
 }
 
 export function bceWithLogits(x: number[], y: number[]): number {
-  return x.reduce((s, xi, i) => s - (y[i] * Math.log(1 / (1 + Math.exp(-xi))) + (1 - y[i]) * Math.log(1 - 1 / (1 + Math.exp(-xi)))), 0) / x.length;
+  return (
+    x.reduce(
+      (s, xi, i) =>
+        s - (y[i] * Math.log(1 / (1 + Math.exp(-xi))) + (1 - y[i]) * Math.log(1 - 1 / (1 + Math.exp(-xi)))),
+      0,
+    ) / x.length
+  );
 }
 
 /** erf by its Maclaurin series (plenty for |x| ≤ 3 in float64). */

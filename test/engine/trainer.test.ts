@@ -1,13 +1,13 @@
 /** The compiled training step: AdamW numerics, overfitting, freezing, NaN handling, resume, dynamic axes. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { blockParams, buildBlockLoss, randomTokens } from '../../bench/transformer-block.ts';
 import type { Graph } from '../../src/engine/graph.ts';
 import { HostTensor } from '../../src/engine/host-tensor.ts';
 import * as ops from '../../src/engine/ops/index.ts';
 import { warmupCosine } from '../../src/engine/optim.ts';
 import { cachedSessionCount } from '../../src/engine/session.ts';
 import { NonFiniteLossError, Trainer } from '../../src/engine/trainer.ts';
-import { blockParams, buildBlockLoss, randomTokens } from '../../bench/transformer-block.ts';
 import { f32, i64, uniform } from './helpers.ts';
 
 function mlpParams(seed: number): Map<string, HostTensor> {
@@ -52,7 +52,9 @@ describe('Trainer', () => {
       return w - 0.1 * (mhat / (Math.sqrt(vhat) + 1e-8) + 0.5 * w);
     });
     const got = [...(trainer.parameters().get('w')!.data as Float32Array)];
-    got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-6, `w[${i}] = ${v}, expected ${expected[i]}`));
+    got.forEach((v, i) => {
+      assert.ok(Math.abs(v - expected[i]) < 1e-6, `w[${i}] = ${v}, expected ${expected[i]}`);
+    });
   });
 
   it('warm-up + cosine schedule', () => {
@@ -64,7 +66,11 @@ describe('Trainer', () => {
   });
 
   it('a small MLP overfits a fixed batch', async () => {
-    const trainer = await Trainer.create({ params: mlpParams(1), build: mlpLoss, optimizer: { lr: 0.05, weightDecay: 0 } });
+    const trainer = await Trainer.create({
+      params: mlpParams(1),
+      build: mlpLoss,
+      optimizer: { lr: 0.05, weightDecay: 0 },
+    });
     const first = (await trainer.trainStep(batch)).loss;
     let last = first;
     for (let i = 0; i < 150; i++) last = (await trainer.trainStep(batch)).loss;
@@ -108,7 +114,13 @@ describe('Trainer', () => {
       'fc2.weight@adam_m',
       'fc2.weight@adam_v',
     ]);
-    assert.deepEqual(trainer.summary().frozen.map(([n]) => n).sort(), ['fc1.bias', 'fc1.weight']);
+    assert.deepEqual(
+      trainer
+        .summary()
+        .frozen.map(([n]) => n)
+        .sort(),
+      ['fc1.bias', 'fc1.weight'],
+    );
   });
 
   it('a non-finite loss throws and leaves parameters at the last good step', async () => {
@@ -137,7 +149,9 @@ describe('Trainer', () => {
     const first = await Trainer.create({ params: mlpParams(4), build: mlpLoss, optimizer });
     for (let i = 0; i < 4; i++) await first.trainStep(batch);
     const copyMap = (m: Map<string, HostTensor>) =>
-      new Map([...m].map(([k, v]) => [k, new HostTensor(v.dtype, v.shape, v.data.slice() as HostTensor['data'])]));
+      new Map(
+        [...m].map(([k, v]) => [k, new HostTensor(v.dtype, v.shape, v.data.slice() as HostTensor['data'])]),
+      );
     const resumed = await Trainer.create({
       params: copyMap(first.parameters()),
       build: mlpLoss,
@@ -146,15 +160,25 @@ describe('Trainer', () => {
     });
     const after: number[] = [];
     for (let i = 0; i < 4; i++) after.push((await resumed.trainStep(batch)).loss);
-    after.forEach((l, i) => assert.ok(Math.abs(l - losses[4 + i]) < 1e-6, `step ${5 + i}: ${l} vs ${losses[4 + i]}`));
+    after.forEach((l, i) => {
+      assert.ok(Math.abs(l - losses[4 + i]) < 1e-6, `step ${5 + i}: ${l} vs ${losses[4 + i]}`);
+    });
   });
 
   it('dynamic batch size and sequence length reuse one compiled session', async () => {
     const cfg = { batch: 2, seq: 12, dModel: 16, heads: 2, mlp: 32, vocab: 20 };
-    const trainer = await Trainer.create({ params: blockParams(cfg, 7), build: (g) => buildBlockLoss(g, cfg), optimizer: { lr: 1e-3 } });
+    const trainer = await Trainer.create({
+      params: blockParams(cfg, 7),
+      build: (g) => buildBlockLoss(g, cfg),
+      optimizer: { lr: 1e-3 },
+    });
     await trainer.trainStep(randomTokens(cfg, 1));
     const sessions = cachedSessionCount();
-    for (const [b, t] of [[1, 5], [3, 12], [2, 7]]) {
+    for (const [b, t] of [
+      [1, 5],
+      [3, 12],
+      [2, 7],
+    ]) {
       const r = await trainer.trainStep(randomTokens({ ...cfg, batch: b, seq: t }, b * 100 + t));
       assert.ok(Number.isFinite(r.loss));
     }

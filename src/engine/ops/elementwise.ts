@@ -36,7 +36,10 @@ export function sub(a: TensorLike, b: TensorLike): Tensor {
 export function mul(a: TensorLike, b: TensorLike): Tensor {
   const [x, y, out] = binary('Mul', a, b);
   if (differentiable(out)) {
-    out.graph.record('mul', [x, y], [out], ([g]) => [sumToShape(mul(g!, y), x.shape), sumToShape(mul(g!, x), y.shape)]);
+    out.graph.record('mul', [x, y], [out], ([g]) => [
+      sumToShape(mul(g!, y), x.shape),
+      sumToShape(mul(g!, x), y.shape),
+    ]);
   }
   return out;
 }
@@ -140,7 +143,8 @@ export function neg(x: Tensor): Tensor {
 export const exp = (x: Tensor): Tensor => unary('Exp', x, (g, out) => mul(g, out));
 export const log = (x: Tensor): Tensor => unary('Log', x, (g) => div(g, x));
 export const sqrt = (x: Tensor): Tensor => unary('Sqrt', x, (g, out) => div(mul(g, 0.5), out));
-export const reciprocal = (x: Tensor): Tensor => unary('Reciprocal', x, (g, out) => neg(mul(g, mul(out, out))));
+export const reciprocal = (x: Tensor): Tensor =>
+  unary('Reciprocal', x, (g, out) => neg(mul(g, mul(out, out))));
 export const tanh = (x: Tensor): Tensor => unary('Tanh', x, (g, out) => mul(g, sub(1, mul(out, out))));
 export const sigmoid = (x: Tensor): Tensor => unary('Sigmoid', x, (g, out) => mul(g, mul(out, sub(1, out))));
 export const relu = (x: Tensor): Tensor => unary('Relu', x, (g) => where(greater(x, 0), g, 0));

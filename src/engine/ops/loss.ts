@@ -3,7 +3,23 @@ import { attr } from '../graph.ts';
 import { HostTensor } from '../host-tensor.ts';
 import { dimEquals, formatShape } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
-import { abs, add, cast, div, equal, exp, log, logicalNot, maximum, mul, neg, relu, sigmoid, sub, where } from './elementwise.ts';
+import {
+  abs,
+  add,
+  cast,
+  div,
+  equal,
+  exp,
+  log,
+  logicalNot,
+  maximum,
+  mul,
+  neg,
+  relu,
+  sigmoid,
+  sub,
+  where,
+} from './elementwise.ts';
 import { linear } from './matmul.ts';
 import { logSoftmax } from './nn.ts';
 import { mean, sum } from './reduce.ts';
@@ -23,12 +39,18 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
   const ignore = options.ignoreIndex ?? -100;
   const g = logits.graph;
   const lead = logits.shape.slice(0, -1);
-  if (targets.rank !== lead.length || targets.shape.some((d, i) => !dimEquals(d, lead[i]) && typeof d === 'number' && typeof lead[i] === 'number')) {
+  if (
+    targets.rank !== lead.length ||
+    targets.shape.some(
+      (d, i) => !dimEquals(d, lead[i]) && typeof d === 'number' && typeof lead[i] === 'number',
+    )
+  ) {
     throw new Error(
       `crossEntropy: targets ${targets.name}${formatShape(targets.shape)} must have the leading shape of logits ${logits.name}${formatShape(logits.shape)}`,
     );
   }
-  if (targets.dtype !== 'int64') throw new Error(`crossEntropy: targets ${targets.name} must be int64, got ${targets.dtype}`);
+  if (targets.dtype !== 'int64')
+    throw new Error(`crossEntropy: targets ${targets.name} must be int64, got ${targets.dtype}`);
   const parts = g.untaped(() => {
     const lsm = logSoftmax(logits, -1);
     const valid = logicalNot(equal(targets, ignore));
@@ -48,10 +70,17 @@ export function crossEntropy(logits: Tensor, targets: Tensor, options: CrossEntr
       ),
     });
     const probs = exp(parts.lsm);
-    const minusOnehot = emit1(g, 'ScatterElements', [probs, parts.idx, neg(ones)], logits.dtype, logits.shape, {
-      axis: attr.int(-1),
-      reduction: attr.string('add'),
-    });
+    const minusOnehot = emit1(
+      g,
+      'ScatterElements',
+      [probs, parts.idx, neg(ones)],
+      logits.dtype,
+      logits.shape,
+      {
+        axis: attr.int(-1),
+        reduction: attr.string('add'),
+      },
+    );
     const scale = unsqueeze(mul(parts.weight, div(grad!, parts.count)), -1);
     return [mul(minusOnehot, scale)];
   });
@@ -87,7 +116,9 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, labels: Tensor, wei
  */
 export function infoNCE(a: Tensor, b: Tensor, logitScale: Tensor | number): Tensor {
   if (a.rank !== 2 || b.rank !== 2) {
-    throw new Error(`infoNCE: a ${a.name}${formatShape(a.shape)} and b ${b.name}${formatShape(b.shape)} must be [N, D]`);
+    throw new Error(
+      `infoNCE: a ${a.name}${formatShape(a.shape)} and b ${b.name}${formatShape(b.shape)} must be [N, D]`,
+    );
   }
   const logits = mul(linear(a, b), logitScale); // [N, N]
   const targets = arange(a.graph, dimOf(a, 0), a.shape[0]);

@@ -68,7 +68,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const y2 = gemm(x2, weight, bias ?? null, false, true);
     if (!flat) return y2;
     const lead = shapeOf(x, 0, -1);
-    const target = emit1(g, 'Concat', [lead, g.ints([outF as number])], 'int64', [x.rank], { axis: attr.int(0) });
+    const target = emit1(g, 'Concat', [lead, g.ints([outF as number])], 'int64', [x.rank], {
+      axis: attr.int(0),
+    });
     return emit1(g, 'Reshape', [y2, target], x.dtype, [...x.shape.slice(0, -1), outF]);
   });
   const inputs = bias ? [x, weight, bias] : [x, weight];
@@ -78,7 +80,9 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
     const gx2 = gemm(g2, weight, null, false, false);
     const gx = flat ? emit1(g, 'Reshape', [gx2, shapeOf(x)], x.dtype, x.shape) : gx2;
     const gw = gemm(g2, x2, null, true, false);
-    const gb = bias ? emit1(g, 'ReduceSum', [g2, g.ints([0])], x.dtype, [outF], { keepdims: attr.int(0) }) : null;
+    const gb = bias
+      ? emit1(g, 'ReduceSum', [g2, g.ints([0])], x.dtype, [outF], { keepdims: attr.int(0) })
+      : null;
     return bias ? [gx, gw, gb] : [gx, gw];
   });
   return out;

@@ -33,7 +33,9 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps = 
   requireFloat('layerNorm', x, weight);
   const d = x.shape[x.rank - 1];
   if (weight.rank !== 1 || !dimEquals(weight.shape[0], d)) {
-    throw new Error(`layerNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`);
+    throw new Error(
+      `layerNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`,
+    );
   }
   const g = x.graph;
   const statShape = [...x.shape.slice(0, -1), 1];
@@ -65,7 +67,10 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps = 
   g.record('layerNorm', inputs, [out], ([grad]) => {
     const xhat = mul(sub(x, mu), invStd);
     const dxhat = mul(grad!, weight);
-    const dx = mul(invStd, sub(sub(dxhat, mean(dxhat, -1, true)), mul(xhat, mean(mul(dxhat, xhat), -1, true))));
+    const dx = mul(
+      invStd,
+      sub(sub(dxhat, mean(dxhat, -1, true)), mul(xhat, mean(mul(dxhat, xhat), -1, true))),
+    );
     const dw = sumToShape(mul(grad!, xhat), weight.shape);
     return bias ? [dx, dw, sumToShape(grad!, bias.shape)] : [dx, dw];
   });
@@ -78,7 +83,9 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   const g = x.graph;
   const d = x.shape[x.rank - 1];
   if (weight.rank !== 1 || !dimEquals(weight.shape[0], d)) {
-    throw new Error(`rmsNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`);
+    throw new Error(
+      `rmsNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`,
+    );
   }
   const [normed, r, out] = g.untaped(() => {
     const r = rsqrt(add(mean(mul(x, x), -1, true), eps));
@@ -103,9 +110,16 @@ export function causalMask(queries: Tensor, keys: Tensor = queries): Tensor {
   const tq = dimOf(queries, -2);
   const tk = dimOf(keys, -2);
   const shape = emit1(g, 'Concat', [tq, tk], 'int64', [2], { axis: attr.int(0) });
-  const ones = emit1(g, 'ConstantOfShape', [shape], 'bool', [queries.shape[queries.rank - 2], keys.shape[keys.rank - 2]], {
-    value: attr.tensor(new HostTensor('bool', [1], Uint8Array.of(1))),
-  });
+  const ones = emit1(
+    g,
+    'ConstantOfShape',
+    [shape],
+    'bool',
+    [queries.shape[queries.rank - 2], keys.shape[keys.rank - 2]],
+    {
+      value: attr.tensor(new HostTensor('bool', [1], Uint8Array.of(1))),
+    },
+  );
   // Lower-triangular with the diagonal shifted by Tk - Tq (decode steps see the whole cache).
   const offset = emit1(g, 'Squeeze', [emit1(g, 'Sub', [tk, tq], 'int64', [1]), g.ints([0])], 'int64', []);
   return emit1(g, 'Trilu', [ones, offset], 'bool', ones.shape, { upper: attr.int(0) });
@@ -130,7 +144,8 @@ export function combineMasks(a: Tensor, b: Tensor): Tensor {
 export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?: number): Tensor {
   const hs = q.shape[q.rank - 1];
   const s = scale ?? 1 / Math.sqrt(typeof hs === 'number' ? hs : Number.NaN);
-  if (!Number.isFinite(s)) throw new Error(`attention: head size of ${q.name} must be static to infer the scale`);
+  if (!Number.isFinite(s))
+    throw new Error(`attention: head size of ${q.name} must be static to infer the scale`);
   let scores = mul(matmul(q, mT(k)), s); // [..., Tq, Tk]
   if (mask) scores = where(mask, scores, q.dtype === 'float64' ? -1e30 : -1e9);
   return matmul(softmax(scores, -1), v);

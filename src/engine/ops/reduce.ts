@@ -94,9 +94,11 @@ function argReduce(op: 'ArgMax' | 'ArgMin', x: Tensor, axis: number, keepDims: b
 }
 
 /** Index of the largest value along `axis` (first one on ties). No gradient. */
-export const argmax = (x: Tensor, axis = -1, keepDims = false): Tensor => argReduce('ArgMax', x, axis, keepDims);
+export const argmax = (x: Tensor, axis = -1, keepDims = false): Tensor =>
+  argReduce('ArgMax', x, axis, keepDims);
 /** Index of the smallest value along `axis` (first one on ties). No gradient. */
-export const argmin = (x: Tensor, axis = -1, keepDims = false): Tensor => argReduce('ArgMin', x, axis, keepDims);
+export const argmin = (x: Tensor, axis = -1, keepDims = false): Tensor =>
+  argReduce('ArgMin', x, axis, keepDims);
 
 /**
  * The k largest (or smallest) values along `axis`, sorted, and their indices. The values carry
@@ -127,7 +129,6 @@ export function topk(x: Tensor, k: number, axis = -1, largest = true): { values:
   });
   return { values, indices };
 }
-
 
 export function zeroScalar(x: Tensor): HostTensor {
   return x.dtype === 'float64'

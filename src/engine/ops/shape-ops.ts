@@ -1,9 +1,9 @@
 /** Ops that move data without arithmetic: reshape, transpose, concat, slice, gather, expand. */
 import { attr, type Graph } from '../graph.ts';
-import { divideDims, dimEquals, type Dim, formatShape, normAxis, normDim, productDims } from '../shape.ts';
+import { type Dim, dimEquals, divideDims, formatShape, normAxis, normDim, productDims } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
-import { emit1, shapeOf, sumToShape } from './util.ts';
 import { zeroScalar } from './reduce.ts';
+import { emit1, shapeOf, sumToShape } from './util.ts';
 
 function reshapeTo(x: Tensor, shapeTensor: Tensor, outShape: Dim[]): Tensor {
   const out = emit1(x.graph, 'Reshape', [x, shapeTensor], x.dtype, outShape);
@@ -23,12 +23,14 @@ export function reshape(x: Tensor, spec: readonly Dim[], sources: readonly Tenso
   const inferred = spec.flatMap((d, i) => (d === -1 ? [i] : []));
   if (inferred.length > 1) throw new Error(`${what}: at most one -1`);
   for (const d of spec) {
-    if (typeof d === 'number' && (d < -1 || d === 0 || !Number.isInteger(d))) throw new Error(`${what}: bad size ${d}`);
+    if (typeof d === 'number' && (d < -1 || d === 0 || !Number.isInteger(d)))
+      throw new Error(`${what}: bad size ${d}`);
   }
   if (inferred.length === 1) {
     const known = productDims(out.filter((_, i) => i !== inferred[0]));
     const rest = divideDims(productDims(x.shape), known);
-    if (rest === undefined) throw new Error(`${what}: ${productDims(x.shape)} elements do not divide by ${known}`);
+    if (rest === undefined)
+      throw new Error(`${what}: ${productDims(x.shape)} elements do not divide by ${known}`);
     out[inferred[0]] = rest;
   } else {
     const a = productDims(x.shape);
@@ -69,7 +71,14 @@ export function transpose(x: Tensor, perm: readonly number[]): Tensor {
   if (perm.length !== x.rank || [...perm].sort().some((p, i) => p !== i)) {
     throw new Error(`transpose ${x.name}${formatShape(x.shape)}: bad permutation [${perm.join(', ')}]`);
   }
-  const out = emit1(x.graph, 'Transpose', [x], x.dtype, perm.map((p) => x.shape[p]), { perm: attr.ints([...perm]) });
+  const out = emit1(
+    x.graph,
+    'Transpose',
+    [x],
+    x.dtype,
+    perm.map((p) => x.shape[p]),
+    { perm: attr.ints([...perm]) },
+  );
   const inverse = perm.map((_, i) => perm.indexOf(i));
   if (x.graph.taping) x.graph.record('transpose', [x], [out], ([g]) => [transpose(g!, inverse)]);
   return out;
@@ -169,7 +178,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 }
 
 function zerosLike(x: Tensor): Tensor {
-  return emit1(x.graph, 'ConstantOfShape', [shapeOf(x)], x.dtype, x.shape, { value: attr.tensor(zeroScalar(x)) });
+  return emit1(x.graph, 'ConstantOfShape', [shapeOf(x)], x.dtype, x.shape, {
+    value: attr.tensor(zeroScalar(x)),
+  });
 }
 
 /**
@@ -199,7 +210,10 @@ export function gather(table: Tensor, indices: Tensor, axis = 0): Tensor {
   const out = emit1(g, 'Gather', [table, indices], table.dtype, shape, { axis: attr.int(0) });
   if (g.taping) {
     g.record('gather', [table], [out], ([grad]) => {
-      const idx64 = indices.dtype === 'int64' ? indices : emit1(g, 'Cast', [indices], 'int64', indices.shape, { to: attr.int(7) });
+      const idx64 =
+        indices.dtype === 'int64'
+          ? indices
+          : emit1(g, 'Cast', [indices], 'int64', indices.shape, { to: attr.int(7) });
       const idx = emit1(g, 'Unsqueeze', [idx64, g.ints([-1])], 'int64', [...indices.shape, 1]);
       return [
         emit1(g, 'ScatterND', [zerosLike(table), idx, grad!], table.dtype, table.shape, {
@@ -240,7 +254,9 @@ export function unsqueeze(x: Tensor, axes: number | readonly number[]): Tensor {
 }
 
 export function squeeze(x: Tensor, axes: number | readonly number[]): Tensor {
-  const list = (typeof axes === 'number' ? [axes] : [...axes]).map((a) => normAxis(a, x.rank, 'squeeze: axis'));
+  const list = (typeof axes === 'number' ? [axes] : [...axes]).map((a) =>
+    normAxis(a, x.rank, 'squeeze: axis'),
+  );
   for (const a of list) {
     if (x.shape[a] !== 1) throw new Error(`squeeze ${x.name}${formatShape(x.shape)}: axis ${a} is not 1`);
   }
@@ -269,7 +285,8 @@ export function dimOf(x: Tensor, axis: number): Tensor {
 
 /** [0, 1, …, n-1] as int64, n given as an int64 [1] tensor (from `dimOf`) or a number. */
 export function arange(g: Graph, n: Tensor | number, length?: Dim): Tensor {
-  const limit = typeof n === 'number' ? g.scalar(n, 'int64') : emit1(g, 'Squeeze', [n, g.ints([0])], 'int64', []);
+  const limit =
+    typeof n === 'number' ? g.scalar(n, 'int64') : emit1(g, 'Squeeze', [n, g.ints([0])], 'int64', []);
   const size: Dim = length ?? (typeof n === 'number' ? n : 'n');
   return emit1(g, 'Range', [g.scalar(0, 'int64'), limit, g.scalar(1, 'int64')], 'int64', [size]);
 }

@@ -1,7 +1,7 @@
 /** Helpers shared by the op files: operand coercion, broadcast-gradient reduction, run-time shapes. */
 import { type DType, isFloat } from '../dtype.ts';
 import { attr, type Graph } from '../graph.ts';
-import { formatShape, normAxis, type Dim, type Shape } from '../shape.ts';
+import { type Dim, formatShape, normAxis, type Shape } from '../shape.ts';
 import { Tensor, type TensorLike } from '../tensor.ts';
 
 export function graphOf(...xs: TensorLike[]): Graph {
@@ -16,7 +16,8 @@ export function lift(x: TensorLike, like: Tensor): Tensor {
 
 export function requireFloat(op: string, ...xs: Tensor[]): void {
   for (const x of xs) {
-    if (!isFloat(x.dtype)) throw new Error(`${op}: needs a float tensor, got ${x.dtype} ${x.name}${formatShape(x.shape)}`);
+    if (!isFloat(x.dtype))
+      throw new Error(`${op}: needs a float tensor, got ${x.dtype} ${x.name}${formatShape(x.shape)}`);
   }
 }
 
@@ -47,7 +48,10 @@ export function shapeOf(x: Tensor, start?: number, end?: number): Tensor {
 /** Reduce a broadcast gradient back to the shape of the operand it flowed from. */
 export function sumToShape(g: Tensor, target: Shape): Tensor {
   const diff = g.rank - target.length;
-  if (diff < 0) throw new Error(`sumToShape: gradient ${formatShape(g.shape)} has lower rank than ${formatShape(target)}`);
+  if (diff < 0)
+    throw new Error(
+      `sumToShape: gradient ${formatShape(g.shape)} has lower rank than ${formatShape(target)}`,
+    );
   const axes: number[] = [];
   for (let i = 0; i < diff; i++) axes.push(i);
   for (let i = 0; i < target.length; i++) {
@@ -66,6 +70,13 @@ export function sumToShape(g: Tensor, target: Shape): Tensor {
   return r;
 }
 
-export function emit1(graph: Graph, op: string, inputs: (Tensor | null)[], dtype: DType, shape: Shape, attrs = {}): Tensor {
+export function emit1(
+  graph: Graph,
+  op: string,
+  inputs: (Tensor | null)[],
+  dtype: DType,
+  shape: Shape,
+  attrs = {},
+): Tensor {
   return graph.emit(op, inputs, [{ dtype, shape }], attrs)[0];
 }
