@@ -14,6 +14,10 @@
  *   update (the torch.optim.AdamW order), and global-norm clipping (coef = min(1, 1/(norm+1e-6)), like
  *   torch clip_grad_norm_) is done by hand.
  * Node gets no wasm threads (tfjs disables them under Node), so wasm runs single-threaded (SIMD build).
+ * Opt-in `explicitTranspose`: tfjs-wasm's BatchMatMul is fast only without transpose flags, and the stock
+ * BatchMatMul gradient uses them; this variant transposes explicitly (forward and a temporarily overridden
+ * BatchMatMul gradient). Same math; default off (= stock tfjs).
+ * CLI: npx tsx bench/baselines/tfjs-block.ts [--backend wasm|cpu] [--warmup 1] [--steps 3] [--explicit-transpose]
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -42,6 +46,7 @@ export interface TfjsBlockResult {
   lossN: number;
   backend: string;
   threads?: number;
+  explicitTranspose?: boolean;
 }
 
 let gradientsRegistered = false;
@@ -85,10 +90,15 @@ type Params = Record<string, tf.Variable>;
 
 function makeParams(): Params {
   let seed = SEED;
+  const make = (name: string, init: tf.Tensor) => {
+    const v = tf.variable(init, true, name);
+    init.dispose(); // the variable holds its own reference to the data
+    return v;
+  };
   const mat = (name: string, shape: number[]) =>
-    tf.variable(tf.randomNormal(shape, 0, 0.02, 'float32', seed++), true, name);
-  const zeros = (name: string, n: number) => tf.variable(tf.zeros([n]), true, name);
-  const ones = (name: string, n: number) => tf.variable(tf.ones([n]), true, name);
+    make(name, tf.randomNormal(shape, 0, 0.02, 'float32', seed++));
+  const zeros = (name: string, n: number) => make(name, tf.zeros([n]));
+  const ones = (name: string, n: number) => make(name, tf.ones([n]));
   return {
     wte: mat('wte', [V, D]),
     wpe: mat('wpe', [T, D]),
@@ -124,12 +134,44 @@ function linear(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor): tf.Tensor2D {
   return tf.add(tf.matMul(x, w as tf.Tensor2D), b);
 }
 
+/** Swap the last two axes. */
+function swapLast2(x: tf.Tensor): tf.Tensor {
+  const perm = [...Array(x.rank).keys()];
+  [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
+  return tf.transpose(x, perm);
+}
+
+/** a @ b^T, with or without the transposeB flag. */
+function matMulNT<R extends tf.Rank>(a: tf.Tensor<R>, b: tf.Tensor, explicit: boolean): tf.Tensor<R> {
+  return explicit ? tf.matMul(a, swapLast2(b) as tf.Tensor<R>) : tf.matMul(a, b as tf.Tensor<R>, false, true);
+}
+
+/** BatchMatMul gradient that passes no transpose flags to matMul (see header). */
+const explicitTransposeMatMulGrad: tf.GradConfig = {
+  kernelName: tf.BatchMatMul,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a, b] = saved;
+    const g = dy as tf.Tensor;
+    const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
+    if (transposeA) throw new Error('explicitTranspose gradient: transposeA is not used by this model');
+    if (!transposeB) return { a: () => tf.matMul(g, swapLast2(b)), b: () => tf.matMul(swapLast2(a), g) };
+    return { a: () => tf.matMul(g, b), b: () => tf.matMul(swapLast2(g), a) };
+  },
+};
+
 /** [B*T, D] -> [B, H, T, HS] */
 function splitHeads(x: tf.Tensor2D): tf.Tensor4D {
   return tf.transpose(tf.reshape(x, [B, T, H, HS]), [0, 2, 1, 3]);
 }
 
-function lossFn(p: Params, tokOneHot: tf.Tensor2D, tgtOneHot: tf.Tensor2D, mask: tf.Tensor2D): tf.Scalar {
+function lossFn(
+  p: Params,
+  tokOneHot: tf.Tensor2D,
+  tgtOneHot: tf.Tensor2D,
+  mask: tf.Tensor2D,
+  explicitT: boolean,
+): tf.Scalar {
   const N = B * T;
   // Embedding: one-hot matmul (see header), plus learned positions broadcast over the batch.
   const tok = tf.reshape(tf.matMul(tokOneHot, p.wte), [B, T, D]);
@@ -140,7 +182,7 @@ function lossFn(p: Params, tokOneHot: tf.Tensor2D, tgtOneHot: tf.Tensor2D, mask:
   const q = splitHeads(linear(a, p.wq, p.bq));
   const k = splitHeads(linear(a, p.wk, p.bk));
   const v = splitHeads(linear(a, p.wv, p.bv));
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(HS)), mask);
+  const scores = tf.add(tf.mul(matMulNT(q, k, explicitT), 1 / Math.sqrt(HS)), mask);
   const att = tf.softmax(scores, -1);
   const y = tf.reshape(tf.transpose(tf.matMul(att, v), [0, 2, 1, 3]), [N, D]) as tf.Tensor2D;
   const h1 = tf.add(x, linear(y, p.wo, p.bo)) as tf.Tensor2D;
@@ -153,7 +195,7 @@ function lossFn(p: Params, tokOneHot: tf.Tensor2D, tgtOneHot: tf.Tensor2D, mask:
 
   // Final LN, tied logits, mean cross-entropy.
   const hf = layerNorm(h2, p.lnf_g, p.lnf_b);
-  const logits = tf.matMul(hf, p.wte, false, true);
+  const logits = matMulNT(hf, p.wte, explicitT);
   const nll = tf.neg(tf.sum(tf.mul(tgtOneHot, tf.logSoftmax(logits, -1)), -1));
   return tf.mean(nll) as tf.Scalar;
 }
@@ -162,9 +204,13 @@ export async function tfjsBlockStepMs(opts: {
   warmup: number;
   steps: number;
   backend: 'wasm' | 'cpu';
+  /** Opt-in, see header. Default false (stock tfjs). */
+  explicitTranspose?: boolean;
   log?: (msg: string) => void;
 }): Promise<TfjsBlockResult> {
   const log = opts.log ?? ((msg: string) => console.error(msg));
+  const explicitT = opts.explicitTranspose ?? false;
+  const tag = `tfjs ${opts.backend}${explicitT ? ' explicit-transpose' : ''}`;
   await initBackend(opts.backend);
 
   const rand = mulberry32(SEED);
@@ -186,7 +232,10 @@ export async function tfjsBlockStepMs(opts: {
 
   const step = (): number => {
     const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => lossFn(params, tokOneHot, tgtOneHot, mask), varList);
+      const { value, grads } = tf.variableGrads(
+        () => lossFn(params, tokOneHot, tgtOneHot, mask, explicitT),
+        varList,
+      );
       // Global-norm clipping to 1.0 (torch clip_grad_norm_ semantics).
       const names = Object.keys(grads);
       const norm = tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n])))));
@@ -202,24 +251,35 @@ export async function tfjsBlockStepMs(opts: {
     return l;
   };
 
-  let loss0 = Number.NaN;
-  for (let i = 0; i < opts.warmup; i++) {
-    const t0 = performance.now();
-    const l = step();
-    if (i === 0) loss0 = l;
-    log(
-      `[tfjs ${opts.backend}] warmup ${i}: loss ${l.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms)`,
-    );
+  // The gradient registry is global: swap the BatchMatMul gradient only for this run, then restore it.
+  const stockMatMulGrad = tf.getGradient(tf.BatchMatMul);
+  if (explicitT) {
+    tf.unregisterGradient(tf.BatchMatMul);
+    tf.registerGradient(explicitTransposeMatMulGrad);
   }
+  let loss0 = Number.NaN;
   let lossN = Number.NaN;
   let total = 0;
-  for (let i = 0; i < opts.steps; i++) {
-    const t0 = performance.now();
-    lossN = step();
-    const dt = performance.now() - t0;
-    total += dt;
-    if (Number.isNaN(loss0)) loss0 = lossN;
-    log(`[tfjs ${opts.backend}] step ${i}: loss ${lossN.toFixed(4)} (${dt.toFixed(0)} ms)`);
+  try {
+    for (let i = 0; i < opts.warmup; i++) {
+      const t0 = performance.now();
+      const l = step();
+      if (i === 0) loss0 = l;
+      log(`[${tag}] warmup ${i}: loss ${l.toFixed(4)} (${(performance.now() - t0).toFixed(0)} ms)`);
+    }
+    for (let i = 0; i < opts.steps; i++) {
+      const t0 = performance.now();
+      lossN = step();
+      const dt = performance.now() - t0;
+      total += dt;
+      if (Number.isNaN(loss0)) loss0 = lossN;
+      log(`[${tag}] step ${i}: loss ${lossN.toFixed(4)} (${dt.toFixed(0)} ms)`);
+    }
+  } finally {
+    if (explicitT) {
+      tf.unregisterGradient(tf.BatchMatMul);
+      tf.registerGradient(stockMatMulGrad);
+    }
   }
 
   const result: TfjsBlockResult = {
@@ -229,6 +289,7 @@ export async function tfjsBlockStepMs(opts: {
     backend: tf.getBackend(),
   };
   if (opts.backend === 'wasm') result.threads = getThreadsCount();
+  if (explicitT) result.explicitTranspose = true;
 
   opt.dispose();
   tf.dispose([...varList, tokOneHot, tgtOneHot, mask]);
@@ -248,6 +309,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     warmup: Number(arg('warmup', '1')),
     steps: Number(arg('steps', '3')),
     backend,
+    explicitTranspose: args.includes('--explicit-transpose'),
   });
   console.log(JSON.stringify(res));
 }
