@@ -16,7 +16,14 @@ import { compile } from '../src/engine/session.ts';
 import { Trainer } from '../src/engine/trainer.ts';
 import { tfjsBlockStepMs } from './baselines/tfjs-block.ts';
 import { torchBlockStepMs } from './baselines/torch.ts';
-import { BENCH_BLOCK, type BlockConfig, blockParams, buildBlockLoss, randn, randomTokens } from './transformer-block.ts';
+import {
+  BENCH_BLOCK,
+  type BlockConfig,
+  blockParams,
+  buildBlockLoss,
+  randn,
+  randomTokens,
+} from './transformer-block.ts';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -60,7 +67,9 @@ async function gemm(): Promise<void> {
     const a = new HostTensor('float32', [n, n], randn(n * n, 1 / Math.sqrt(n), 1));
     const b = new HostTensor('float32', [n, n], randn(n * n, 1 / Math.sqrt(n), 2));
     const g1 = new Graph();
-    const p1 = await compile(g1, { c: ops.matmul(g1.input('a', 'float32', [n, n]), g1.input('b', 'float32', [n, n])) });
+    const p1 = await compile(g1, {
+      c: ops.matmul(g1.input('a', 'float32', [n, n]), g1.input('b', 'float32', [n, n])),
+    });
     const g8 = new Graph();
     let x = g8.input('a', 'float32', [n, n]);
     const w = g8.input('b', 'float32', [n, n]);
@@ -82,7 +91,9 @@ async function blockStep(): Promise<void> {
     `### Transformer-block training step (batch ${c.batch}, seq ${c.seq}, d_model ${c.dModel}, ${c.heads} heads, MLP ${c.mlp}, tied ${c.vocab}-word embedding, AdamW + clipping)`,
   );
   say('');
-  say(`Work per step: ${(fwd / 1e9).toFixed(2)} GFLOP forward, ${((3 * fwd) / 1e9).toFixed(2)} GFLOP forward + backward.`);
+  say(
+    `Work per step: ${(fwd / 1e9).toFixed(2)} GFLOP forward, ${((3 * fwd) / 1e9).toFixed(2)} GFLOP forward + backward.`,
+  );
   say('');
   const t0 = performance.now();
   const trainer = await Trainer.create({
@@ -100,23 +111,52 @@ async function blockStep(): Promise<void> {
     quick ? 3 : 15,
   );
   const rows: [string, number | null, string][] = [
-    ['maven-ts engine (onnxruntime-node, CPU)', ours, `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}; graph compiled once in ${compileMs.toFixed(0)} ms`],
+    [
+      'maven-ts engine (onnxruntime-node, CPU)',
+      ours,
+      `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}; graph compiled once in ${compileMs.toFixed(0)} ms`,
+    ],
   ];
 
   if (!quick) {
     const tf = await tfjsBlockStepMs({ warmup: 1, steps: 3, backend: 'wasm', log: () => {} });
-    rows.push([`@tensorflow/tfjs 4.22 + wasm backend`, tf.msPerStep, `loss ${tf.loss0.toFixed(3)} → ${tf.lossN.toFixed(3)}; ${tf.threads ?? 1} thread(s)`]);
+    rows.push([
+      `@tensorflow/tfjs 4.22 + wasm backend`,
+      tf.msPerStep,
+      `loss ${tf.loss0.toFixed(3)} → ${tf.lossN.toFixed(3)}; ${tf.threads ?? 1} thread(s)`,
+    ]);
+    const tuned = await tfjsBlockStepMs({
+      warmup: 1,
+      steps: 3,
+      backend: 'wasm',
+      explicitTranspose: true,
+      log: () => {},
+    });
+    rows.push([
+      `@tensorflow/tfjs 4.22 + wasm, matmul gradients rewritten without transpose flags`,
+      tuned.msPerStep,
+      `a tuned tfjs: same maths, avoids wasm's slow transposed BatchMatMul; loss ${tuned.loss0.toFixed(3)} → ${tuned.lossN.toFixed(3)}`,
+    ]);
   } else rows.push(['@tensorflow/tfjs 4.22 + wasm backend', null, 'skipped (--quick)']);
 
+  // TORCH_PYTHON picks the interpreter (e.g. a venv with an MKL build of torch); see docs/benchmarks.md.
   const torch = await torchBlockStepMs({ warmup: 2, steps: quick ? 3 : 10 });
   if ('skipped' in torch) rows.push(['PyTorch eager', null, `skipped: ${torch.skipped}`]);
-  else rows.push([`PyTorch ${torch.torch} eager (${torch.python})`, torch.msPerStep, `loss ${torch.loss0.toFixed(3)} → ${torch.lossN.toFixed(3)}; ${torch.threads} threads; attention: ${torch.attn}`]);
+  else
+    rows.push([
+      `PyTorch ${torch.torch} eager (${torch.python})`,
+      torch.msPerStep,
+      `loss ${torch.loss0.toFixed(3)} → ${torch.lossN.toFixed(3)}; ${torch.threads} threads; attention: ${torch.attn}`,
+    ]);
 
   say('| implementation | ms / step | effective GFLOP/s | this engine is … × faster | notes |');
   say('|---|---:|---:|---:|---|');
   for (const [name, ms, note] of rows) {
     if (ms === null) say(`| ${name} | – | – | – | ${note} |`);
-    else say(`| ${name} | ${ms.toFixed(1)} | ${((3 * fwd) / ms / 1e6).toFixed(0)} | ${(ms / ours).toFixed(2)} | ${note} |`);
+    else
+      say(
+        `| ${name} | ${ms.toFixed(1)} | ${((3 * fwd) / ms / 1e6).toFixed(0)} | ${(ms / ours).toFixed(2)} | ${note} |`,
+      );
   }
   say('');
 }
@@ -140,7 +180,9 @@ if (args.has('--write')) {
   const begin = '<!-- bench:engine:begin -->';
   const end = '<!-- bench:engine:end -->';
   const section = `${begin}\n${lines.join('\n')}\n${end}`;
-  doc = doc.includes(begin) ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section) : `${doc.trimEnd()}\n\n${section}\n`;
+  doc = doc.includes(begin)
+    ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section)
+    : `${doc.trimEnd()}\n\n${section}\n`;
   writeFileSync(path, doc);
   console.log(`(written to docs/benchmarks.md)`);
 }
