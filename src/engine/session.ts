@@ -26,6 +26,12 @@ export interface RuntimeOptions {
 }
 
 interface OrtModule {
+  /**
+   * Whether outputs fetched into caller tensors land in those buffers. onnxruntime-node writes
+   * them in place; onnxruntime-web (1.30, wasm) hands the tensor back unwritten, so there the
+   * outputs are fetched normally and copied over.
+   */
+  writesIntoFetches?: boolean;
   InferenceSession: {
     create(bytes: Uint8Array, options?: InferenceSession.SessionOptions): Promise<InferenceSession>;
   };
@@ -195,7 +201,7 @@ export class Program {
     const fetches: Record<string, OrtTensor | null> = {};
     for (const name of wanted) {
       const target = options.into?.[name];
-      fetches[name] = target ? this.toOrt(target) : null;
+      fetches[name] = target && this.ort.writesIntoFetches ? this.toOrt(target) : null;
     }
     let results: InferenceSession.OnnxValueMapType;
     try {
@@ -206,11 +212,12 @@ export class Program {
     const out: Record<string, HostTensor> = {};
     for (const name of wanted) {
       const target = options.into?.[name];
+      const r = results[name] as OrtTensor;
       if (target) {
+        if (!this.ort.writesIntoFetches) target.data.set(r.data as never);
         out[name] = target;
         continue;
       }
-      const r = results[name] as OrtTensor;
       out[name] = new HostTensor(r.type as DType, [...r.dims], r.data as HostTensor['data']);
     }
     return out;

@@ -1,0 +1,29 @@
+/**
+ * The engine's public API: what the model layers import. Portable (no Node I/O); reading and
+ * writing checkpoint files lives in `safetensors-file.ts`, which needs `node:fs`.
+ */
+export { grad } from './autodiff.ts';
+export {
+  type DecoderOptions,
+  type DecoderOutput,
+  type DecoderSpec,
+  KVCacheDecoder,
+  type LayerCache,
+} from './decoder.ts';
+export { allocate, type DType, type FloatDType, type HostArray, isFloat } from './dtype.ts';
+export { attr, Graph } from './graph.ts';
+export { HostTensor, sizeOf } from './host-tensor.ts';
+export { type SerializedModel, serialize } from './onnx.ts';
+export * as ops from './ops/index.ts';
+export { type AdamWConfig, type Schedule, warmupCosine } from './optim.ts';
+export { checkShapes, decodeTensor, parseSafetensorsHeader, serializeSafetensors } from './safetensors.ts';
+export { compile, defaultProvider, type ExecutionProvider, Program, type RuntimeOptions } from './session.ts';
+export { type Dim, formatShape, type Shape } from './shape.ts';
+export { Tensor, type TensorLike } from './tensor.ts';
+export {
+  NonFiniteLossError,
+  type StepResult,
+  Trainer,
+  type TrainerOptions,
+  type TrainGraph,
+} from './trainer.ts';
