@@ -61,19 +61,35 @@ function initialWeights(seed: number): Map<string, HostTensor> {
 /** One forward pass; with `past`, attends over cached keys/values too. */
 function forward(g: Graph, ids: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null) {
   const D = cfg.dModel;
-  let x = ops.add(ops.gather(g.param('wte', [V, D]), ids), ops.gather(g.param('wpe', [cfg.context, D]), positions)); // [B, T, D]
+  let x = ops.add(
+    ops.gather(g.param('wte', [V, D]), ids),
+    ops.gather(g.param('wpe', [cfg.context, D]), positions),
+  ); // [B, T, D]
   const present: LayerCache<Tensor>[] = [];
   for (let l = 0; l < cfg.layers; l++) {
     const h = ops.rmsNorm(x, g.param(`h.${l}.norm1`, [D]));
-    const heads = (n: string) => ops.reshape(ops.linear(h, g.param(`h.${l}.attn.${n}`, [D, D])), ['B', 'T', cfg.heads, hs]).transpose([0, 2, 1, 3]); // [B, nh, T, hs]
+    const heads = (n: string) =>
+      ops
+        .reshape(ops.linear(h, g.param(`h.${l}.attn.${n}`, [D, D])), ['B', 'T', cfg.heads, hs])
+        .transpose([0, 2, 1, 3]); // [B, nh, T, hs]
     const q = heads('q');
     const k = past ? ops.concat([past[l].key, heads('k')], 2) : heads('k'); // [B, nh, P+T, hs]
     const v = past ? ops.concat([past[l].value, heads('v')], 2) : heads('v');
     present.push({ key: k, value: v });
-    const y = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), ['B', 'T', D]); // [B, T, D]
+    const y = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), [
+      'B',
+      'T',
+      D,
+    ]); // [B, T, D]
     x = ops.add(x, ops.linear(y, g.param(`h.${l}.attn.o`, [D, D])));
     const m = ops.rmsNorm(x, g.param(`h.${l}.norm2`, [D]));
-    x = ops.add(x, ops.linear(ops.silu(ops.linear(m, g.param(`h.${l}.mlp.up`, [4 * D, D]))), g.param(`h.${l}.mlp.down`, [D, 4 * D])));
+    x = ops.add(
+      x,
+      ops.linear(
+        ops.silu(ops.linear(m, g.param(`h.${l}.mlp.up`, [4 * D, D]))),
+        g.param(`h.${l}.mlp.down`, [D, 4 * D]),
+      ),
+    );
   }
   const logits = ops.linear(ops.rmsNorm(x, g.param('norm', [D])), g.param('wte', [V, D])); // tied head, [B, T, V]
   return { logits, present };
@@ -105,16 +121,23 @@ const trainer = await Trainer.create({
     const { logits } = forward(g, ids, g.input('positions', 'int64', ['B', 'T']), null);
     return { loss: ops.crossEntropy(logits, g.input('targets', 'int64', ['B', 'T'])) };
   },
-  optimizer: { lr: warmupCosine({ peak: 3e-3, warmupSteps: 20, totalSteps: steps, min: 3e-4 }), weightDecay: 0.01 },
+  optimizer: {
+    lr: warmupCosine({ peak: 3e-3, warmupSteps: 20, totalSteps: steps, min: 3e-4 }),
+    weightDecay: 0.01,
+  },
 });
 const { trainable } = trainer.summary();
-console.log(`char-GPT: ${trainable.reduce((n, [, c]) => n + c, 0).toLocaleString()} parameters, vocabulary ${V} characters`);
+console.log(
+  `char-GPT: ${trainable.reduce((n, [, c]) => n + c, 0).toLocaleString()} parameters, vocabulary ${V} characters`,
+);
 const t0 = performance.now();
 for (let i = 1; i <= steps; i++) {
   const r = await trainer.trainStep(batch(16, cfg.context, i));
   if (i % 50 === 0 || i === 1) {
     const s = (performance.now() - t0) / 1000;
-    console.log(`step ${String(i).padStart(4)}  loss ${r.loss.toFixed(3)}  lr ${r.lr.toExponential(1)}  ${((i * 16 * cfg.context) / s).toFixed(0)} tokens/s`);
+    console.log(
+      `step ${String(i).padStart(4)}  loss ${r.loss.toFixed(3)}  lr ${r.lr.toExponential(1)}  ${((i * 16 * cfg.context) / s).toFixed(0)} tokens/s`,
+    );
   }
 }
 

@@ -1,8 +1,8 @@
 /** The same traced graphs run on every execution provider available here (CPU and wasm). */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Trainer } from '../../src/engine/trainer.ts';
 import { blockParams, buildBlockLoss, randomTokens } from '../../bench/transformer-block.ts';
+import { Trainer } from '../../src/engine/trainer.ts';
 
 describe('execution providers', () => {
   it('a training step (forward, backward, AdamW) gives the same numbers on onnxruntime-node CPU and onnxruntime-web wasm', async () => {
