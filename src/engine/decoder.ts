@@ -26,16 +26,21 @@ export interface DecoderSpec {
   layers: number;
   kvHeads: number;
   headDim: number;
+  /** Width of input embeddings; needed only when prefilling from embeddings. */
+  hiddenSize?: number;
   /**
-   * Trace one forward step. `ids` [B, T] int64, `positions` [B, T] int64 (absolute positions),
+   * Trace one forward step. `input` is token ids (int64 [B, T]) or, for a multimodal prefill,
+   * input embeddings (float [B, T, hiddenSize]); `positions` [B, T] int64 absolute positions;
    * `past` null for prefill, else per-layer [B, kvHeads, P, headDim] caches to attend over.
    */
-  build(g: Graph, ids: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null): DecoderStep;
+  build(g: Graph, input: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null): DecoderStep;
 }
 
 export interface DecoderOptions {
   /** Bake weights into the graphs (default) or feed them as resident inputs (large models). */
   embedWeights?: boolean;
+  /** What `prefill` takes: token ids (default) or input embeddings [B, T, hiddenSize]. */
+  prefillInput?: 'ids' | 'embeds';
   runtime?: RuntimeOptions;
 }
 
@@ -57,9 +62,15 @@ export class KVCacheDecoder {
     options: DecoderOptions = {},
   ): Promise<KVCacheDecoder> {
     const embed = options.embedWeights ?? true;
+    const fromEmbeds = options.prefillInput === 'embeds';
+    if (fromEmbeds && !spec.hiddenSize)
+      throw new Error('KVCacheDecoder: prefill from embeddings needs spec.hiddenSize');
     const trace = async (withPast: boolean, label: string) => {
       const g = new Graph('float32');
-      const ids = g.input('ids', 'int64', ['B', 'T']);
+      const ids =
+        !withPast && fromEmbeds
+          ? g.input('embeds', 'float32', ['B', 'T', spec.hiddenSize!])
+          : g.input('ids', 'int64', ['B', 'T']);
       const positions = g.input('positions', 'int64', ['B', 'T']);
       const past = withPast
         ? Array.from({ length: spec.layers }, (_, i) => ({
@@ -86,9 +97,10 @@ export class KVCacheDecoder {
     return new KVCacheDecoder(spec, await trace(false, 'prefill'), await trace(true, 'decode'));
   }
 
-  /** Run the prompt `ids` [B, T] at positions `positions` [B, T]. */
-  async prefill(ids: HostTensor, positions: HostTensor): Promise<DecoderOutput> {
-    return this.collect(await this.prefillProgram.run({ ids, positions }));
+  /** Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T]. */
+  async prefill(input: HostTensor, positions: HostTensor): Promise<DecoderOutput> {
+    const name = input.dtype === 'int64' ? 'ids' : 'embeds';
+    return this.collect(await this.prefillProgram.run({ [name]: input, positions }));
   }
 
   /** Run new tokens `ids` [B, T] (usually T = 1) after `cache`. */

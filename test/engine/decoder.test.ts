@@ -31,8 +31,9 @@ const spec: DecoderSpec = {
   layers: L,
   kvHeads: H,
   headDim: hs,
-  build(g, ids, positions, past) {
-    let x = ops.add(ops.gather(g.param('wte', [V, D]), ids), ops.gather(g.param('wpe', [64, D]), positions)); // [B, T, D]
+  build(g, input, positions, past) {
+    const tokens = input.dtype === 'int64' ? ops.gather(g.param('wte', [V, D]), input) : input; // [B, T, D]
+    let x = ops.add(tokens, ops.gather(g.param('wpe', [64, D]), positions));
     const present = [];
     for (let l = 0; l < L; l++) {
       const h = ops.rmsNorm(x, g.param(`h.${l}.ln`, [D]));
@@ -105,6 +106,27 @@ describe('KVCacheDecoder', () => {
       assert.deepEqual(cached, full);
     });
   }
+
+  it('prefill from input embeddings equals prefill from the ids they embed', async () => {
+    const w = weights();
+    const embedSpec: DecoderSpec = { ...spec, hiddenSize: D };
+    const byIds = await KVCacheDecoder.create(spec, w);
+    const byEmbeds = await KVCacheDecoder.create(embedSpec, w, { prefillInput: 'embeds' });
+    const prompt = [4, 8, 15, 16];
+    const table = w.get('wte')!.data as Float32Array;
+    const embeds = new HostTensor(
+      'float32',
+      [1, prompt.length, D],
+      new Float32Array(prompt.flatMap((t) => [...table.subarray(t * D, (t + 1) * D)])),
+    );
+    const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
+    const b = await byEmbeds.prefill(embeds, range(0, prompt.length));
+    const la = a.logits.data as Float32Array;
+    const lb = b.logits.data as Float32Array;
+    for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5);
+    const next = await byEmbeds.decode(ids([argmaxLast(b.logits)]), range(prompt.length, 1), b.cache);
+    assert.deepEqual(next.logits.shape, [1, 1, V]);
+  });
 
   it('names the weights it is missing', async () => {
     const w = weights();
