@@ -65,6 +65,7 @@ export class Graph {
   private readonly scalarCache = new Map<string, Tensor>();
   private counter = 0;
   private recordDepth = 0;
+  private namePrefix = '';
 
   /** `floatType` is the type of every float the model creates: float32 normally, float64 for gradient checks. */
   constructor(readonly floatType: FloatDType = 'float32') {}
@@ -81,7 +82,8 @@ export class Graph {
    * A named parameter (Hugging Face naming). Asking twice for the same name returns the same
    * tensor, so weight tying is just using one name twice. Frozen parameters get no gradient.
    */
-  param(name: string, shape: readonly number[], options: { trainable?: boolean } = {}): Tensor {
+  param(localName: string, shape: readonly number[], options: { trainable?: boolean } = {}): Tensor {
+    const name = this.namePrefix + localName;
     const existing = this.params.get(name);
     if (existing) {
       const had = existing.tensor.shape;
@@ -97,6 +99,21 @@ export class Graph {
     this.params.set(name, { tensor: t, trainable: options.trainable ?? true });
     this.inputs.push(t);
     return t;
+  }
+
+  /**
+   * Run `body` with `prefix` prepended to every parameter name it declares, so a component
+   * keeps its own checkpoint names (`vision_model.…`) and still lives beside others in one
+   * model (`vision_tower.vision_model.…`). Scopes nest.
+   */
+  scoped<T>(prefix: string, body: () => T): T {
+    const saved = this.namePrefix;
+    this.namePrefix = saved + prefix;
+    try {
+      return body();
+    } finally {
+      this.namePrefix = saved;
+    }
   }
 
   /** A constant baked into the graph. */

@@ -92,3 +92,14 @@ describe('errors', () => {
     }
   });
 });
+
+describe('parameter name scopes', () => {
+  it('prefix the names of parameters declared inside, and nest', () => {
+    const g = new Graph();
+    const inner = g.scoped('vision_tower.', () => g.scoped('vision_model.', () => g.param('w', [2])));
+    const outer = g.param('w', [2]);
+    assert.equal(inner.name, 'vision_tower.vision_model.w');
+    assert.equal(outer.name, 'w');
+    assert.deepEqual([...g.params.keys()], ['vision_tower.vision_model.w', 'w']);
+  });
+});
