@@ -46,9 +46,16 @@ export class PatchSelector {
     // fc1(concat(p, e)) = W_p·p + W_e·e + b: the h_EOS half is computed once per image and
     // broadcast over its patches instead of copying h_EOS N times.
     const fromPatch = ops.linear(patches, ops.slice(w1, 1, 0, dv)); // [B, N, h]
-    const fromEos = ops.unsqueeze(ops.linear(hEos, ops.slice(w1, 1, dv), g.param(`${this.prefix}.fc1.bias`, [h])), 1); // [B, 1, h]
+    const fromEos = ops.unsqueeze(
+      ops.linear(hEos, ops.slice(w1, 1, dv), g.param(`${this.prefix}.fc1.bias`, [h])),
+      1,
+    ); // [B, 1, h]
     const hidden = ops.gelu(ops.add(fromPatch, fromEos)); // [B, N, h]
-    const logit = ops.linear(hidden, g.param(`${this.prefix}.fc2.weight`, [1, h]), g.param(`${this.prefix}.fc2.bias`, [1])); // [B, N, 1]
+    const logit = ops.linear(
+      hidden,
+      g.param(`${this.prefix}.fc2.weight`, [1, h]),
+      g.param(`${this.prefix}.fc2.bias`, [1]),
+    ); // [B, N, 1]
     return ops.squeeze(logit, -1); // [B, N]
   }
 }
@@ -62,7 +69,8 @@ export function keepCount(numPatches: number, keepRatio: number): number {
 
 /** Indices of the k highest scores, ascending (original spatial order); ties go to the lower index. */
 export function topKInOrder(scores: ArrayLike<number>, k: number): number[] {
-  if (!Number.isInteger(k) || k < 0 || k > scores.length) throw new Error(`cannot keep ${k} of ${scores.length} patches`);
+  if (!Number.isInteger(k) || k < 0 || k > scores.length)
+    throw new Error(`cannot keep ${k} of ${scores.length} patches`);
   const order = Array.from({ length: scores.length }, (_, i) => i);
   order.sort((a, b) => scores[b] - scores[a] || a - b);
   return order.slice(0, k).sort((a, b) => a - b);
@@ -73,12 +81,22 @@ export function topKInOrder(scores: ArrayLike<number>, k: number): number[] {
  * prompt, taking the highest-scoring patches wherever they are, so a busy image gets more than
  * a blank one. `minPerImage` patches are reserved for each image first.
  */
-export function allocateBudget(scores: readonly ArrayLike<number>[], budget: number, minPerImage = 0): number[][] {
+export function allocateBudget(
+  scores: readonly ArrayLike<number>[],
+  budget: number,
+  minPerImage = 0,
+): number[][] {
   const total = scores.reduce((n, s) => n + s.length, 0);
-  if (!Number.isInteger(budget) || budget < 0) throw new Error(`visual token budget must be a non-negative integer, got ${budget}`);
-  if (budget > total) throw new Error(`visual token budget ${budget} exceeds the ${total} patches of ${scores.length} image(s)`);
+  if (!Number.isInteger(budget) || budget < 0)
+    throw new Error(`visual token budget must be a non-negative integer, got ${budget}`);
+  if (budget > total)
+    throw new Error(
+      `visual token budget ${budget} exceeds the ${total} patches of ${scores.length} image(s)`,
+    );
   if (minPerImage * scores.length > budget) {
-    throw new Error(`budget ${budget} cannot give ${minPerImage} patch(es) to each of ${scores.length} images`);
+    throw new Error(
+      `budget ${budget} cannot give ${minPerImage} patch(es) to each of ${scores.length} images`,
+    );
   }
   const kept = scores.map((s) => new Set(topKInOrder(s, Math.min(minPerImage, s.length))));
   const rest: [number, number, number][] = []; // [score, image, patch]

@@ -37,7 +37,9 @@ export class Projector {
   forward(g: Graph, features: Tensor): Tensor {
     const { visionWidth: dv, llmWidth: dl } = this.config;
     const p = this.prefix;
-    const h = ops.gelu(ops.linear(features, g.param(`${p}.0.weight`, [dl, dv]), g.param(`${p}.0.bias`, [dl])));
+    const h = ops.gelu(
+      ops.linear(features, g.param(`${p}.0.weight`, [dl, dv]), g.param(`${p}.0.bias`, [dl])),
+    );
     return ops.linear(h, g.param(`${p}.2.weight`, [dl, dl]), g.param(`${p}.2.bias`, [dl]));
   }
 }

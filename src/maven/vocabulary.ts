@@ -57,7 +57,8 @@ export function extendVocabulary(
         `extendVocabulary: "${name}" has shape [${table.shape.join(', ')}], expected [${vocab.textVocabSize}, width] (the text vocabulary)`,
       );
     }
-    if (table.dtype !== 'float32') throw new Error(`extendVocabulary: "${name}" must be float32, got ${table.dtype}`);
+    if (table.dtype !== 'float32')
+      throw new Error(`extendVocabulary: "${name}" must be float32, got ${table.dtype}`);
     const src = table.data as Float32Array;
     const mean = new Float64Array(width);
     for (let r = 0; r < rows; r++) for (let c = 0; c < width; c++) mean[c] += src[r * width + c] / rows;
