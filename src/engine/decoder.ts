@@ -100,7 +100,9 @@ export class KVCacheDecoder {
   /** Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T]. */
   async prefill(input: HostTensor, positions: HostTensor): Promise<DecoderOutput> {
     const name = input.dtype === 'int64' ? 'ids' : 'embeds';
-    return this.collect(await this.prefillProgram.run({ [name]: input, positions }));
+    return this.collect(
+      await this.prefillProgram.run(only(this.prefillProgram, { [name]: input, positions })),
+    );
   }
 
   /** Run new tokens `ids` [B, T] (usually T = 1) after `cache`. */
@@ -114,7 +116,7 @@ export class KVCacheDecoder {
       feeds[`past.${i}.key`] = c.key;
       feeds[`past.${i}.value`] = c.value;
     });
-    return this.collect(await this.decodeProgram.run(feeds));
+    return this.collect(await this.decodeProgram.run(only(this.decodeProgram, feeds)));
   }
 
   private collect(r: Record<string, HostTensor>): DecoderOutput {
@@ -126,4 +128,9 @@ export class KVCacheDecoder {
       })),
     };
   }
+}
+
+/** The feeds a program reads (a model may ignore positions, for instance). */
+function only(program: Program, feeds: Record<string, HostTensor>): Record<string, HostTensor> {
+  return Object.fromEntries(Object.entries(feeds).filter(([name]) => program.reads(name)));
 }

@@ -203,7 +203,7 @@ describe('sequence assembly', () => {
     assert.equal(seq.slots.length, 9 + 8 * 4);
     assert.equal(seq.images.length, 8);
     seq.images.forEach((s, i) => {
-      assert.equal(seq.slots[s.start].kind === 'token' && seq.slots[s.start].id, 8);
+      assert.deepEqual(seq.slots[s.start], { kind: 'token', id: 8 });
       assert.deepEqual(seq.slots[s.continuous[0]], { kind: 'patch', image: i, index: 0 });
     });
     const table = new HostTensor(
