@@ -5,7 +5,7 @@
  * with binary cross-entropy against patch pseudo-labels from object masks.
  */
 import { type Graph, HostTensor, ops, type Tensor } from '../engine/index.ts';
-import type { ParamInit } from '../models/init.ts';
+import { ParamInit } from '../models/init.ts';
 
 export interface PatchSelectorConfig {
   /** Width of the ViT patch features. */
@@ -32,11 +32,13 @@ export class PatchSelector {
     ]);
   }
 
-  init(init: ParamInit): void {
+  init(seed: number): Map<string, HostTensor> {
+    const init = new ParamInit(seed);
     for (const [name, shape] of this.paramShapes()) {
       if (name.endsWith('.bias')) init.zeros(name, shape);
       else init.normal(name, shape, 1 / Math.sqrt(shape[1]));
     }
+    return init.params;
   }
 
   /** Selection logits [B, N] for patch features [B, N, Dv] and h_EOS [B, Dl]. */

@@ -2,8 +2,8 @@
  * The projector: a 2-layer MLP with GELU from ViT patch features to the LLM embedding space,
  * named as LLaVA-1.5's `mlp2x_gelu` (`model.mm_projector.0` / `.2`) so its weights load by name.
  */
-import { type Graph, ops, type Tensor } from '../engine/index.ts';
-import type { ParamInit } from '../models/init.ts';
+import { type Graph, type HostTensor, ops, type Tensor } from '../engine/index.ts';
+import { ParamInit } from '../models/init.ts';
 
 export interface ProjectorConfig {
   visionWidth: number;
@@ -26,11 +26,13 @@ export class Projector {
     ]);
   }
 
-  init(init: ParamInit): void {
+  init(seed: number): Map<string, HostTensor> {
+    const init = new ParamInit(seed);
     for (const [name, shape] of this.paramShapes()) {
       if (name.endsWith('.bias')) init.zeros(name, shape);
       else init.normal(name, shape, 1 / Math.sqrt(shape[1]));
     }
+    return init.params;
   }
 
   /** [..., Dv] → [..., Dl] */

@@ -99,8 +99,7 @@ describe('patch selection', () => {
 
   it('scores each patch with an MLP over concat(patch, h_EOS)', async () => {
     const sel = new PatchSelector({ visionWidth: 3, llmWidth: 2, hiddenSize: 4 });
-    const init = new ParamInit(7);
-    sel.init(init);
+    const init = { params: sel.init(7) };
     const g = new Graph();
     const patches = g.input('patches', 'float32', ['B', 'N', 3]);
     const hEos = g.input('h', 'float32', ['B', 2]);
@@ -150,8 +149,7 @@ describe('projector', () => {
         'model.mm_projector.2.bias',
       ],
     );
-    const init = new ParamInit(2);
-    proj.init(init);
+    const init = { params: proj.init(2) };
     const g = new Graph();
     const x = g.input('x', 'float32', ['N', 2]);
     const p = await compile(g, { y: proj.forward(g, x) }, { embed: init.params });
