@@ -35,7 +35,7 @@ export type TorchBlockOutcome = TorchBlockResult | { skipped: string };
 
 const SCRIPT = fileURLToPath(new URL('./torch_block.py', import.meta.url));
 
-function runPython(
+export function runPython(
   python: string,
   args: string[],
   env: NodeJS.ProcessEnv,
@@ -58,7 +58,7 @@ function runPython(
   });
 }
 
-function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
+export function lastJsonLine(stdout: string): Record<string, unknown> | undefined {
   const lines = stdout.trim().split('\n').reverse();
   for (const line of lines) {
     const t = line.trim();

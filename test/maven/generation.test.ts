@@ -53,7 +53,10 @@ describe('generation', () => {
   it('samples with temperature, top-k and top-p as specified', () => {
     const logits = Float32Array.of(2, 1, 0, -1);
     let s = 0;
-    const rand = () => (s = (s * 16807 + 1) % 2147483647) / 2147483647;
+    const rand = () => {
+      s = (s * 16807 + 1) % 2147483647;
+      return s / 2147483647;
+    };
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < 20000; i++) counts[sampleToken(logits, { temperature: 1 }, rand)]++;
     const z = [2, 1, 0, -1].reduce((a, v) => a + Math.exp(v), 0);

@@ -145,7 +145,9 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
     const s = Math.min(Math.max(start < 0 ? dim + start : start, 0), dim);
     const e = Math.min(Math.max(endValue < 0 ? dim + endValue : endValue, 0), dim);
     outDim = Math.max(0, e - s);
-  } else if (start >= 0 && end !== undefined && end >= 0) outDim = end - start;
+  } else if (start >= 0 && end !== undefined && end >= 0) outDim = Math.max(0, end - start);
+  else if (start < 0 && (end === undefined || (end < 0 && end > start)))
+    outDim = (end ?? 0) - start; // the last |start| (assumes the run-time dim is at least that long)
   else outDim = `${dim}[${start}:${end ?? ''}]`;
   const shape = [...x.shape];
   shape[a] = outDim;

@@ -1,0 +1,154 @@
+/**
+ * Generation benchmark on the tiny preset: for 1, 2, 4 and 8 images, prompt length and time to
+ * first token (image encoding incl. the h_EOS pass, then LLM prefill) in hybrid mode (ρ = 0.25)
+ * vs continuous-only (LLaVA-style, all patches), same model, same run; then KV-cache decode speed
+ * of the LLM, against the same weights in PyTorch eager where a Python with torch is available.
+ *
+ *   npm run bench:generate [-- --write] [-- --model DIR]
+ *
+ * Without --model it uses randomly initialised tiny weights: speed does not depend on training.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { HostTensor } from '../src/engine/index.ts';
+import { loadMaven } from '../src/maven/checkpoint.ts';
+import { tinyConfig } from '../src/maven/config.ts';
+import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model.ts';
+import type { EncodingMode } from '../src/maven/sequence.ts';
+import { WordTokenizer } from '../src/models/tokenizer.ts';
+import { torchLlamaDecode } from './baselines/torch-llama.ts';
+
+const args = process.argv.slice(2);
+const modelDir = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
+const lines: string[] = [];
+const say = (s = '') => {
+  lines.push(s);
+  console.log(s);
+};
+
+async function tinyModel(): Promise<MavenModel> {
+  if (modelDir) return loadMaven(modelDir);
+  const words =
+    'how many yellow blue black squares circles triangles are there in the image is it true false yes no'.split(
+      ' ',
+    );
+  const tokenizer = WordTokenizer.build([words.join(' ')], { minCount: 1 });
+  tokenizer.addSpecialTokens(['<img>', '</img>']);
+  const config = tinyConfig(tokenizer.vocabSize);
+  return new MavenModel(config, initMavenParams(buildComponents(config), 1), tokenizer);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+const model = await tinyModel();
+const size = model.config.vision.imageSize;
+const pixels = (n: number) =>
+  new HostTensor(
+    'float32',
+    [n, 3, size, size],
+    Float32Array.from({ length: n * 3 * size * size }, (_, i) => Math.sin(i * 0.013)),
+  );
+
+async function measure(n: number, mode: EncodingMode, reps: number) {
+  const px = pixels(n);
+  const prompt = `${'<image> '.repeat(n)}how many yellow squares are there ?`;
+  const decoder = await model.llmDecoder();
+  const encodeMs: number[] = [];
+  const prefillMs: number[] = [];
+  let length = 0;
+  for (let r = 0; r < reps + 1; r++) {
+    const t0 = performance.now();
+    const prepared = await model.prepare(prompt, px, { mode });
+    const t1 = performance.now();
+    const T = prepared.embeds.shape[1];
+    await decoder.prefill(
+      prepared.embeds,
+      new HostTensor(
+        'int64',
+        [1, T],
+        BigInt64Array.from({ length: T }, (_, i) => BigInt(i)),
+      ),
+    );
+    const t2 = performance.now();
+    length = T;
+    if (r === 0) continue; // warm-up: compiles the programs
+    encodeMs.push(t1 - t0);
+    prefillMs.push(t2 - t1);
+  }
+  return { length, encode: median(encodeMs), prefill: median(prefillMs) };
+}
+
+say(`## Generation (\`npm run bench:generate\`)`);
+say('');
+say(
+  `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores; node ${process.version}; ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Model: ${modelDir ?? `${model.config.name}, random weights`} (${size} px, ${(size / model.config.vision.patchSize) ** 2} patches per image, ${model.config.seed.qformer.numQueryTokens} discrete ids, ρ = ${model.config.keepRatio}).`,
+);
+say('');
+say(
+  'Encode = ViT (+ tokenizer, h_EOS pass through the LLM, selector) + projector; prefill = the LLM over the assembled prompt.',
+);
+say('');
+say(
+  '| images | prompt tokens hybrid / cont. | ratio | prefill ms hybrid / cont. | ratio | encode + prefill ms hybrid / cont. | ratio |',
+);
+say('|---:|---:|---:|---:|---:|---:|---:|');
+for (const n of [1, 2, 4, 8]) {
+  const h = await measure(n, 'hybrid', 7);
+  const c = await measure(n, 'continuous-only', 7);
+  const r = (a: number, b: number) => (a / b).toFixed(2);
+  say(
+    `| ${n} | ${h.length} / ${c.length} | ${r(h.length, c.length)} | ${h.prefill.toFixed(1)} / ${c.prefill.toFixed(1)} | ${r(h.prefill, c.prefill)} | ${(h.encode + h.prefill).toFixed(1)} / ${(c.encode + c.prefill).toFixed(1)} | ${r(h.encode + h.prefill, c.encode + c.prefill)} |`,
+  );
+}
+say('');
+
+// Decode speed of the LLM alone: greedy, KV cache, 1 token per step.
+const decoder = await model.llmDecoder();
+const promptLen = 64;
+const steps = 128;
+const ids = (xs: number[]) => new HostTensor('int64', [1, xs.length], BigInt64Array.from(xs, BigInt));
+const embedsFor = async () =>
+  (await model.prepare('how many yellow squares are there ? '.repeat(8).trim(), null)).embeds;
+const prompt = await embedsFor();
+const decodeRun = async () => {
+  const T = prompt.shape[1];
+  let out = await decoder.prefill(prompt, ids(Array.from({ length: T }, (_, i) => i)));
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) out = await decoder.decode(ids([3]), ids([T + s]), out.cache);
+  return (steps / (performance.now() - t0)) * 1000;
+};
+await decodeRun();
+const ours = median([await decodeRun(), await decodeRun(), await decodeRun()]);
+const torch = await torchLlamaDecode(model.config.llm, model.weights, {
+  promptLength: prompt.shape[1] || promptLen,
+  steps,
+});
+say(
+  `### LLM decode with KV cache (${model.config.llm.numHiddenLayers} layers, width ${model.config.llm.hiddenSize}, prompt ${prompt.shape[1]} tokens, ${steps} greedy steps)`,
+);
+say('');
+say('| implementation | tokens/s | ratio |');
+say('|---|---:|---:|');
+say(`| maven-ts (onnxruntime-node, CPU) | ${ours.toFixed(0)} | 1.00 |`);
+if ('skipped' in torch) say(`| PyTorch eager | – | skipped: ${torch.skipped} |`);
+else
+  say(
+    `| PyTorch ${torch.torch} eager, same weights (${torch.python}) | ${torch.tokensPerSecond.toFixed(0)} | ours is ${(ours / torch.tokensPerSecond).toFixed(2)}× |`,
+  );
+say('');
+
+if (args.includes('--write')) {
+  const path = new URL('../docs/benchmarks.md', import.meta.url);
+  let doc = readFileSync(path, 'utf8');
+  const begin = '<!-- bench:generate:begin -->';
+  const end = '<!-- bench:generate:end -->';
+  const section = `${begin}\n${lines.join('\n')}\n${end}`;
+  doc = doc.includes(begin)
+    ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section)
+    : `${doc.trimEnd()}\n\n${section}\n`;
+  writeFileSync(path, doc);
+  console.log('(written to docs/benchmarks.md)');
+}

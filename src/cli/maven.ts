@@ -1,0 +1,50 @@
+/**
+ * `maven` — the command line. Each subcommand lives in its own file under src/cli/commands/ and
+ * exports `{ name, summary, usage, run(argv) }`.
+ */
+
+import { type Command, UsageError } from './command.ts';
+import { generateCommand } from './commands/generate.ts';
+
+const commands: Command[] = [generateCommand];
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'usage: maven <command> [options]',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "run 'maven <command> --help' for a command's options",
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 1;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`maven: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    console.error(`maven: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.MAVEN_DEBUG && e instanceof Error) console.error(e.stack);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,108 @@
+/**
+ * A MaVEn model directory:
+ *
+ *   config.json                       MavenConfig (+ format version)
+ *   tokenizer.json                    the text tokenizer (TextTokenizer.toJSON())
+ *   model.safetensors                 every weight by full name — or, for large models,
+ *   model.safetensors.index.json      Hugging Face's sharded layout with model-0000k-of-0000n files
+ *
+ * Loading checks every expected tensor's presence and shape first and reports all problems at
+ * once; large shards are read tensor by tensor.
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { HostTensor, RuntimeOptions } from '../engine/index.ts';
+import { loadShardedSafetensors, SafetensorsFile, saveSafetensors } from '../engine/safetensors-file.ts';
+import { loadTokenizer } from '../models/tokenizer.ts';
+import type { MavenConfig } from './config.ts';
+import { buildComponents, MavenModel, mavenParamShapes } from './model.ts';
+
+export const CHECKPOINT_FORMAT = 'maven-ts/1';
+
+interface StoredConfig extends MavenConfig {
+  format: string;
+}
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what}: ${path} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+export async function loadMavenConfig(dir: string): Promise<MavenConfig> {
+  const stored = (await readJson(join(dir, 'config.json'), 'model config')) as StoredConfig;
+  if (stored.format !== CHECKPOINT_FORMAT) {
+    throw new Error(`${join(dir, 'config.json')}: format "${stored.format}" is not ${CHECKPOINT_FORMAT}`);
+  }
+  const { format: _, ...config } = stored;
+  return config;
+}
+
+/** Read every weight the config expects from `dir` (single file or shards). */
+export async function loadMavenWeights(dir: string, config: MavenConfig): Promise<Map<string, HostTensor>> {
+  const expected = mavenParamShapes(buildComponents(config));
+  const single = join(dir, 'model.safetensors');
+  const index = join(dir, 'model.safetensors.index.json');
+  const source = existsSync(single)
+    ? await SafetensorsFile.open(single)
+    : existsSync(index)
+      ? await loadShardedSafetensors(index)
+      : null;
+  if (!source) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+  try {
+    const problems: string[] = [];
+    for (const [name, shape] of expected) {
+      const entry = source.entries.get(name);
+      if (!entry) problems.push(`missing "${name}" [${shape.join(', ')}]`);
+      else if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
+        problems.push(`"${name}": expected [${shape.join(', ')}], file has [${entry.shape.join(', ')}]`);
+      }
+    }
+    if (problems.length) {
+      throw new Error(
+        `${dir}: checkpoint does not match ${config.name} (${problems.length} problem(s)):\n  ${problems.slice(0, 20).join('\n  ')}`,
+      );
+    }
+    const weights = new Map<string, HostTensor>();
+    for (const name of expected.keys()) weights.set(name, await source.get(name));
+    return weights;
+  } finally {
+    await source.close();
+  }
+}
+
+export async function loadMaven(dir: string, runtime: RuntimeOptions = {}): Promise<MavenModel> {
+  if (!existsSync(dir)) throw new Error(`model directory ${dir} does not exist`);
+  const config = await loadMavenConfig(dir);
+  const tokenizer = loadTokenizer(await readJson(join(dir, 'tokenizer.json'), 'tokenizer'));
+  return new MavenModel(config, await loadMavenWeights(dir, config), tokenizer, runtime);
+}
+
+export async function saveMaven(
+  dir: string,
+  model: MavenModel,
+  metadata: Record<string, string> = {},
+): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await saveSafetensors(join(dir, 'model.safetensors'), new Map(model.weights), {
+    format: 'pt',
+    ...metadata,
+  });
+  const write = async (name: string, value: unknown) => {
+    const tmp = join(dir, `${name}.tmp`);
+    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    await rename(tmp, join(dir, name));
+  };
+  await write('tokenizer.json', model.tokenizer.toJSON());
+  await write('config.json', { format: CHECKPOINT_FORMAT, ...model.config });
+}

@@ -1,0 +1,469 @@
+/**
+ * MaVEn: the whole model. Holds the weights of every component under one name space,
+ *
+ *   vision_tower.vision_model.*           CLIP-style ViT (continuous patches)
+ *   visual_tokenizer.*                    SEED-style tokenizer (causal Q-Former, task layer, codebook)
+ *   visual_tokenizer.vision_tower.*       its own ViT, unless the config shares the first one
+ *   model.*, lm_head.weight               the LLaMA decoder with the unified vocabulary
+ *   model.mm_projector.*                  the projector (LLaVA's name)
+ *   patch_selector.*                      the patch selector
+ *
+ * and turns (prompt with <image> placeholders, images) into answers. Each image goes through
+ * the vision programs (patch features, discrete ids), the LLM once more for h_EOS (all images of
+ * a prompt in one batch), the selector, and the projector; the prompt is then assembled and
+ * embedded on the host and prefilled into the KV-cache decoder.
+ *
+ * The graph-building functions at the top are shared with training (src/train).
+ */
+import {
+  compile,
+  Graph,
+  HostTensor,
+  KVCacheDecoder,
+  ops,
+  type Program,
+  type RuntimeOptions,
+  type Tensor,
+} from '../engine/index.ts';
+import { ClipVisionModel } from '../models/clip-vision.ts';
+import { type ImagePreprocessConfig, preprocessImage, stackImages } from '../models/image.ts';
+import { Llama } from '../models/llama.ts';
+import { SeedTokenizer } from '../models/seed-tokenizer.ts';
+import type { TextTokenizer } from '../models/tokenizer.ts';
+import type { MavenConfig } from './config.ts';
+import {
+  type CandidateScore,
+  type GenerationPiece,
+  generateTokens,
+  type SamplingOptions,
+  scoreCandidates,
+} from './generation.ts';
+import { allocateBudget, gatherRows, keepCount, PatchSelector, topKInOrder } from './patch-selector.ts';
+import { Projector } from './projector.ts';
+import {
+  type AssembledSequence,
+  assembleSequence,
+  type EncodingMode,
+  embedSequence,
+  type ImageTokens,
+  splitPrompt,
+} from './sequence.ts';
+import { type UnifiedVocabulary, visualTokenId } from './vocabulary.ts';
+
+export const VISION_SCOPE = 'vision_tower.';
+export const TOKENIZER_SCOPE = 'visual_tokenizer.';
+export const TOKENIZER_VISION_SCOPE = 'visual_tokenizer.vision_tower.';
+
+export interface MavenComponents {
+  vision: ClipVisionModel;
+  tokenizerVision: ClipVisionModel | null;
+  tokenizer: SeedTokenizer;
+  llm: Llama;
+  selector: PatchSelector;
+  projector: Projector;
+}
+
+export function buildComponents(config: MavenConfig): MavenComponents {
+  if (config.llm.vocabSize !== config.textVocabSize + config.seed.codebookSize) {
+    throw new Error(
+      `config ${config.name}: LLM vocabulary ${config.llm.vocabSize} must be text ${config.textVocabSize} + visual ${config.seed.codebookSize}`,
+    );
+  }
+  return {
+    vision: new ClipVisionModel(config.vision),
+    tokenizerVision: config.tokenizerVision === 'shared' ? null : new ClipVisionModel(config.tokenizerVision),
+    tokenizer: new SeedTokenizer(config.seed),
+    llm: new Llama(config.llm),
+    selector: new PatchSelector({
+      visionWidth: config.vision.hiddenSize,
+      llmWidth: config.llm.hiddenSize,
+      hiddenSize: config.selectorHiddenSize,
+    }),
+    projector: new Projector({ visionWidth: config.vision.hiddenSize, llmWidth: config.llm.hiddenSize }),
+  };
+}
+
+function prefixed<T>(scope: string, m: Map<string, T>): [string, T][] {
+  return [...m].map(([k, v]) => [scope + k, v]);
+}
+
+/** Every parameter of the model, by full name. */
+export function mavenParamShapes(c: MavenComponents): Map<string, number[]> {
+  return new Map([
+    ...prefixed(VISION_SCOPE, c.vision.paramShapes()),
+    ...(c.tokenizerVision ? prefixed(TOKENIZER_VISION_SCOPE, c.tokenizerVision.paramShapes()) : []),
+    ...prefixed(TOKENIZER_SCOPE, c.tokenizer.paramShapes()),
+    ...c.llm.paramShapes(),
+    ...c.projector.paramShapes(),
+    ...c.selector.paramShapes(),
+  ]);
+}
+
+/** Fresh random weights for every component (each from its own seed stream). */
+export function initMavenParams(c: MavenComponents, seed: number): Map<string, HostTensor> {
+  return new Map([
+    ...prefixed(VISION_SCOPE, c.vision.init(seed + 1)),
+    ...(c.tokenizerVision ? prefixed(TOKENIZER_VISION_SCOPE, c.tokenizerVision.init(seed + 2)) : []),
+    ...prefixed(TOKENIZER_SCOPE, c.tokenizer.init(seed + 3)),
+    ...c.llm.init(seed + 4),
+    ...c.projector.init(seed + 5),
+    ...c.selector.init(seed + 6),
+  ]);
+}
+
+// ---- graph builders, shared by inference and training ------------------------------------
+
+/** Continuous patch features [B, N, Dv] of the vision tower. */
+export function tracePatchFeatures(
+  g: Graph,
+  config: MavenConfig,
+  c: MavenComponents,
+  pixels: Tensor,
+): Tensor {
+  return g.scoped(VISION_SCOPE, () =>
+    c.vision.patchFeatures(g, pixels, { layer: config.visionFeatureLayer }),
+  );
+}
+
+/** The discrete tokenizer on `pixels` (its own ViT, or the shared one). */
+export function traceDiscrete(g: Graph, config: MavenConfig, c: MavenComponents, pixels: Tensor) {
+  const features = c.tokenizerVision
+    ? g.scoped(TOKENIZER_VISION_SCOPE, () =>
+        c.tokenizerVision!.patchFeatures(g, pixels, { layer: config.tokenizerVisionFeatureLayer }),
+      )
+    : g.scoped(VISION_SCOPE, () =>
+        c.vision.patchFeatures(g, pixels, { layer: config.tokenizerVisionFeatureLayer }),
+      );
+  return g.scoped(TOKENIZER_SCOPE, () => c.tokenizer.encode(g, features));
+}
+
+/** h_EOS [B, D]: last-layer hidden state at the final position of `ids` [B, T] (visual ids then EOS). */
+export function traceHEos(g: Graph, c: MavenComponents, ids: Tensor, positions: Tensor): Tensor {
+  const { hidden } = c.llm.forward(g, c.llm.embedTokens(g, ids), positions);
+  return ops.squeeze(ops.slice(hidden, 1, -1), 1); // [B, 1, D] → [B, D]
+}
+
+// ---- inference -------------------------------------------------------------------------
+
+export interface EncodeOptions {
+  mode?: EncodingMode;
+  /** ρ ∈ (0, 1]; default the config's. */
+  keepRatio?: number;
+  /** Instead of ρ: this many continuous tokens for the whole prompt, allocated by score. */
+  visualTokenBudget?: number;
+}
+
+export interface ImageEncoding extends ImageTokens {
+  /** Selector logits per patch (hybrid mode), raster order. */
+  scores: Float32Array | null;
+  /** Projected kept patches [k, D_llm]. */
+  projected: HostTensor;
+  grid: number;
+}
+
+export interface PreparedPrompt {
+  sequence: AssembledSequence;
+  embeds: HostTensor;
+  images: ImageEncoding[];
+}
+
+export interface ImageSummary {
+  discreteTokens: number;
+  keptPatches: number;
+  totalPatches: number;
+  keepRatio: number;
+}
+
+export function summarize(images: readonly ImageTokens[]): ImageSummary[] {
+  return images.map((e) => ({
+    discreteTokens: e.discreteIds.length,
+    keptPatches: e.keptPatches.length,
+    totalPatches: e.totalPatches,
+    keepRatio: e.totalPatches ? e.keptPatches.length / e.totalPatches : 0,
+  }));
+}
+
+export class MavenModel {
+  readonly components: MavenComponents;
+  readonly vocabulary: UnifiedVocabulary;
+  private readonly programs = new Map<string, Promise<Program>>();
+  private decoderPromise: Promise<KVCacheDecoder> | null = null;
+
+  constructor(
+    readonly config: MavenConfig,
+    readonly weights: ReadonlyMap<string, HostTensor>,
+    readonly tokenizer: TextTokenizer,
+    readonly runtime: RuntimeOptions = {},
+  ) {
+    this.components = buildComponents(config);
+    this.vocabulary = { textVocabSize: config.textVocabSize, visualVocabSize: config.seed.codebookSize };
+    const problems: string[] = [];
+    for (const [name, shape] of mavenParamShapes(this.components)) {
+      const w = weights.get(name);
+      if (!w) problems.push(`missing "${name}" [${shape.join(', ')}]`);
+      else if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+        problems.push(`"${name}": expected [${shape.join(', ')}], got [${w.shape.join(', ')}]`);
+      }
+    }
+    if (problems.length) {
+      const shown = problems.slice(0, 20).join('\n  ');
+      throw new Error(
+        `${config.name}: weights do not match the model (${problems.length} problem(s)):\n  ${shown}`,
+      );
+    }
+    if (tokenizer.vocabSize !== config.textVocabSize) {
+      throw new Error(
+        `${config.name}: the tokenizer has ${tokenizer.vocabSize} ids, the config says ${config.textVocabSize}`,
+      );
+    }
+    for (const t of [config.imageStartToken, config.imageEndToken]) {
+      if (tokenizer.tokenToId(t) === undefined)
+        throw new Error(`${config.name}: the tokenizer has no special token ${t}`);
+    }
+  }
+
+  get imageStartId(): number {
+    return this.tokenizer.tokenToId(this.config.imageStartToken)!;
+  }
+
+  get imageEndId(): number {
+    return this.tokenizer.tokenToId(this.config.imageEndToken)!;
+  }
+
+  /** Compile (once) a program whose weights are bound from the model, not copied. */
+  private program(key: string, build: (g: Graph) => Record<string, Tensor>): Promise<Program> {
+    let p = this.programs.get(key);
+    if (!p) {
+      p = (async () => {
+        const g = new Graph();
+        const outputs = build(g);
+        const program = await compile(g, outputs, { ...this.runtime, label: key });
+        for (const name of g.params.keys()) program.bind(name, this.weights.get(name)!);
+        return program;
+      })();
+      this.programs.set(key, p);
+    }
+    return p;
+  }
+
+  /** The LLM as a KV-cache decoder that prefills from input embeddings. */
+  llmDecoder(): Promise<KVCacheDecoder> {
+    this.decoderPromise ??= KVCacheDecoder.create(this.components.llm.decoderSpec(), this.weights, {
+      prefillInput: 'embeds',
+      embedWeights: false,
+      runtime: this.runtime,
+    });
+    return this.decoderPromise;
+  }
+
+  /** How images are resized and normalised for the vision tower (CLIP: shortest side, centre crop). */
+  preprocessConfig(size = this.config.vision.imageSize): ImagePreprocessConfig {
+    return {
+      size,
+      mean: this.config.imageMean,
+      std: this.config.imageStd,
+      resample: 'bicubic',
+      mode: 'clip',
+    };
+  }
+
+  /** Decode and preprocess images (paths or encoded bytes) into [N, 3, S, S]. */
+  async preprocess(images: readonly (string | Uint8Array)[]): Promise<HostTensor | null> {
+    if (images.length === 0) return null;
+    if (images.length > this.config.maxImages) {
+      throw new Error(`${images.length} images given, but this model takes at most ${this.config.maxImages}`);
+    }
+    if (
+      this.components.tokenizerVision &&
+      this.config.tokenizerVision !== 'shared' &&
+      this.config.tokenizerVision.imageSize !== this.config.vision.imageSize
+    ) {
+      throw new Error(
+        `${this.config.name}: a tokenizer ViT at a different resolution than the vision tower is not supported yet`,
+      );
+    }
+    const config = this.preprocessConfig();
+    return stackImages(await Promise.all(images.map((img) => preprocessImage(img, config))));
+  }
+
+  /** Patch features and discrete ids for a batch of preprocessed images [N, 3, S, S]. */
+  async encodePixels(
+    pixels: HostTensor,
+    mode: EncodingMode,
+  ): Promise<{ features: HostTensor | null; ids: HostTensor | null }> {
+    const size = this.config.vision.imageSize;
+    const needFeatures = mode !== 'discrete-only';
+    const needIds = mode !== 'continuous-only';
+    const key = `vision:${needFeatures}:${needIds}`;
+    const program = await this.program(key, (g) => {
+      const px = g.input('pixels', 'float32', ['N', 3, size, size]);
+      const out: Record<string, Tensor> = {};
+      if (needFeatures) out.features = tracePatchFeatures(g, this.config, this.components, px);
+      if (needIds) out.ids = traceDiscrete(g, this.config, this.components, px).ids;
+      return out;
+    });
+    const r = await program.run({ pixels });
+    return { features: r.features ?? null, ids: r.ids ?? null };
+  }
+
+  /** h_EOS for each image's discrete ids, all images in one batch: [N, D]. */
+  async hEos(codes: number[][]): Promise<HostTensor> {
+    const program = await this.program('h_eos', (g) => {
+      const ids = g.input('ids', 'int64', ['N', 'T']);
+      const positions = g.input('positions', 'int64', ['N', 'T']);
+      return { h: traceHEos(g, this.components, ids, positions) };
+    });
+    const n = codes.length;
+    const t = codes[0].length + 1;
+    const ids = new BigInt64Array(n * t);
+    const positions = new BigInt64Array(n * t);
+    codes.forEach((row, i) => {
+      row.forEach((code, j) => {
+        ids[i * t + j] = BigInt(visualTokenId(this.vocabulary, code));
+        positions[i * t + j] = BigInt(j);
+      });
+      ids[i * t + t - 1] = BigInt(this.tokenizer.eosId);
+      positions[i * t + t - 1] = BigInt(t - 1);
+    });
+    const r = await program.run({
+      ids: new HostTensor('int64', [n, t], ids),
+      positions: new HostTensor('int64', [n, t], positions),
+    });
+    return r.h;
+  }
+
+  async selectorScores(features: HostTensor, hEos: HostTensor): Promise<HostTensor> {
+    const [, n, dv] = features.shape;
+    const program = await this.program('selector', (g) => ({
+      scores: this.components.selector.scores(
+        g,
+        g.input('features', 'float32', ['N', n, dv]),
+        g.input('h_eos', 'float32', ['N', this.config.llm.hiddenSize]),
+      ),
+    }));
+    return (await program.run({ features, h_eos: hEos })).scores;
+  }
+
+  async project(features: HostTensor): Promise<HostTensor> {
+    const dv = this.config.vision.hiddenSize;
+    const program = await this.program('projector', (g) => ({
+      out: this.components.projector.forward(g, g.input('features', 'float32', ['K', dv])),
+    }));
+    return (await program.run({ features })).out;
+  }
+
+  /** Encode preprocessed images [N, 3, S, S] into discrete ids and selected, projected patches. */
+  async encodeImages(pixels: HostTensor, options: EncodeOptions = {}): Promise<ImageEncoding[]> {
+    const mode = options.mode ?? this.config.defaultMode;
+    const count = pixels.shape[0];
+    if (count === 0) return [];
+    const { features, ids } = await this.encodePixels(pixels, mode);
+    const q = this.config.seed.qformer.numQueryTokens;
+    const codes = ids
+      ? Array.from({ length: count }, (_, i) =>
+          Array.from((ids.data as BigInt64Array).subarray(i * q, (i + 1) * q), Number),
+        )
+      : Array.from({ length: count }, () => [] as number[]);
+    const grid = this.config.vision.imageSize / this.config.vision.patchSize;
+    const numPatches = grid * grid;
+    let kept: number[][];
+    let scores: Float32Array[] | null = null;
+    if (mode === 'discrete-only') kept = codes.map(() => []);
+    else if (mode === 'continuous-only')
+      kept = codes.map(() => Array.from({ length: numPatches }, (_, i) => i));
+    else {
+      const s = await this.selectorScores(features!, await this.hEos(codes));
+      scores = Array.from({ length: count }, (_, i) =>
+        (s.data as Float32Array).slice(i * numPatches, (i + 1) * numPatches),
+      );
+      kept =
+        options.visualTokenBudget !== undefined
+          ? allocateBudget(scores, options.visualTokenBudget)
+          : scores.map((row) =>
+              topKInOrder(row, keepCount(numPatches, options.keepRatio ?? this.config.keepRatio)),
+            );
+    }
+    const dv = this.config.vision.hiddenSize;
+    const projected: HostTensor[] = [];
+    if (features && kept.some((k) => k.length)) {
+      const all = kept.flatMap((k, i) => k.map((p) => i * numPatches + p));
+      const rows = await this.project(gatherRows(features.data as Float32Array, dv, all));
+      let offset = 0;
+      const dl = this.config.llm.hiddenSize;
+      for (const k of kept) {
+        const data = (rows.data as Float32Array).slice(offset * dl, (offset + k.length) * dl);
+        projected.push(new HostTensor('float32', [k.length, dl], data));
+        offset += k.length;
+      }
+    } else for (const _ of kept) projected.push(HostTensor.zeros('float32', [0, this.config.llm.hiddenSize]));
+    return kept.map((k, i) => ({
+      discreteIds: codes[i],
+      keptPatches: k,
+      totalPatches: numPatches,
+      scores: scores ? scores[i] : null,
+      projected: projected[i],
+      grid,
+    }));
+  }
+
+  /** Assemble and embed a prompt with its images (already preprocessed, [N, 3, S, S]). */
+  async prepare(
+    prompt: string,
+    pixels: HostTensor | null,
+    options: EncodeOptions = {},
+  ): Promise<PreparedPrompt> {
+    const count = pixels ? pixels.shape[0] : 0;
+    const pieces = splitPrompt(prompt, count, this.config.maxImages);
+    const images = pixels && count ? await this.encodeImages(pixels, options) : [];
+    const textPieces = pieces.map((p, i) => this.tokenizer.encode(p, { bos: i === 0 }));
+    const sequence = assembleSequence(textPieces, images, {
+      vocabulary: this.vocabulary,
+      imageStartId: this.imageStartId,
+      imageEndId: this.imageEndId,
+      order: this.config.sequenceOrder,
+    });
+    const table = this.weights.get('model.embed_tokens.weight')!;
+    const embeds = embedSequence(
+      sequence,
+      table,
+      images.map((e) => e.projected),
+    );
+    return { sequence, embeds, images };
+  }
+
+  /** Stream the answer token by token. Visual codes are never generated. */
+  async *stream(prepared: PreparedPrompt, sampling: SamplingOptions = {}): AsyncGenerator<GenerationPiece> {
+    yield* generateTokens(
+      {
+        decoder: await this.llmDecoder(),
+        prompt: prepared.embeds,
+        eosId: this.tokenizer.eosId,
+        decodeText: (ids) => this.tokenizer.decode(ids),
+      },
+      { vocabLimit: this.config.textVocabSize, ...sampling },
+    );
+  }
+
+  async generate(
+    prompt: string,
+    pixels: HostTensor | null,
+    options: EncodeOptions & SamplingOptions = {},
+  ): Promise<{ text: string; prepared: PreparedPrompt; images: ImageSummary[] }> {
+    const prepared = await this.prepare(prompt, pixels, options);
+    let text = '';
+    for await (const piece of this.stream(prepared, options)) text += piece.text;
+    return { text: text.trim(), prepared, images: summarize(prepared.images) };
+  }
+
+  /** Log-likelihood of each candidate answer (multiple choice, SEED-Bench protocol). */
+  async score(
+    prompt: string,
+    pixels: HostTensor | null,
+    candidates: readonly string[],
+    options: EncodeOptions = {},
+  ): Promise<CandidateScore[]> {
+    const prepared = await this.prepare(prompt, pixels, options);
+    const tokenized = candidates.map((c) => this.tokenizer.encode(c, { bos: false }));
+    return scoreCandidates(await this.llmDecoder(), prepared.embeds, tokenized);
+  }
+}

@@ -1,0 +1,126 @@
+/** The assembled MaVEn model on a tiny random configuration: modes, token counts, h_EOS, budgets, checkpoints. */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { HostTensor } from '../../src/engine/index.ts';
+import { loadMaven, saveMaven } from '../../src/maven/checkpoint.ts';
+import { MavenModel } from '../../src/maven/model.ts';
+import { pixels, smallModel } from './small-model.ts';
+
+describe('MavenModel', () => {
+  let model: MavenModel;
+  before(() => {
+    model = smallModel();
+  });
+
+  it('builds the hybrid sequence: per image <img>, Q discrete ids, ⌈ρN⌉ patches in order, </img>', async () => {
+    const prompt = 'how many <image> squares <image> ?';
+    const prepared = await model.prepare(prompt, pixels(2));
+    const text =
+      model.tokenizer.encode('how many ', { bos: true }).length +
+      model.tokenizer.encode(' squares ').length +
+      model.tokenizer.encode(' ?').length;
+    assert.equal(prepared.sequence.slots.length, text + 2 * (2 + 4 + 4)); // 16 patches, ρ = 0.25 → 4
+    for (const img of prepared.images) {
+      assert.equal(img.discreteIds.length, 4);
+      assert.equal(img.keptPatches.length, 4);
+      assert.deepEqual(
+        [...img.keptPatches],
+        [...img.keptPatches].sort((a, b) => a - b),
+      );
+      assert.ok(img.discreteIds.every((c) => c >= 0 && c < 16));
+    }
+    assert.deepEqual(prepared.embeds.shape, [1, prepared.sequence.slots.length, 32]);
+  });
+
+  it('counts tokens per mode: discrete-only, continuous-only (all patches), any keep ratio, a global budget', async () => {
+    const px = pixels(3, 1);
+    const p = 'a <image> b <image> c <image>';
+    const lengths = async (options: Parameters<MavenModel['prepare']>[2]) =>
+      (await model.prepare(p, px, options)).images.map((i) => [i.discreteIds.length, i.keptPatches.length]);
+    assert.deepEqual(await lengths({ mode: 'discrete-only' }), [
+      [4, 0],
+      [4, 0],
+      [4, 0],
+    ]);
+    assert.deepEqual(await lengths({ mode: 'continuous-only' }), [
+      [0, 16],
+      [0, 16],
+      [0, 16],
+    ]);
+    assert.deepEqual(await lengths({ keepRatio: 0.5 }), [
+      [4, 8],
+      [4, 8],
+      [4, 8],
+    ]);
+    assert.deepEqual(await lengths({ keepRatio: 1 }), [
+      [4, 16],
+      [4, 16],
+      [4, 16],
+    ]);
+    const budget = await lengths({ visualTokenBudget: 10 });
+    assert.equal(
+      budget.reduce((n, [, k]) => n + k, 0),
+      10,
+    );
+  });
+
+  it('computes h_EOS for all images in one batch, equal to one image at a time', async () => {
+    const codes = [
+      [1, 2, 3, 4],
+      [5, 6, 7, 8],
+      [0, 0, 15, 9],
+    ];
+    const batched = (await model.hEos(codes)).data as Float32Array;
+    const d = model.config.llm.hiddenSize;
+    for (let i = 0; i < codes.length; i++) {
+      const single = (await model.hEos([codes[i]])).data as Float32Array;
+      for (let j = 0; j < d; j++) assert.ok(Math.abs(single[j] - batched[i * d + j]) < 1e-5);
+    }
+  });
+
+  it('generates and scores for 0, 1 and 8 images', async () => {
+    for (const n of [0, 1, 8]) {
+      const prompt = `${'<image> '.repeat(n)}how many yellow squares ?`;
+      const r = await model.generate(prompt, n ? pixels(n, n) : null, { maxNewTokens: 5 });
+      assert.equal(r.images.length, n);
+      assert.equal(typeof r.text, 'string');
+      const scores = await model.score(prompt, n ? pixels(n, n) : null, ['yes', 'no']);
+      assert.equal(scores.length, 2);
+      assert.ok(scores.every((s) => Number.isFinite(s.logLikelihood) && s.logLikelihood < 0));
+    }
+  });
+
+  it('refuses mismatched placeholders and too many images', async () => {
+    await assert.rejects(
+      model.prepare('just <image>', pixels(2)),
+      /1 <image> placeholder\(s\) but 2 image\(s\)/,
+    );
+    await assert.rejects(model.prepare('<image>'.repeat(9), pixels(9)), /at most 8/);
+  });
+
+  it('round-trips through a checkpoint directory and answers identically', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maven-ckpt-'));
+    await saveMaven(dir, model);
+    const loaded = await loadMaven(dir);
+    const a = await model.generate('<image> how many ?', pixels(1, 5), { maxNewTokens: 6 });
+    const b = await loaded.generate('<image> how many ?', pixels(1, 5), { maxNewTokens: 6 });
+    assert.equal(b.text, a.text);
+    assert.deepEqual(b.prepared.images[0].keptPatches, a.prepared.images[0].keptPatches);
+    assert.deepEqual(b.prepared.images[0].discreteIds, a.prepared.images[0].discreteIds);
+  });
+
+  it('names missing and misshapen weights', () => {
+    const weights = new Map(model.weights);
+    weights.delete('patch_selector.fc2.bias');
+    weights.set('model.norm.weight', new HostTensor('float32', [3], new Float32Array(3)));
+    assert.throws(
+      () => new MavenModel(model.config, weights, model.tokenizer),
+      (e: Error) =>
+        /missing "patch_selector\.fc2\.bias" \[1\]/.test(e.message) &&
+        /"model\.norm\.weight": expected \[32\], got \[3\]/.test(e.message),
+    );
+  });
+});
