@@ -88,21 +88,47 @@ export async function loadMaven(dir: string, runtime: RuntimeOptions = {}): Prom
   return new MavenModel(config, await loadMavenWeights(dir, config), tokenizer, runtime);
 }
 
-export async function saveMaven(
-  dir: string,
-  model: MavenModel,
-  metadata: Record<string, string> = {},
-): Promise<void> {
+export interface SaveOptions {
+  metadata?: Record<string, string>;
+  /** Split into Hugging Face-style shards of at most this many bytes (default: one file). */
+  maxShardBytes?: number;
+}
+
+export async function saveMaven(dir: string, model: MavenModel, options: SaveOptions = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await saveSafetensors(join(dir, 'model.safetensors'), new Map(model.weights), {
-    format: 'pt',
-    ...metadata,
-  });
-  const write = async (name: string, value: unknown) => {
-    const tmp = join(dir, `${name}.tmp`);
-    await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
-    await rename(tmp, join(dir, name));
-  };
-  await write('tokenizer.json', model.tokenizer.toJSON());
-  await write('config.json', { format: CHECKPOINT_FORMAT, ...model.config });
+  const metadata = { format: 'pt', ...options.metadata };
+  const names = [...model.weights.keys()].sort();
+  const sizes = names.map((n) => model.weights.get(n)!.data.byteLength);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const limit = options.maxShardBytes ?? Number.POSITIVE_INFINITY;
+  if (total <= limit) {
+    await saveSafetensors(join(dir, 'model.safetensors'), new Map(model.weights), metadata);
+  } else {
+    const shards: string[][] = [[]];
+    let used = 0;
+    names.forEach((n, i) => {
+      if (used + sizes[i] > limit && shards[shards.length - 1].length) {
+        shards.push([]);
+        used = 0;
+      }
+      shards[shards.length - 1].push(n);
+      used += sizes[i];
+    });
+    const pad = (k: number) => String(k).padStart(5, '0');
+    const weightMap: Record<string, string> = {};
+    for (const [k, shard] of shards.entries()) {
+      const file = `model-${pad(k + 1)}-of-${pad(shards.length)}.safetensors`;
+      await saveSafetensors(join(dir, file), new Map(shard.map((n) => [n, model.weights.get(n)!])), metadata);
+      for (const n of shard) weightMap[n] = file;
+    }
+    await writeJson(dir, 'model.safetensors.index.json', { metadata: { total_size: total }, weight_map: weightMap });
+  }
+  await writeJson(dir, 'tokenizer.json', model.tokenizer.toJSON());
+  await writeJson(dir, 'config.json', { format: CHECKPOINT_FORMAT, ...model.config });
+}
+
+async function writeJson(dir: string, name: string, value: unknown): Promise<void> {
+  const tmp = join(dir, `${name}.tmp`);
+  await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  await rename(tmp, join(dir, name));
 }

@@ -26,7 +26,7 @@ import {
   type Tensor,
 } from '../engine/index.ts';
 import { ClipVisionModel } from '../models/clip-vision.ts';
-import { type ImagePreprocessConfig, preprocessImage, stackImages } from '../models/image.ts';
+import { decodeImage, type ImagePreprocessConfig, preprocessImage, stackImages } from '../models/image.ts';
 import { Llama } from '../models/llama.ts';
 import { SeedTokenizer } from '../models/seed-tokenizer.ts';
 import type { TextTokenizer } from '../models/tokenizer.ts';
@@ -144,6 +144,19 @@ export function traceHEos(g: Graph, c: MavenComponents, ids: Tensor, positions: 
 }
 
 // ---- inference -------------------------------------------------------------------------
+
+/** Preprocessed images: for the vision tower, and for the tokenizer's ViT when its resolution differs. */
+export interface ImageBatch {
+  pixels: HostTensor;
+  tokenizerPixels?: HostTensor;
+}
+
+export type ImagesInput = HostTensor | ImageBatch | null;
+
+function asBatch(images: ImagesInput): ImageBatch | null {
+  if (!images) return null;
+  return images instanceof HostTensor ? { pixels: images } : images;
+}
 
 export interface EncodeOptions {
   mode?: EncodingMode;
@@ -267,31 +280,40 @@ export class MavenModel {
     };
   }
 
-  /** Decode and preprocess images (paths or encoded bytes) into [N, 3, S, S]. */
-  async preprocess(images: readonly (string | Uint8Array)[]): Promise<HostTensor | null> {
+  /** The tokenizer's own ViT resolution, when it differs from the vision tower's (SEED: 224 vs 336). */
+  get tokenizerImageSize(): number | null {
+    const tv = this.config.tokenizerVision;
+    return tv !== 'shared' && tv.imageSize !== this.config.vision.imageSize ? tv.imageSize : null;
+  }
+
+  /** Decode and preprocess images (paths or encoded bytes) for both encoders. */
+  async preprocess(images: readonly (string | Uint8Array)[]): Promise<ImageBatch | null> {
     if (images.length === 0) return null;
     if (images.length > this.config.maxImages) {
       throw new Error(`${images.length} images given, but this model takes at most ${this.config.maxImages}`);
     }
-    if (
-      this.components.tokenizerVision &&
-      this.config.tokenizerVision !== 'shared' &&
-      this.config.tokenizerVision.imageSize !== this.config.vision.imageSize
-    ) {
-      throw new Error(
-        `${this.config.name}: a tokenizer ViT at a different resolution than the vision tower is not supported yet`,
-      );
-    }
-    const config = this.preprocessConfig();
-    return stackImages(await Promise.all(images.map((img) => preprocessImage(img, config))));
+    const decoded = await Promise.all(images.map((img) => decodeImage(img)));
+    const at = async (size: number) =>
+      stackImages(await Promise.all(decoded.map((img) => preprocessImage(img, this.preprocessConfig(size)))));
+    const tokenizerSize = this.tokenizerImageSize;
+    return {
+      pixels: await at(this.config.vision.imageSize),
+      ...(tokenizerSize ? { tokenizerPixels: await at(tokenizerSize) } : {}),
+    };
   }
 
-  /** Patch features and discrete ids for a batch of preprocessed images [N, 3, S, S]. */
+  /** Patch features and discrete ids for a batch of preprocessed images. */
   async encodePixels(
-    pixels: HostTensor,
+    batch: ImageBatch,
     mode: EncodingMode,
   ): Promise<{ features: HostTensor | null; ids: HostTensor | null }> {
     const size = this.config.vision.imageSize;
+    const tokenizerSize = this.tokenizerImageSize;
+    if (tokenizerSize && mode !== 'continuous-only' && !batch.tokenizerPixels) {
+      throw new Error(
+        `${this.config.name}: the discrete tokenizer needs the images at ${tokenizerSize} px too (use preprocess())`,
+      );
+    }
     const needFeatures = mode !== 'discrete-only';
     const needIds = mode !== 'continuous-only';
     const key = `vision:${needFeatures}:${needIds}`;
@@ -299,10 +321,18 @@ export class MavenModel {
       const px = g.input('pixels', 'float32', ['N', 3, size, size]);
       const out: Record<string, Tensor> = {};
       if (needFeatures) out.features = tracePatchFeatures(g, this.config, this.components, px);
-      if (needIds) out.ids = traceDiscrete(g, this.config, this.components, px).ids;
+      if (needIds) {
+        const tpx = tokenizerSize
+          ? g.input('tokenizer_pixels', 'float32', ['N', 3, tokenizerSize, tokenizerSize])
+          : px;
+        out.ids = traceDiscrete(g, this.config, this.components, tpx).ids;
+      }
       return out;
     });
-    const r = await program.run({ pixels });
+    const feeds: Record<string, HostTensor> = {};
+    if (program.reads('pixels')) feeds.pixels = batch.pixels;
+    if (program.reads('tokenizer_pixels')) feeds.tokenizer_pixels = batch.tokenizerPixels!;
+    const r = await program.run(feeds);
     return { features: r.features ?? null, ids: r.ids ?? null };
   }
 
@@ -353,11 +383,12 @@ export class MavenModel {
   }
 
   /** Encode preprocessed images [N, 3, S, S] into discrete ids and selected, projected patches. */
-  async encodeImages(pixels: HostTensor, options: EncodeOptions = {}): Promise<ImageEncoding[]> {
+  async encodeImages(images: HostTensor | ImageBatch, options: EncodeOptions = {}): Promise<ImageEncoding[]> {
+    const batch = asBatch(images)!;
     const mode = options.mode ?? this.config.defaultMode;
-    const count = pixels.shape[0];
+    const count = batch.pixels.shape[0];
     if (count === 0) return [];
-    const { features, ids } = await this.encodePixels(pixels, mode);
+    const { features, ids } = await this.encodePixels(batch, mode);
     const q = this.config.seed.qformer.numQueryTokens;
     const codes = ids
       ? Array.from({ length: count }, (_, i) =>
@@ -407,16 +438,13 @@ export class MavenModel {
   }
 
   /** Assemble and embed a prompt with its images (already preprocessed, [N, 3, S, S]). */
-  async prepare(
-    prompt: string,
-    pixels: HostTensor | null,
-    options: EncodeOptions = {},
-  ): Promise<PreparedPrompt> {
-    const count = pixels ? pixels.shape[0] : 0;
+  async prepare(prompt: string, images: ImagesInput, options: EncodeOptions = {}): Promise<PreparedPrompt> {
+    const batch = asBatch(images);
+    const count = batch ? batch.pixels.shape[0] : 0;
     const pieces = splitPrompt(prompt, count, this.config.maxImages);
-    const images = pixels && count ? await this.encodeImages(pixels, options) : [];
+    const encoded = batch && count ? await this.encodeImages(batch, options) : [];
     const textPieces = pieces.map((p, i) => this.tokenizer.encode(p, { bos: i === 0 }));
-    const sequence = assembleSequence(textPieces, images, {
+    const sequence = assembleSequence(textPieces, encoded, {
       vocabulary: this.vocabulary,
       imageStartId: this.imageStartId,
       imageEndId: this.imageEndId,
@@ -426,9 +454,9 @@ export class MavenModel {
     const embeds = embedSequence(
       sequence,
       table,
-      images.map((e) => e.projected),
+      encoded.map((e) => e.projected),
     );
-    return { sequence, embeds, images };
+    return { sequence, embeds, images: encoded };
   }
 
   /** Stream the answer token by token. Visual codes are never generated. */
@@ -446,10 +474,10 @@ export class MavenModel {
 
   async generate(
     prompt: string,
-    pixels: HostTensor | null,
+    images: ImagesInput,
     options: EncodeOptions & SamplingOptions = {},
   ): Promise<{ text: string; prepared: PreparedPrompt; images: ImageSummary[] }> {
-    const prepared = await this.prepare(prompt, pixels, options);
+    const prepared = await this.prepare(prompt, images, options);
     let text = '';
     for await (const piece of this.stream(prepared, options)) text += piece.text;
     return { text: text.trim(), prepared, images: summarize(prepared.images) };
@@ -458,11 +486,11 @@ export class MavenModel {
   /** Log-likelihood of each candidate answer (multiple choice, SEED-Bench protocol). */
   async score(
     prompt: string,
-    pixels: HostTensor | null,
+    images: ImagesInput,
     candidates: readonly string[],
     options: EncodeOptions = {},
   ): Promise<CandidateScore[]> {
-    const prepared = await this.prepare(prompt, pixels, options);
+    const prepared = await this.prepare(prompt, images, options);
     const tokenized = candidates.map((c) => this.tokenizer.encode(c, { bos: false }));
     return scoreCandidates(await this.llmDecoder(), prepared.embeds, tokenized);
   }
