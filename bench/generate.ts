@@ -52,33 +52,55 @@ const pixels = (n: number) =>
     Float32Array.from({ length: n * 3 * size * size }, (_, i) => Math.sin(i * 0.013)),
   );
 
-async function measure(n: number, mode: EncodingMode, reps: number) {
-  const px = pixels(n);
+interface Timing {
+  length: number;
+  encode: number[];
+  prefill: number[];
+  hEos: number[];
+}
+
+async function runOnce(n: number, mode: EncodingMode, into: Timing | null): Promise<void> {
   const prompt = `${'<image> '.repeat(n)}how many yellow squares are there ?`;
   const decoder = await model.llmDecoder();
-  const encodeMs: number[] = [];
-  const prefillMs: number[] = [];
-  let length = 0;
-  for (let r = 0; r < reps + 1; r++) {
-    const t0 = performance.now();
-    const prepared = await model.prepare(prompt, px, { mode });
-    const t1 = performance.now();
-    const T = prepared.embeds.shape[1];
-    await decoder.prefill(
-      prepared.embeds,
-      new HostTensor(
-        'int64',
-        [1, T],
-        BigInt64Array.from({ length: T }, (_, i) => BigInt(i)),
-      ),
-    );
-    const t2 = performance.now();
-    length = T;
-    if (r === 0) continue; // warm-up: compiles the programs
-    encodeMs.push(t1 - t0);
-    prefillMs.push(t2 - t1);
+  const t0 = performance.now();
+  const prepared = await model.prepare(prompt, pixels(n), { mode });
+  const t1 = performance.now();
+  const T = prepared.embeds.shape[1];
+  const positions = new HostTensor(
+    'int64',
+    [1, T],
+    BigInt64Array.from({ length: T }, (_, i) => BigInt(i)),
+  );
+  await decoder.prefill(prepared.embeds, positions);
+  const t2 = performance.now();
+  // The h_EOS pass on its own (in hybrid mode it is part of encode), timed again separately.
+  if (mode === 'hybrid') await model.hEos(prepared.images.map((i) => [...i.discreteIds]));
+  const t3 = performance.now();
+  if (!into) return;
+  into.length = T;
+  into.encode.push(t1 - t0);
+  into.prefill.push(t2 - t1);
+  into.hEos.push(t3 - t2);
+}
+
+/** Hybrid and continuous-only alternate, so both see the same machine noise. */
+async function measure(n: number, reps: number) {
+  const fresh = (): Timing => ({ length: 0, encode: [], prefill: [], hEos: [] });
+  const h = fresh();
+  const c = fresh();
+  await runOnce(n, 'hybrid', null); // warm-up: compiles the programs
+  await runOnce(n, 'continuous-only', null);
+  for (let r = 0; r < reps; r++) {
+    await runOnce(n, 'hybrid', h);
+    await runOnce(n, 'continuous-only', c);
   }
-  return { length, encode: median(encodeMs), prefill: median(prefillMs) };
+  const med = (t: Timing) => ({
+    length: t.length,
+    encode: median(t.encode),
+    prefill: median(t.prefill),
+    hEos: median(t.hEos),
+  });
+  return { h: med(h), c: med(c) };
 }
 
 say(`## Generation (\`npm run bench:generate\`)`);
@@ -92,15 +114,14 @@ say(
 );
 say('');
 say(
-  '| images | prompt tokens hybrid / cont. | ratio | prefill ms hybrid / cont. | ratio | encode + prefill ms hybrid / cont. | ratio |',
+  '| images | prompt tokens hybrid / cont. | ratio | h_EOS pass ms | prefill ms hybrid / cont. | (h_EOS + prefill) / prefill ratio | encode + prefill ms hybrid / cont. | ratio |',
 );
-say('|---:|---:|---:|---:|---:|---:|---:|');
+say('|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const n of [1, 2, 4, 8]) {
-  const h = await measure(n, 'hybrid', 7);
-  const c = await measure(n, 'continuous-only', 7);
+  const { h, c } = await measure(n, 21);
   const r = (a: number, b: number) => (a / b).toFixed(2);
   say(
-    `| ${n} | ${h.length} / ${c.length} | ${r(h.length, c.length)} | ${h.prefill.toFixed(1)} / ${c.prefill.toFixed(1)} | ${r(h.prefill, c.prefill)} | ${(h.encode + h.prefill).toFixed(1)} / ${(c.encode + c.prefill).toFixed(1)} | ${r(h.encode + h.prefill, c.encode + c.prefill)} |`,
+    `| ${n} | ${h.length} / ${c.length} | ${r(h.length, c.length)} | ${h.hEos.toFixed(1)} | ${h.prefill.toFixed(1)} / ${c.prefill.toFixed(1)} | ${r(h.hEos + h.prefill, c.prefill)} | ${(h.encode + h.prefill).toFixed(1)} / ${(c.encode + c.prefill).toFixed(1)} | ${r(h.encode + h.prefill, c.encode + c.prefill)} |`,
   );
 }
 say('');

@@ -121,7 +121,10 @@ export async function saveMaven(dir: string, model: MavenModel, options: SaveOpt
       await saveSafetensors(join(dir, file), new Map(shard.map((n) => [n, model.weights.get(n)!])), metadata);
       for (const n of shard) weightMap[n] = file;
     }
-    await writeJson(dir, 'model.safetensors.index.json', { metadata: { total_size: total }, weight_map: weightMap });
+    await writeJson(dir, 'model.safetensors.index.json', {
+      metadata: { total_size: total },
+      weight_map: weightMap,
+    });
   }
   await writeJson(dir, 'tokenizer.json', model.tokenizer.toJSON());
   await writeJson(dir, 'config.json', { format: CHECKPOINT_FORMAT, ...model.config });

@@ -2,10 +2,10 @@
  * MaVEn model configurations: which encoders, which LLM, and how images become tokens.
  *
  * Presets:
- * - `tiny`: trains on 2 CPU cores. 80 px images in 8 px patches (100 patches; ρ = 0.25 keeps 25),
- *   8 discrete ids per image, a 4-layer 128-wide ViT shared by both encoders, a 4-layer 128-wide
- *   LLaMA with grouped-query attention. Per image: 8 + 25 tokens in hybrid mode vs 100 in
- *   continuous-only mode, the same ≈ 1 : 3 ratio as the paper's 32 + 144 vs 576.
+ * - `tiny`: trains on 2 CPU cores. 96 px images (NLVR boxes are 100 px) in 8 px patches: 144
+ *   patches, of which ρ = 0.25 keeps 36; 8 discrete ids per image; a 4-layer 128-wide ViT shared
+ *   by both encoders; a 4-layer 128-wide LLaMA with grouped-query attention. Per image 8 + 36
+ *   tokens in hybrid mode vs 144 in continuous-only mode: about the paper's 32 + 144 vs 576.
  * - `maven-7b`: the paper's layout. CLIP ViT-L/14-336 (576 patches, features of the second-to-
  *   last layer as in LLaVA-1.5), the SEED tokenizer (EVA-ViT-g features → causal Q-Former → 32
  *   ids from 8,192 codes), LLaMA-2/Vicuna-7B with the 32,000-word vocabulary plus the two image
@@ -46,7 +46,7 @@ export const CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.275
 
 export function tinyConfig(textVocabSize: number): MavenConfig {
   const vision: ClipVisionConfig = {
-    imageSize: 80,
+    imageSize: 96,
     patchSize: 8,
     hiddenSize: 128,
     intermediateSize: 512,

@@ -51,6 +51,12 @@ import {
 import { type UnifiedVocabulary, visualTokenId } from './vocabulary.ts';
 
 export const VISION_SCOPE = 'vision_tower.';
+/**
+ * Programs whose weights total less than this get them as initializers: onnxruntime can then
+ * pre-transpose and pack them once (tiny preset: decode ~2.5× faster than with bound weights).
+ * Larger weight sets are bound as inputs, so they are never copied.
+ */
+const EMBED_WEIGHTS_BELOW = 256 * 2 ** 20;
 export const TOKENIZER_SCOPE = 'visual_tokenizer.';
 export const TOKENIZER_VISION_SCOPE = 'visual_tokenizer.vision_tower.';
 
@@ -250,8 +256,13 @@ export class MavenModel {
       p = (async () => {
         const g = new Graph();
         const outputs = build(g);
-        const program = await compile(g, outputs, { ...this.runtime, label: key });
-        for (const name of g.params.keys()) program.bind(name, this.weights.get(name)!);
+        const used = [...g.params.keys()];
+        const bytes = used.reduce((n, name) => n + this.weights.get(name)!.data.byteLength, 0);
+        // Small weight sets are baked in (onnxruntime then pre-packs them); large ones are bound.
+        const embed =
+          bytes < EMBED_WEIGHTS_BELOW ? new Map(used.map((n) => [n, this.weights.get(n)!])) : undefined;
+        const program = await compile(g, outputs, { ...this.runtime, label: key, embed });
+        if (!embed) for (const name of used) program.bind(name, this.weights.get(name)!);
         return program;
       })();
       this.programs.set(key, p);
@@ -259,11 +270,17 @@ export class MavenModel {
     return p;
   }
 
+  private llmBytes(): number {
+    let n = 0;
+    for (const name of this.components.llm.paramShapes().keys()) n += this.weights.get(name)!.data.byteLength;
+    return n;
+  }
+
   /** The LLM as a KV-cache decoder that prefills from input embeddings. */
   llmDecoder(): Promise<KVCacheDecoder> {
     this.decoderPromise ??= KVCacheDecoder.create(this.components.llm.decoderSpec(), this.weights, {
       prefillInput: 'embeds',
-      embedWeights: false,
+      embedWeights: this.llmBytes() < EMBED_WEIGHTS_BELOW,
       runtime: this.runtime,
     });
     return this.decoderPromise;
