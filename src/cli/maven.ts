@@ -5,8 +5,9 @@
 
 import { type Command, UsageError } from './command.ts';
 import { generateCommand } from './commands/generate.ts';
+import { labelsCommand } from './commands/labels.ts';
 
-const commands: Command[] = [generateCommand];
+const commands: Command[] = [generateCommand, labelsCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
