@@ -71,7 +71,8 @@ export class KVCacheDecoder {
     const fromEmbeds = options.prefillInput === 'embeds';
     if (fromEmbeds && !spec.hiddenSize)
       throw new Error('KVCacheDecoder: prefill from embeddings needs spec.hiddenSize');
-    const decodeThreads = options.decodeThreads ?? ((spec.hiddenSize ?? 0) < 1024 ? 1 : options.runtime?.threads);
+    const decodeThreads =
+      options.decodeThreads ?? ((spec.hiddenSize ?? 0) < 1024 ? 1 : options.runtime?.threads);
     const trace = async (withPast: boolean, label: string) => {
       const g = new Graph('float32');
       const ids =
