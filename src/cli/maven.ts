@@ -4,10 +4,11 @@
  */
 
 import { type Command, UsageError } from './command.ts';
+import { dataCommand } from './commands/data.ts';
 import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
 
-const commands: Command[] = [generateCommand, labelsCommand];
+const commands: Command[] = [generateCommand, labelsCommand, dataCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

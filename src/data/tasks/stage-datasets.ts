@@ -1,0 +1,274 @@
+/**
+ * Streaming datasets for MaVEn's training stages, before any tokenizer (they yield examples;
+ * tokenisation happens later):
+ * - stage 1 (patch selector): one box image, its exact object masks, a statement about the scene
+ *   and the objects it is about (text-guided positives for the patch labels);
+ * - stages 2–3 (alignment): image–caption pairs — generated boxes with exact captions, mixed with
+ *   Fashion-MNIST photos when a source is given;
+ * - stage 4 (instruction tuning): multi-image task examples (prompt with `<image>` placeholders,
+ *   answer), mixed over tasks.
+ * Each stream is infinite (or `limit` long) and deterministic given (seed, split): element i is a
+ * pure function of (seed, split, i). `shuffleBuffer` and `batches` compose on top.
+ */
+import { captionBox } from '../scene/captions.ts';
+import { relevantObjects } from '../scene/evaluate.ts';
+import { generateScene } from '../scene/generator.ts';
+import { maskOf, type RgbImage, renderSceneBox } from '../scene/render.ts';
+import { Rng } from '../scene/rng.ts';
+import type { Box, Scene } from '../scene/scene.ts';
+import { generateStatement } from '../scene/statements.ts';
+import { fashionPhrase } from './fashion.ts';
+import { FASHION_TASK_NAMES, generateExample, grayToRgb, SCENE_TASK_NAMES } from './registry.ts';
+import { checkSplit, contentKey, splitOfContent } from './splits.ts';
+import type { ImageSource } from './task.ts';
+import type { Split, TaskExample, TaskName } from './types.ts';
+
+export interface StreamOptions {
+  /** Dataset seed (default 0). */
+  seed?: number;
+  /** Default 'train'. */
+  split?: Split;
+  /** Side of rendered boxes in pixels (default 100, NLVR's). */
+  imageSize?: number;
+  /** Stop after this many examples (default: never). */
+  limit?: number;
+  /** First element index (to resume a stream). */
+  start?: number;
+  /** Fashion-MNIST images of this split (train-* for 'train', t10k-* for 'heldout'). */
+  fashion?: ImageSource;
+}
+
+function* indices(options: StreamOptions): Generator<number> {
+  const start = options.start ?? 0;
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  if (!Number.isInteger(start) || start < 0)
+    throw new Error(`stream: start must be an integer ≥ 0, got ${start}`);
+  if (!(limit >= 0)) throw new Error(`stream: limit must be ≥ 0, got ${limit}`);
+  for (let i = start; i - start < limit; i++) yield i;
+}
+
+/** A random scene whose content belongs to `split` (see splits.ts). */
+function sceneInSplit(rng: Rng, split: Split): Scene {
+  for (let draw = 0; draw < 2000; draw++) {
+    const scene = generateScene(rng);
+    if (splitOfContent(contentKey(scene.boxes.map((objects) => ({ kind: 'box', objects })))) === split)
+      return scene;
+  }
+  throw new Error(`sceneInSplit: no ${split} scene in 2000 draws`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 1: patch selector
+
+export interface SelectorExample {
+  /** Stream key (seed/split/index). */
+  key: string;
+  image: RgbImage;
+  /** The box's objects (100×100 frame) and one full 0/1 mask per object (image resolution). */
+  objects: Box;
+  objectMasks: Uint8Array[];
+  /** A statement about the whole scene the box belongs to, and its truth. */
+  statement: string;
+  truth: boolean;
+  /** Objects of this box the statement is about; their union mask (all zero when none). */
+  relevant: number[];
+  relevantMask: Uint8Array;
+}
+
+export function selectorExample(index: number, options: StreamOptions = {}): SelectorExample {
+  const split = options.split ?? 'train';
+  checkSplit(split);
+  const seed = options.seed ?? 0;
+  const rng = Rng.fromKey('maven-stage1', seed, split, index);
+  const scene = sceneInSplit(rng, split);
+  const statement = generateStatement(scene, rng);
+  const objects = scene.boxes[rng.int(0, scene.boxes.length - 1)];
+  const rendered = renderSceneBox(objects, options.imageSize);
+  const relevant = relevantObjects(statement.query, objects);
+  return {
+    key: `${seed}/${split}/${index}`,
+    image: { width: rendered.width, height: rendered.height, rgb: rendered.rgb },
+    objects,
+    objectMasks: rendered.objectMasks,
+    statement: statement.text,
+    truth: statement.truth,
+    relevant,
+    relevantMask: maskOf(rendered, relevant),
+  };
+}
+
+export function* selectorExamples(options: StreamOptions = {}): Generator<SelectorExample> {
+  for (const i of indices(options)) yield selectorExample(i, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages 2–3: image–caption pairs
+
+export interface CaptionPair {
+  key: string;
+  image: RgbImage;
+  caption: string;
+  source: 'scene' | 'fashion';
+  /** The box's objects (scene pairs), or the photo's class label (fashion pairs). */
+  objects?: Box;
+  label?: number;
+}
+
+export interface CaptionOptions extends StreamOptions {
+  /** Share of Fashion-MNIST photos when `fashion` is given (default 0.5). */
+  fashionShare?: number;
+}
+
+const PHOTO_CAPTIONS = [
+  (thing: string) => `A photo of ${thing}.`,
+  (thing: string) => `A grayscale product photo of ${thing}.`,
+  (thing: string) => `This picture shows ${thing}.`,
+];
+
+export function captionPair(index: number, options: CaptionOptions = {}): CaptionPair {
+  const split = options.split ?? 'train';
+  checkSplit(split);
+  const seed = options.seed ?? 0;
+  const rng = Rng.fromKey('maven-caption', seed, split, index);
+  const key = `${seed}/${split}/${index}`;
+  const fashion = options.fashion;
+  if (fashion !== undefined && rng.chance(options.fashionShare ?? 0.5)) {
+    const i = rng.int(0, fashion.count - 1);
+    const image = grayToRgb(fashion.cols ?? 28, fashion.rows ?? 28, fashion.image(i));
+    const label = fashion.label(i);
+    return { key, image, caption: rng.pick(PHOTO_CAPTIONS)(fashionPhrase(label)), source: 'fashion', label };
+  }
+  const scene = sceneInSplit(rng, split);
+  const box = scene.boxes[rng.int(0, scene.boxes.length - 1)];
+  const { width, height, rgb } = renderSceneBox(box, options.imageSize);
+  return {
+    key,
+    image: { width, height, rgb },
+    caption: captionBox(box, scene.layout),
+    source: 'scene',
+    objects: box,
+  };
+}
+
+export function* captionPairs(options: CaptionOptions = {}): Generator<CaptionPair> {
+  for (const i of indices(options)) yield captionPair(i, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4: instruction examples
+
+export interface InstructionOptions extends StreamOptions {
+  /** Relative weight of each task; default: every scene task 1, fashion tasks 1 when a source is given. */
+  taskWeights?: Partial<Record<TaskName, number>>;
+}
+
+function taskWeights(options: InstructionOptions): [TaskName, number][] {
+  const names = [...SCENE_TASK_NAMES, ...(options.fashion === undefined ? [] : FASHION_TASK_NAMES)];
+  const weights = options.taskWeights ?? Object.fromEntries(names.map((t) => [t, 1]));
+  const out = Object.entries(weights).filter(([, w]) => (w ?? 0) > 0) as [TaskName, number][];
+  for (const [t] of out) {
+    if (FASHION_TASK_NAMES.includes(t) && options.fashion === undefined) {
+      throw new Error(`instruction stream: task ${t} needs the fashion option (Fashion-MNIST images)`);
+    }
+  }
+  if (out.length === 0) throw new Error('instruction stream: no task has a positive weight');
+  return out;
+}
+
+export function instructionExample(index: number, options: InstructionOptions = {}): TaskExample {
+  const split = options.split ?? 'train';
+  checkSplit(split);
+  const seed = options.seed ?? 0;
+  const task = Rng.fromKey('maven-mix', seed, split, index).weighted(taskWeights(options));
+  return generateExample(task, split, index, {
+    seed,
+    fashion: options.fashion,
+    imageSize: options.imageSize,
+  });
+}
+
+export function* instructionExamples(options: InstructionOptions = {}): Generator<TaskExample> {
+  taskWeights(options); // fail early on bad weights
+  for (const i of indices(options)) yield instructionExample(i, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composition
+
+/**
+ * Shuffles a stream with a buffer of `size` elements: each output is a uniformly random element
+ * of the buffer, refilled from the source. Deterministic given the Rng.
+ */
+export function* shuffleBuffer<T>(source: Iterable<T>, size: number, rng: Rng): Generator<T> {
+  if (!Number.isInteger(size) || size < 1)
+    throw new Error(`shuffleBuffer: size must be an integer ≥ 1, got ${size}`);
+  const buffer: T[] = [];
+  for (const item of source) {
+    if (buffer.length < size) {
+      buffer.push(item);
+      continue;
+    }
+    const j = rng.int(0, size - 1);
+    yield buffer[j];
+    buffer[j] = item;
+  }
+  while (buffer.length > 0) {
+    const j = rng.int(0, buffer.length - 1);
+    yield buffer[j];
+    buffer[j] = buffer[buffer.length - 1];
+    buffer.pop();
+  }
+}
+
+/** Groups a stream into arrays of `size`; the last, shorter one is kept unless `dropLast`. */
+export function* batches<T>(
+  source: Iterable<T>,
+  size: number,
+  options: { dropLast?: boolean } = {},
+): Generator<T[]> {
+  if (!Number.isInteger(size) || size < 1)
+    throw new Error(`batches: size must be an integer ≥ 1, got ${size}`);
+  let batch: T[] = [];
+  for (const item of source) {
+    batch.push(item);
+    if (batch.length === size) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0 && !options.dropLast) yield batch;
+}
+
+export type Stage = 1 | 2 | 3 | 4;
+
+export interface StageOptions extends InstructionOptions, CaptionOptions {
+  batchSize: number;
+  /** Shuffle buffer size (default 64; 1 turns shuffling off). */
+  shuffle?: number;
+  dropLast?: boolean;
+}
+
+/** Shuffled batches for one training stage. */
+export function stageBatches(stage: 1, options: StageOptions): Generator<SelectorExample[]>;
+export function stageBatches(stage: 2 | 3, options: StageOptions): Generator<CaptionPair[]>;
+export function stageBatches(stage: 4, options: StageOptions): Generator<TaskExample[]>;
+export function stageBatches(
+  stage: Stage,
+  options: StageOptions,
+): Generator<SelectorExample[]> | Generator<CaptionPair[]> | Generator<TaskExample[]> {
+  const rng = Rng.fromKey('maven-shuffle', options.seed ?? 0, options.split ?? 'train', stage);
+  const shuffle = options.shuffle ?? 64;
+  const batch = <T>(stream: Iterable<T>) =>
+    batches(shuffle > 1 ? shuffleBuffer(stream, shuffle, rng) : stream, options.batchSize, options);
+  switch (stage) {
+    case 1:
+      return batch(selectorExamples(options));
+    case 2:
+    case 3:
+      return batch(captionPairs(options));
+    case 4:
+      return batch(instructionExamples(options));
+    default:
+      throw new Error(`stageBatches: stage must be 1, 2, 3 or 4, got ${JSON.stringify(stage)}`);
+  }
+}
