@@ -1,0 +1,36 @@
+/**
+ * What a training stage is, independent of how it is run: the weights it starts from, the graph
+ * of its loss, which parameters it trains, its optimizer, and a resumable stream of batches.
+ * `run.ts` runs any stage with checkpoints, resume, progress, NaN handling and logs.
+ */
+import type { AdamWConfig, Graph, HostTensor, TrainGraph } from '../engine/index.ts';
+
+export interface StageDefinition {
+  /** Short name used in logs and file names, e.g. 'stage1-selector'. */
+  name: string;
+  /** One line for people: what this stage trains and on what. */
+  description: string;
+  /** All weights the graph reads (trainable and frozen), by checkpoint name. */
+  params: ReadonlyMap<string, HostTensor>;
+  /** Trace the loss (and optional metrics) of one batch. */
+  build: (g: Graph) => TrainGraph;
+  /** Which parameters this stage updates; every other one stays bit-identical. */
+  trainable: (name: string) => boolean;
+  optimizer: AdamWConfig;
+  /** Total optimizer steps. */
+  steps: number;
+  /**
+   * Batches starting at step `fromStep` (0-based), deterministic: resuming at step k yields the
+   * same batches the uninterrupted run would have seen from step k on.
+   */
+  batches: (fromStep: number) => Iterator<Record<string, HostTensor>>;
+  /** Tokens (or examples) in a batch, for the throughput figure; default: none shown. */
+  batchSize?: (feeds: Record<string, HostTensor>) => number;
+  /** Periodic held-out evaluation on the current weights; returns named metrics. */
+  evaluate?: (weights: ReadonlyMap<string, HostTensor>) => Promise<Record<string, number>>;
+  /**
+   * Turn the trained parameters back into checkpoint weights (e.g. stitch split tables back into
+   * one `model.embed_tokens.weight`); default: identity.
+   */
+  finalize?: (params: ReadonlyMap<string, HostTensor>) => Map<string, HostTensor>;
+}
