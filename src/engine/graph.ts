@@ -66,6 +66,7 @@ export class Graph {
   private counter = 0;
   private recordDepth = 0;
   private namePrefix = '';
+  private readonly derived = new Map<string, Tensor>();
 
   /** `floatType` is the type of every float the model creates: float32 normally, float64 for gradient checks. */
   constructor(readonly floatType: FloatDType = 'float32') {}
@@ -84,6 +85,13 @@ export class Graph {
    */
   param(localName: string, shape: readonly number[], options: { trainable?: boolean } = {}): Tensor {
     const name = this.namePrefix + localName;
+    const derived = this.derived.get(name);
+    if (derived) {
+      if (derived.rank !== shape.length || derived.shape.some((d, i) => d !== shape[i])) {
+        throw new Error(`param "${name}": asked for shape ${formatShape(shape)} but it is derived as ${formatShape(derived.shape)}`);
+      }
+      return derived;
+    }
     const existing = this.params.get(name);
     if (existing) {
       const had = existing.tensor.shape;
@@ -114,6 +122,17 @@ export class Graph {
     } finally {
       this.namePrefix = saved;
     }
+  }
+
+  /**
+   * Make later requests for parameter `name` return `value`, a tensor computed from other
+   * parameters. Training uses it to train part of a tensor: `model.embed_tokens.weight` becomes
+   * concat(frozen text rows, trainable visual rows) while the model code still asks for it by name.
+   */
+  deriveParam(name: string, value: Tensor): void {
+    if (this.params.has(name)) throw new Error(`deriveParam: "${name}" was already declared as a parameter`);
+    if (value.graph !== this) throw new Error(`deriveParam: value for "${name}" belongs to another graph`);
+    this.derived.set(name, value);
   }
 
   /** A constant baked into the graph. */

@@ -103,3 +103,20 @@ describe('parameter name scopes', () => {
     assert.deepEqual([...g.params.keys()], ['vision_tower.vision_model.w', 'w']);
   });
 });
+
+describe('derived parameters', () => {
+  it('stand in for a named parameter, with gradients reaching their parts', async () => {
+    const { grad } = await import('../../src/engine/autodiff.ts');
+    const g = new Graph();
+    const frozenRows = g.param('table@text', [2, 2]);
+    const trainRows = g.param('table@visual', [1, 2]);
+    g.deriveParam('table', ops.concat([frozenRows, trainRows], 0));
+    const table = g.param('table', [3, 2]); // what model code asks for
+    const y = ops.sum(ops.gather(table, g.constant(i64([2], [2, 2]))));
+    const [gv] = grad(y, [trainRows]);
+    const p = await compile(g, { gv });
+    const r = await p.run({ 'table@text': f32([2, 2], [1, 2, 3, 4]), 'table@visual': f32([1, 2], [0, 0]) });
+    assert.deepEqual([...(r.gv.data as Float32Array)], [2, 2]);
+    assert.throws(() => g.param('table', [2, 2]), /derived as \[3, 2\]/);
+  });
+});
