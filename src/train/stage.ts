@@ -21,9 +21,10 @@ export interface StageDefinition {
   steps: number;
   /**
    * Batches starting at step `fromStep` (0-based), deterministic: resuming at step k yields the
-   * same batches the uninterrupted run would have seen from step k on.
+   * same batches the uninterrupted run would have seen from step k on. May be async (stages that
+   * encode images with frozen models on the way); `await it.next()` handles both kinds.
    */
-  batches: (fromStep: number) => Iterator<Record<string, HostTensor>>;
+  batches: (fromStep: number) => Iterator<Record<string, HostTensor>> | AsyncIterator<Record<string, HostTensor>>;
   /** Tokens (or examples) in a batch, for the throughput figure; default: none shown. */
   batchSize?: (feeds: Record<string, HostTensor>) => number;
   /** Periodic held-out evaluation on the current weights; returns named metrics. */
