@@ -170,13 +170,20 @@ export interface EncodeOptions {
   keepRatio?: number;
   /** Instead of ρ: this many continuous tokens for the whole prompt, allocated by score. */
   visualTokenBudget?: number;
+  /**
+   * Also return the kept patches' raw ViT features and skip the projector (training: the
+   * projector being trained runs inside the training graph instead).
+   */
+  rawFeatures?: boolean;
 }
 
 export interface ImageEncoding extends ImageTokens {
   /** Selector logits per patch (hybrid mode), raster order. */
   scores: Float32Array | null;
-  /** Projected kept patches [k, D_llm]. */
+  /** Projected kept patches [k, D_llm] (empty [0, D] with `rawFeatures`). */
   projected: HostTensor;
+  /** Kept patches' ViT features [k, D_vision], with `rawFeatures`. */
+  keptFeatures?: HostTensor;
   grid: number;
 }
 
@@ -433,6 +440,19 @@ export class MavenModel {
     }
     const dv = this.config.vision.hiddenSize;
     const projected: HostTensor[] = [];
+    if (options.rawFeatures) {
+      return kept.map((k, i) => ({
+        discreteIds: codes[i],
+        keptPatches: k,
+        totalPatches: numPatches,
+        scores: scores ? scores[i] : null,
+        projected: HostTensor.zeros('float32', [0, this.config.llm.hiddenSize]),
+        keptFeatures: features
+          ? gatherRows(features.data as Float32Array, dv, k.map((p) => i * numPatches + p))
+          : HostTensor.zeros('float32', [0, dv]),
+        grid,
+      }));
+    }
     if (features && kept.some((k) => k.length)) {
       const all = kept.flatMap((k, i) => k.map((p) => i * numPatches + p));
       const rows = await this.project(gatherRows(features.data as Float32Array, dv, all));

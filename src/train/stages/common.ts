@@ -1,0 +1,66 @@
+/** What the four MaVEn stages share: options, the frozen encoder snapshot, image preprocessing, batching. */
+
+import type { ImageSource } from '../../data/tasks/task.ts';
+import { HostTensor, type RuntimeOptions } from '../../engine/index.ts';
+import type { MavenConfig } from '../../maven/config.ts';
+import { MavenModel } from '../../maven/model.ts';
+import { fitToSquare, normalizeImage } from '../../models/image.ts';
+import type { TextTokenizer } from '../../models/tokenizer.ts';
+
+export interface MavenStageOptions {
+  config: MavenConfig;
+  /** Every weight of the model at the start of the stage (by checkpoint name). */
+  weights: ReadonlyMap<string, HostTensor>;
+  tokenizer: TextTokenizer;
+  steps: number;
+  batchSize: number;
+  /** Peak learning rate (warm-up 5 % of the steps, then cosine to 10 %). */
+  lr: number;
+  seed?: number;
+  /** Fashion-MNIST training photos, mixed into captions and tasks when given. */
+  fashion?: ImageSource;
+  runtime?: RuntimeOptions;
+}
+
+export function schedule(o: MavenStageOptions) {
+  const warmupSteps = Math.max(1, Math.round(o.steps * 0.05));
+  return { peak: o.lr, warmupSteps, totalSteps: o.steps, min: o.lr * 0.1 };
+}
+
+/**
+ * The model as it is when the stage starts, used on the host to encode images with the frozen
+ * parts (discrete ids, h_EOS, selection, raw patch features).
+ */
+export function frozenEncoder(o: MavenStageOptions): MavenModel {
+  return new MavenModel(o.config, o.weights, o.tokenizer, o.runtime);
+}
+
+/** RGB images → [N, 3, S, S] exactly as MavenModel.preprocess would (CLIP recipe). */
+export function pixelsOf(
+  model: MavenModel,
+  images: readonly { width: number; height: number; rgb: Uint8Array }[],
+): HostTensor {
+  const config = model.preprocessConfig();
+  const S = config.size;
+  const out = new Float32Array(images.length * 3 * S * S);
+  images.forEach((img, i) => {
+    out.set(
+      normalizeImage(fitToSquare(img, config), config.mean, config.std).data as Float32Array,
+      i * 3 * S * S,
+    );
+  });
+  return new HostTensor('float32', [images.length, 3, S, S], out);
+}
+
+/** Items `from`, `from + 1`, … of an indexed stream, grouped into batches of `size`. */
+export async function* batchedFrom<T, R>(
+  fromStep: number,
+  size: number,
+  item: (index: number) => T,
+  collate: (items: T[]) => Promise<R> | R,
+): AsyncGenerator<R> {
+  for (let step = fromStep; ; step++) {
+    const items = Array.from({ length: size }, (_, k) => item(step * size + k));
+    yield await collate(items);
+  }
+}

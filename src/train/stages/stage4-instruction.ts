@@ -1,0 +1,63 @@
+/**
+ * Stage 4: instruction tuning of everything except the vision encoders and the selector (the
+ * LLM with its extended vocabulary, and the projector), on multi-image instructions in hybrid
+ * encoding, loss on the answer tokens only. Image encodings (discrete ids, selected patches) come
+ * from the weights at the start of the stage.
+ */
+
+import { instructionExample } from '../../data/tasks/stage-datasets.ts';
+import type { TaskExample } from '../../data/tasks/types.ts';
+import { warmupCosine } from '../../engine/index.ts';
+import { buildComponents } from '../../maven/model.ts';
+import { splitPrompt } from '../../maven/sequence.ts';
+import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
+import type { StageDefinition } from '../stage.ts';
+import { batchedFrom, frozenEncoder, type MavenStageOptions, pixelsOf, schedule } from './common.ts';
+
+export const STAGE4_FROZEN = ['vision_tower.', 'visual_tokenizer.', 'patch_selector.'];
+
+export function instructionStage(o: MavenStageOptions): StageDefinition {
+  const c = buildComponents(o.config);
+  const encoder = frozenEncoder(o);
+  const layout = {
+    vocabulary: encoder.vocabulary,
+    imageStartId: encoder.imageStartId,
+    imageEndId: encoder.imageEndId,
+    order: o.config.sequenceOrder,
+    padId: o.tokenizer.padId,
+    visionWidth: o.config.vision.hiddenSize,
+  };
+  const collate = async (tasks: TaskExample[]) => {
+    const all = tasks.flatMap((t) => t.images);
+    const encoded = await encoder.encodeImages(pixelsOf(encoder, all), { mode: 'hybrid', rawFeatures: true });
+    let next = 0;
+    const examples: MultimodalExample[] = tasks.map((t) => {
+      const pieces = splitPrompt(t.prompt, t.images.length, o.config.maxImages);
+      const images = t.images.map(() => encoded[next++]);
+      return {
+        pieces: pieces.map((p, i) => o.tokenizer.encode(p, { bos: i === 0 })),
+        images,
+        answer: [...o.tokenizer.encode(` ${t.answer}`), o.tokenizer.eosId],
+      };
+    });
+    return collateMultimodal(examples, layout);
+  };
+  return {
+    name: 'stage4-instruction',
+    description:
+      'LLM + projector on multi-image instructions (vision encoders and selector frozen), loss on answers',
+    params: o.weights,
+    build: (g) => ({ loss: traceMultimodalLoss(g, c, true).loss }),
+    trainable: (name) => !STAGE4_FROZEN.some((p) => name.startsWith(p)),
+    optimizer: { lr: warmupCosine(schedule(o)), weightDecay: 0.01 },
+    steps: o.steps,
+    batches: (from) =>
+      batchedFrom(
+        from,
+        o.batchSize,
+        (i) => instructionExample(i, { seed: (o.seed ?? 0) + 2, split: 'train', fashion: o.fashion }),
+        collate,
+      ),
+    batchSize: (feeds) => feeds.ids.shape[0] * feeds.ids.shape[1],
+  };
+}
