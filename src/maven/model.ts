@@ -448,7 +448,11 @@ export class MavenModel {
         scores: scores ? scores[i] : null,
         projected: HostTensor.zeros('float32', [0, this.config.llm.hiddenSize]),
         keptFeatures: features
-          ? gatherRows(features.data as Float32Array, dv, k.map((p) => i * numPatches + p))
+          ? gatherRows(
+              features.data as Float32Array,
+              dv,
+              k.map((p) => i * numPatches + p),
+            )
           : HostTensor.zeros('float32', [0, dv]),
         grid,
       }));
