@@ -26,7 +26,15 @@ import {
   type Tensor,
 } from '../engine/index.ts';
 import { ClipVisionModel } from '../models/clip-vision.ts';
-import { decodeImage, type ImagePreprocessConfig, preprocessImage, stackImages } from '../models/image.ts';
+import {
+  type DecodedImage,
+  decodeImage,
+  fitToSquare,
+  type ImagePreprocessConfig,
+  normalizeImage,
+  preprocessImage,
+  stackImages,
+} from '../models/image.ts';
 import { Llama } from '../models/llama.ts';
 import { SeedTokenizer } from '../models/seed-tokenizer.ts';
 import type { TextTokenizer } from '../models/tokenizer.ts';
@@ -323,6 +331,26 @@ export class MavenModel {
     return {
       pixels: await at(this.config.vision.imageSize),
       ...(tokenizerSize ? { tokenizerPixels: await at(tokenizerSize) } : {}),
+    };
+  }
+
+  /** Preprocess already-decoded RGB images (data pipelines, evaluation) for both encoders. */
+  preprocessRgb(images: readonly DecodedImage[]): ImageBatch {
+    const at = (size: number) => {
+      const config = this.preprocessConfig(size);
+      const out = new Float32Array(images.length * 3 * size * size);
+      images.forEach((img, i) => {
+        out.set(
+          normalizeImage(fitToSquare(img, config), config.mean, config.std).data as Float32Array,
+          i * 3 * size * size,
+        );
+      });
+      return new HostTensor('float32', [images.length, 3, size, size], out);
+    };
+    const tokenizerSize = this.tokenizerImageSize;
+    return {
+      pixels: at(this.config.vision.imageSize),
+      ...(tokenizerSize ? { tokenizerPixels: at(tokenizerSize) } : {}),
     };
   }
 

@@ -1,10 +1,10 @@
 /** What the four MaVEn stages share: options, the frozen encoder snapshot, image preprocessing, batching. */
 
 import type { ImageSource } from '../../data/tasks/task.ts';
-import { HostTensor, type RuntimeOptions } from '../../engine/index.ts';
+import type { HostTensor, RuntimeOptions } from '../../engine/index.ts';
 import type { MavenConfig } from '../../maven/config.ts';
-import { MavenModel } from '../../maven/model.ts';
-import { fitToSquare, normalizeImage } from '../../models/image.ts';
+import { type ImageBatch, MavenModel } from '../../maven/model.ts';
+import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
 
 export interface MavenStageOptions {
@@ -35,21 +35,9 @@ export function frozenEncoder(o: MavenStageOptions): MavenModel {
   return new MavenModel(o.config, o.weights, o.tokenizer, o.runtime);
 }
 
-/** RGB images → [N, 3, S, S] exactly as MavenModel.preprocess would (CLIP recipe). */
-export function pixelsOf(
-  model: MavenModel,
-  images: readonly { width: number; height: number; rgb: Uint8Array }[],
-): HostTensor {
-  const config = model.preprocessConfig();
-  const S = config.size;
-  const out = new Float32Array(images.length * 3 * S * S);
-  images.forEach((img, i) => {
-    out.set(
-      normalizeImage(fitToSquare(img, config), config.mean, config.std).data as Float32Array,
-      i * 3 * S * S,
-    );
-  });
-  return new HostTensor('float32', [images.length, 3, S, S], out);
+/** RGB images → the model's preprocessed batch (CLIP recipe), as at inference. */
+export function pixelsOf(model: MavenModel, images: readonly DecodedImage[]): ImageBatch {
+  return model.preprocessRgb(images);
 }
 
 /** Items `from`, `from + 1`, … of an indexed stream, grouped into batches of `size`. */

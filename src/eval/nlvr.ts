@@ -1,0 +1,85 @@
+/**
+ * NLVR (real, human-written): each sentence about three boxes, in all six box orders, answered
+ * by comparing the likelihood of "true" and "false" after the same prompt the generated NLVR-style
+ * task uses. Reports accuracy over all (sentence, order) pairs and consistency: the share of
+ * sentences answered correctly in all six orders.
+ */
+import type { DataDirOptions } from '../data/data-dir.ts';
+import { loadNlvr, loadNlvrImages, type NlvrSplit } from '../data/nlvr.ts';
+import { imageLines } from '../data/tasks/types.ts';
+import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+
+export interface NlvrPrediction {
+  identifier: string;
+  order: number;
+  label: boolean;
+  predicted: boolean;
+  /** log p("true") − log p("false") */
+  margin: number;
+}
+
+export interface NlvrResult {
+  split: NlvrSplit;
+  examples: number;
+  accuracy: number;
+  consistency: number;
+  /** Share of "true" answers given, to spot a model that always says one thing. */
+  trueRate: number;
+  predictions: NlvrPrediction[];
+}
+
+export function nlvrPrompt(sentence: string): string {
+  return `${imageLines(3)}\nThe three images are the three boxes of one picture, from left to right. Is this statement true or false?\n${sentence}`;
+}
+
+export async function evaluateNlvr(
+  model: MavenModel,
+  split: NlvrSplit,
+  options: EncodeOptions &
+    DataDirOptions & {
+      limit?: number;
+      orders?: readonly number[];
+      onProgress?: (done: number, total: number) => void;
+    } = {},
+): Promise<NlvrResult> {
+  const { examples } = await loadNlvr(split, options);
+  const chosen = examples.slice(0, options.limit ?? examples.length);
+  const orders = options.orders ?? [0, 1, 2, 3, 4, 5];
+  const predictions: NlvrPrediction[] = [];
+  let done = 0;
+  for (const ex of chosen) {
+    for (const order of orders) {
+      const boxes = await loadNlvrImages(ex, order);
+      const images = model.preprocessRgb(
+        boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
+      );
+      const [t, f] = await model.score(nlvrPrompt(ex.sentence), images, ['true', 'false'], options);
+      const margin = t.logLikelihood - f.logLikelihood;
+      predictions.push({ identifier: ex.identifier, order, label: ex.label, predicted: margin > 0, margin });
+      options.onProgress?.(++done, chosen.length * orders.length);
+    }
+  }
+  return summarizeNlvr(split, predictions);
+}
+
+/** Accuracy, consistency and true-rate from per-(sentence, order) predictions. */
+export function summarizeNlvr(split: NlvrSplit, predictions: readonly NlvrPrediction[]): NlvrResult {
+  const bySentence = new Map<string, boolean>();
+  let correct = 0;
+  let saidTrue = 0;
+  for (const p of predictions) {
+    const ok = p.predicted === p.label;
+    if (ok) correct++;
+    if (p.predicted) saidTrue++;
+    bySentence.set(p.identifier, (bySentence.get(p.identifier) ?? true) && ok);
+  }
+  const n = Math.max(1, predictions.length);
+  return {
+    split,
+    examples: bySentence.size,
+    accuracy: correct / n,
+    consistency: [...bySentence.values()].filter(Boolean).length / Math.max(1, bySentence.size),
+    trueRate: saidTrue / n,
+    predictions: [...predictions],
+  };
+}
