@@ -3,7 +3,7 @@
  * of its loss, which parameters it trains, its optimizer, and a resumable stream of batches.
  * `run.ts` runs any stage with checkpoints, resume, progress, NaN handling and logs.
  */
-import type { AdamWConfig, Graph, HostTensor, TrainGraph } from '../engine/index.ts';
+import type { AdamWConfig, Graph, HostTensor, StepResult, Trainer, TrainGraph } from '../engine/index.ts';
 
 export interface StageDefinition {
   /** Short name used in logs and file names, e.g. 'stage1-selector'. */
@@ -24,9 +24,24 @@ export interface StageDefinition {
    * same batches the uninterrupted run would have seen from step k on. May be async (stages that
    * encode images with frozen models on the way); `await it.next()` handles both kinds.
    */
-  batches: (fromStep: number) => Iterator<Record<string, HostTensor>> | AsyncIterator<Record<string, HostTensor>>;
+  batches: (
+    fromStep: number,
+  ) => Iterator<Record<string, HostTensor>> | AsyncIterator<Record<string, HostTensor>>;
   /** Tokens (or examples) in a batch, for the throughput figure; default: none shown. */
   batchSize?: (feeds: Record<string, HostTensor>) => number;
+  /** What `batchSize` counts, for the throughput label (tokens/s or examples/s); default 'tokens'. */
+  batchUnit?: 'tokens' | 'examples';
+  /**
+   * Host-side work after each successful step, before the next batch (e.g. restarting dead
+   * codebook entries, `src/train/codebook.ts`). It may rewrite trainable parameters and their
+   * AdamW moments in place through `trainer.parameters()` / `trainer.optimizerState()` (live
+   * buffers, read by the next step). Returns extra scalar metrics to log with this step. Its own
+   * state is not checkpointed: after a resume it starts afresh. Default: none.
+   */
+  afterStep?: (
+    result: StepResult,
+    trainer: Trainer,
+  ) => Record<string, number> | undefined | Promise<Record<string, number> | undefined>;
   /** Periodic held-out evaluation on the current weights; returns named metrics. */
   evaluate?: (weights: ReadonlyMap<string, HostTensor>) => Promise<Record<string, number>>;
   /**

@@ -68,6 +68,7 @@ export function selectorStage(o: MavenStageOptions): StageDefinition {
     batches: (from) =>
       batchedFrom(from, o.batchSize, (i) => selectorExample(i, { seed: o.seed, split: 'train' }), feeds),
     batchSize: () => o.batchSize,
+    batchUnit: 'examples',
     evaluate: async (weights) => {
       const g = new Graph();
       const outputs = build(g);
