@@ -5,10 +5,12 @@
 
 import { type Command, UsageError } from './command.ts';
 import { dataCommand } from './commands/data.ts';
+import { demoCommand } from './commands/demo.ts';
 import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
+import { trainCommand } from './commands/train.ts';
 
-const commands: Command[] = [generateCommand, labelsCommand, dataCommand];
+const commands: Command[] = [demoCommand, generateCommand, trainCommand, labelsCommand, dataCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

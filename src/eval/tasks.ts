@@ -4,7 +4,7 @@
  * after the prompt (the SEED-Bench protocol) and the best one is the prediction.
  */
 import { generateExample, type PlanOptions } from '../data/tasks/registry.ts';
-import type { TaskExample, TaskName } from '../data/tasks/types.ts';
+import { OPTION_LETTERS, type TaskExample, type TaskName } from '../data/tasks/types.ts';
 import type { EncodeOptions, MavenModel } from '../maven/model.ts';
 
 export interface TaskPrediction {
@@ -24,18 +24,30 @@ export interface TaskAccuracy {
   chance: number;
 }
 
+/**
+ * The strings the model may answer with, one per option, in the task's answer format: the option
+ * text itself ("left", "true", "3"), or its letter when the prompt lists lettered options.
+ */
+export function answerCandidates(
+  ex: Pick<TaskExample, 'options' | 'answer' | 'answerIndex' | 'task' | 'index'>,
+): string[] {
+  const options = ex.options ?? [];
+  if (options.length === 0 || ex.answerIndex === undefined) {
+    throw new Error(`task ${ex.task} example ${ex.index} has no options to choose from`);
+  }
+  return options[ex.answerIndex] === ex.answer ? [...options] : OPTION_LETTERS.slice(0, options.length);
+}
+
 export async function predictOption(
   model: MavenModel,
   ex: TaskExample,
   options: EncodeOptions & { lengthNormalize?: boolean } = {},
 ): Promise<number> {
-  if (!ex.options || ex.options.length === 0)
-    throw new Error(`task ${ex.task} example ${ex.index} has no options to choose from`);
   const images = model.preprocessRgb(ex.images);
   const scores = await model.score(
     ex.prompt,
     images,
-    ex.options.map((o) => ` ${o}`),
+    answerCandidates(ex).map((o) => ` ${o}`),
     options,
   );
   const value = (i: number) =>

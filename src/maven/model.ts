@@ -559,7 +559,11 @@ export class MavenModel {
     candidates: readonly string[],
     options: EncodeOptions = {},
   ): Promise<CandidateScore[]> {
-    const prepared = await this.prepare(prompt, images, options);
+    return this.scorePrepared(await this.prepare(prompt, images, options), candidates);
+  }
+
+  /** As `score`, for a prompt already prepared (to show its encoding beside the answer). */
+  async scorePrepared(prepared: PreparedPrompt, candidates: readonly string[]): Promise<CandidateScore[]> {
     const tokenized = candidates.map((c) => this.tokenizer.encode(c, { bos: false }));
     return scoreCandidates(await this.llmDecoder(), prepared.embeds, tokenized);
   }

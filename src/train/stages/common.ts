@@ -1,6 +1,7 @@
 /** What the four MaVEn stages share: options, the frozen encoder snapshot, image preprocessing, batching. */
 
 import type { ImageSource } from '../../data/tasks/task.ts';
+import type { TaskName } from '../../data/tasks/types.ts';
 import type { HostTensor, RuntimeOptions } from '../../engine/index.ts';
 import type { MavenConfig } from '../../maven/config.ts';
 import { type ImageBatch, MavenModel } from '../../maven/model.ts';
@@ -19,6 +20,8 @@ export interface MavenStageOptions {
   seed?: number;
   /** Fashion-MNIST training photos, mixed into captions and tasks when given. */
   fashion?: ImageSource;
+  /** Stage 4's task mix (relative weights; default every available task 1). */
+  taskWeights?: Partial<Record<TaskName, number>>;
   runtime?: RuntimeOptions;
 }
 

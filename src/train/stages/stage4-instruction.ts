@@ -55,7 +55,13 @@ export function instructionStage(o: MavenStageOptions): StageDefinition {
       batchedFrom(
         from,
         o.batchSize,
-        (i) => instructionExample(i, { seed: (o.seed ?? 0) + 2, split: 'train', fashion: o.fashion }),
+        (i) =>
+          instructionExample(i, {
+            seed: (o.seed ?? 0) + 2,
+            split: 'train',
+            fashion: o.fashion,
+            taskWeights: o.taskWeights,
+          }),
         collate,
       ),
     batchSize: (feeds) => feeds.ids.shape[0] * feeds.ids.shape[1],

@@ -1,0 +1,225 @@
+/**
+ * Stage 0a: CLIP pretraining of MaVEn's vision tower. MaVEn (like LLaVA) starts from a
+ * CLIP-pretrained ViT; nothing can be downloaded, so the tiny recipe makes one: the vision tower
+ * of the config plus a small CLIP text tower (`clip-text.ts`), trained with CLIP's symmetric
+ * InfoNCE loss and learnable temperature (clipped at 100) on image–caption pairs — rendered
+ * NLVR-style boxes with exact captions, plus Fashion-MNIST photos when given.
+ *
+ * Everything trains. Vision weights keep MaVEn's names (`vision_tower.vision_model.*`); the text
+ * tower and the head keep CLIPModel's (`text_model.*`, `text_projection.weight`,
+ * `visual_projection.weight`, `logit_scale`) and are passed on with the other weights.
+ * Evaluation: top-1 retrieval on held-out pairs, both directions.
+ */
+import { type CaptionPair, captionPair, captionPairs } from '../../data/tasks/stage-datasets.ts';
+import type { Split } from '../../data/tasks/types.ts';
+import { type Graph, HostTensor, ops, type Tensor } from '../../engine/index.ts';
+import { buildComponents, VISION_SCOPE } from '../../maven/model.ts';
+import { ClipContrastiveHead, type ClipTextConfig, ClipTextModel } from '../../models/clip-text.ts';
+import type { ImagePreprocessConfig } from '../../models/image.ts';
+import type { TextTokenizer } from '../../models/tokenizer.ts';
+import type { StageDefinition } from '../stage.ts';
+import {
+  checkSteps,
+  collateImages,
+  declaredParams,
+  EvalProgram,
+  type PretrainOptions,
+  preprocessFor,
+  pretrainOptimizer,
+  resumableBatches,
+  startingWeights,
+} from './pretrain-common.ts';
+
+export interface ClipPretrainOptions extends PretrainOptions {
+  /** Tokenises the captions; its vocabulary sizes the text tower's embedding table. */
+  tokenizer: TextTokenizer;
+  /** Overrides of the text tower (default: `defaultTextConfig`). */
+  text?: Partial<ClipTextConfig>;
+  /** Width of the shared embedding space (default: the vision tower's width). */
+  projectionDim?: number;
+  /** Which pairs `evaluate` retrieves among (default the held-out split from index 0). */
+  evalSplit?: Split;
+}
+
+/**
+ * The text tower for the tiny recipe: as wide as the vision tower, but 2 layers (the captions
+ * are templated sentences over a few dozen words; depth is better spent on the ViT, which is
+ * what MaVEn keeps), CLIP's 77 positions (the longest generated caption is about 55 tokens).
+ */
+export function defaultTextConfig(o: ClipPretrainOptions): ClipTextConfig {
+  const width = o.config.vision.hiddenSize;
+  return {
+    vocabSize: o.tokenizer.vocabSize,
+    hiddenSize: width,
+    intermediateSize: 4 * width,
+    numHiddenLayers: 2,
+    numAttentionHeads: o.config.vision.numAttentionHeads,
+    maxPositionEmbeddings: 77,
+    layerNormEps: 1e-5,
+    hiddenAct: 'quick_gelu',
+    ...o.text,
+  };
+}
+
+/** Feeds of one contrastive batch. */
+export interface ClipBatch extends Record<string, HostTensor> {
+  /** [B, 3, S, S] */
+  pixel_values: HostTensor;
+  /** [B, T] int64: BOS, caption, EOS, right-padded. */
+  input_ids: HostTensor;
+  /** [B] int64: where each row's EOS is (the text tower pools there). */
+  eos_positions: HostTensor;
+}
+
+/** Captions → BOS … EOS ids (cut to `maxLength`, EOS kept last), padded; images preprocessed. */
+export function collateCaptionPairs(
+  pairs: readonly CaptionPair[],
+  tokenizer: TextTokenizer,
+  preprocess: ImagePreprocessConfig,
+  maxLength: number,
+): ClipBatch {
+  if (maxLength < 2)
+    throw new Error(`collateCaptionPairs: maxLength must be ≥ 2 (BOS and EOS), got ${maxLength}`);
+  if (pairs.length === 0) throw new Error('collateCaptionPairs: empty batch');
+  const rows = pairs.map((p) => {
+    const ids = tokenizer.encode(p.caption, { bos: true });
+    return [...ids.slice(0, maxLength - 1), tokenizer.eosId];
+  });
+  const B = pairs.length;
+  const T = Math.max(...rows.map((r) => r.length));
+  const ids = new BigInt64Array(B * T).fill(BigInt(tokenizer.padId));
+  const eos = new BigInt64Array(B);
+  rows.forEach((row, b) => {
+    row.forEach((id, t) => {
+      ids[b * T + t] = BigInt(id);
+    });
+    eos[b] = BigInt(row.length - 1);
+  });
+  return {
+    pixel_values: collateImages(
+      pairs.map((p) => p.image),
+      preprocess,
+    ),
+    input_ids: new HostTensor('int64', [B, T], ids),
+    eos_positions: new HostTensor('int64', [B], eos),
+  };
+}
+
+/**
+ * Top-1 retrieval over a set of pairs from `logits_per_image` [N, N]: image i finds its
+ * caption, caption j finds its image. A pick with the very same caption text counts as right
+ * (generated captions repeat, e.g. small towers, and identical texts are indistinguishable).
+ */
+export function retrievalAccuracy(
+  logits: Float32Array,
+  captions: readonly string[],
+): { imageToText: number; textToImage: number } {
+  const n = captions.length;
+  if (logits.length !== n * n) throw new Error(`retrievalAccuracy: ${logits.length} logits for ${n} pairs`);
+  let i2t = 0;
+  let t2i = 0;
+  for (let i = 0; i < n; i++) {
+    let bestText = 0;
+    let bestImage = 0;
+    for (let j = 1; j < n; j++) {
+      if (logits[i * n + j] > logits[i * n + bestText]) bestText = j;
+      if (logits[j * n + i] > logits[bestImage * n + i]) bestImage = j;
+    }
+    if (captions[bestText] === captions[i]) i2t++;
+    if (captions[bestImage] === captions[i]) t2i++;
+  }
+  return { imageToText: i2t / n, textToImage: t2i / n };
+}
+
+export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
+  const stage = 'stage0-clip';
+  checkSteps(stage, o);
+  const config = o.config;
+  const vision = buildComponents(config).vision;
+  const textConfig = defaultTextConfig(o);
+  if (textConfig.vocabSize < o.tokenizer.vocabSize) {
+    throw new Error(
+      `${stage}: the text tower has ${textConfig.vocabSize} token embeddings, the tokenizer ${o.tokenizer.vocabSize} ids`,
+    );
+  }
+  const text = new ClipTextModel(textConfig);
+  const head = new ClipContrastiveHead({
+    textWidth: textConfig.hiddenSize,
+    visionWidth: config.vision.hiddenSize,
+    projectionDim: o.projectionDim ?? config.vision.hiddenSize,
+  });
+  const S = config.vision.imageSize;
+  const seed = o.seed ?? 0;
+
+  const embeddings = (g: Graph) => {
+    const pixels = g.input('pixel_values', 'float32', ['B', 3, S, S]);
+    const ids = g.input('input_ids', 'int64', ['B', 'T']);
+    const eos = g.input('eos_positions', 'int64', ['B']);
+    const imagePooled = g.scoped(VISION_SCOPE, () => vision.pooled(g, pixels)); // [B, Dv]
+    const textPooled = text.pooled(g, ids, { eosPositions: eos }); // [B, Dt]
+    return { image: head.imageEmbeds(g, imagePooled), text: head.textEmbeds(g, textPooled) }; // [B, P] each
+  };
+  const build = (g: Graph) => {
+    const { image, text: caption } = embeddings(g);
+    const logits = head.logitsPerImage(g, image, caption); // [B, B]
+    const targets = ops.arange(g, ops.dimOf(logits, 0), logits.shape[0]); // [B]
+    const hits = (axis: number): Tensor =>
+      ops.mean(ops.cast(ops.equal(ops.argmax(logits, axis), targets), g.floatType));
+    return {
+      loss: head.loss(g, image, caption),
+      metrics: { imageToText: hits(1), textToImage: hits(0), logitScale: head.logitScale(g) },
+    };
+  };
+
+  const params = startingWeights(stage, declaredParams(build), o.weights, () => {
+    const visionWeights = [...vision.init(seed + 1)].map(([k, v]) => [VISION_SCOPE + k, v] as const);
+    return new Map([...visionWeights, ...text.init(seed + 7), ...head.init(seed + 8)]);
+  });
+
+  const preprocess = preprocessFor(config);
+  const maxLength = textConfig.maxPositionEmbeddings;
+  const data = { seed, split: 'train' as const, fashion: o.fashion };
+  const collate = (pairs: CaptionPair[]) => collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength);
+
+  const evalSplit = o.evalSplit ?? 'heldout';
+  const evalCount = o.evalCount ?? 64;
+  let evalSet: { batch: ClipBatch; captions: string[] } | null = null;
+  const evaluator = new EvalProgram(
+    `${stage} eval`,
+    (g) => {
+      const { image, text: caption } = embeddings(g);
+      return { logits: head.logitsPerImage(g, image, caption), loss: head.loss(g, image, caption) };
+    },
+    o.runtime,
+  );
+
+  return {
+    name: stage,
+    description: `CLIP pretraining: vision tower + ${textConfig.numHiddenLayers}-layer text tower, symmetric InfoNCE on image–caption pairs`,
+    params,
+    build,
+    trainable: () => true,
+    // CLIP trained with wd 0.2 on 400M pairs; the tiny recipe sees far fewer distinct images, 0.1.
+    optimizer: pretrainOptimizer(o, { lr: 5e-4, weightDecay: 0.1 }),
+    steps: o.steps,
+    batches: (fromStep) =>
+      resumableBatches(fromStep, o.batchSize, (start) => captionPairs({ ...data, start }), collate),
+    batchSize: (feeds) => feeds.pixel_values.shape[0],
+    batchUnit: 'examples',
+    evaluate: async (weights) => {
+      if (!evalSet) {
+        const pairs = Array.from({ length: evalCount }, (_, i) =>
+          captionPair(i, {
+            ...data,
+            split: evalSplit,
+            fashion: evalSplit === 'train' ? o.fashion : undefined,
+          }),
+        );
+        evalSet = { batch: collate(pairs), captions: pairs.map((p) => p.caption) };
+      }
+      const r = await evaluator.run(weights, evalSet.batch);
+      const { imageToText, textToImage } = retrievalAccuracy(r.logits.data as Float32Array, evalSet.captions);
+      return { loss: Number(r.loss.data[0]), imageToText, textToImage };
+    },
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * Stage-0 pretraining: the CLIP, SEED-tokenizer and LLM stages on a narrowed tiny config (same
+ * structure, small widths, 32 px images), and the codebook dead-code restarts. Each stage's
+ * graph traces, a few steps through the engine's Trainer lower its loss, `batches(k)` resumes
+ * exactly, frozen weights stay bit-identical, and the contrastive stage learns to retrieve.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { captionPair } from '../../src/data/tasks/stage-datasets.ts';
+import { type Graph, HostTensor, ops, Trainer } from '../../src/engine/index.ts';
+import { type MavenConfig, tinyConfig } from '../../src/maven/config.ts';
+import { buildComponents, initMavenParams, VISION_SCOPE } from '../../src/maven/model.ts';
+import { WordTokenizer } from '../../src/models/tokenizer.ts';
+import { CodebookUsage } from '../../src/train/codebook.ts';
+import type { StageDefinition } from '../../src/train/stage.ts';
+import { clipPretrainStage, retrievalAccuracy } from '../../src/train/stages/pretrain-clip.ts';
+import { llmPretrainStage, pretrainText } from '../../src/train/stages/pretrain-llm.ts';
+import { CODEBOOK, tokenizerPretrainStage } from '../../src/train/stages/pretrain-tokenizer.ts';
+
+// ---- a narrowed tiny config and a word tokenizer over the generators' text ----------------
+
+const corpus = [
+  ...Array.from({ length: 200 }, (_, i) => captionPair(i).caption),
+  ...Array.from({ length: 200 }, (_, i) => pretrainText(i).text),
+];
+const tokenizer = WordTokenizer.build(corpus);
+tokenizer.addSpecialTokens(['<img>', '</img>']);
+
+function smallConfig(): MavenConfig {
+  const base = tinyConfig(tokenizer.vocabSize);
+  const codebookSize = 16;
+  return {
+    ...base,
+    vision: {
+      ...base.vision,
+      imageSize: 32,
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numHiddenLayers: 2,
+      numAttentionHeads: 2,
+    },
+    seed: {
+      ...base.seed,
+      qformer: {
+        ...base.seed.qformer,
+        hiddenSize: 32,
+        intermediateSize: 64,
+        encoderHiddenSize: 32,
+        numQueryTokens: 4,
+        numAttentionHeads: 2,
+      },
+      codebookSize,
+      codebookDim: 8,
+    },
+    llm: {
+      ...base.llm,
+      vocabSize: tokenizer.vocabSize + codebookSize,
+      hiddenSize: 32,
+      intermediateSize: 64,
+      numHiddenLayers: 2,
+      numAttentionHeads: 2,
+      numKeyValueHeads: 1,
+    },
+    selectorHiddenSize: 16,
+  };
+}
+const config = smallConfig();
+const TEXT = { hiddenSize: 32, intermediateSize: 64, numHiddenLayers: 1, numAttentionHeads: 2 };
+
+// ---- helpers --------------------------------------------------------------------------------
+
+function take<T>(it: Iterator<T> | AsyncIterator<T>, n: number): Promise<T[]> {
+  return (async () => {
+    const out: T[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await it.next();
+      assert.ok(!r.done, `the stream ended after ${i} batches`);
+      out.push(r.value);
+    }
+    return out;
+  })();
+}
+
+function assertSameFeeds(a: Record<string, HostTensor>, b: Record<string, HostTensor>, what: string): void {
+  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort(), what);
+  for (const k of Object.keys(a)) {
+    assert.deepEqual(a[k].shape, b[k].shape, `${what}: ${k} shape`);
+    assert.equal(a[k].dtype, b[k].dtype, `${what}: ${k} dtype`);
+    assert.ok(
+      a[k].data.every((x, i) => x === b[k].data[i]),
+      `${what}: ${k} differs`,
+    );
+  }
+}
+
+/** batches(k) starts exactly where batches(0) is after k batches. */
+async function checkResume(stage: StageDefinition, k: number): Promise<void> {
+  const fromStart = await take(stage.batches(0), k + 1);
+  const [resumed] = await take(stage.batches(k), 1);
+  assertSameFeeds(resumed, fromStart[k], `batches(${k})`);
+  assert.throws(() => assertSameFeeds(fromStart[0], fromStart[1], 'distinct'), /differs|shape/);
+}
+
+function trainerFor(stage: StageDefinition, lr?: number): Promise<Trainer> {
+  return Trainer.create({
+    params: stage.params,
+    build: stage.build,
+    optimizer: lr === undefined ? stage.optimizer : { ...stage.optimizer, lr },
+    trainable: stage.trainable,
+  });
+}
+
+function copyOf(t: HostTensor): HostTensor {
+  return new HostTensor(t.dtype, t.shape, t.data.slice() as HostTensor['data']);
+}
+
+// ---- CLIP --------------------------------------------------------------------------------
+
+describe('CLIP pretraining stage', () => {
+  const stage = clipPretrainStage({
+    config,
+    tokenizer,
+    text: TEXT,
+    steps: 40,
+    batchSize: 8,
+    evalSplit: 'train', // the 8 pairs of batch 0: the test memorises them
+    evalCount: 8,
+  });
+
+  it('has the vision tower under MaVEn names and the text tower and head under CLIPModel names', () => {
+    const names = [...stage.params.keys()];
+    const vision = buildComponents(config).vision;
+    for (const name of vision.paramShapes().keys()) assert.ok(stage.params.has(VISION_SCOPE + name), name);
+    assert.ok(names.includes('text_model.embeddings.token_embedding.weight'));
+    assert.ok(names.includes('text_model.final_layer_norm.bias'));
+    assert.deepEqual(stage.params.get('visual_projection.weight')!.shape, [32, 32]);
+    assert.ok(Math.abs(Number(stage.params.get('logit_scale')!.data[0]) - Math.log(1 / 0.07)) < 1e-6);
+    assert.ok(names.every((n) => stage.trainable(n)));
+  });
+
+  it('batches(k) equals the k-th batch of batches(0)', async () => {
+    await checkResume(stage, 2);
+    const [b] = await take(stage.batches(0), 1);
+    assert.deepEqual(b.pixel_values.shape, [8, 3, 32, 32]);
+    assert.equal(b.input_ids.shape[0], 8);
+    // Each row: BOS first, EOS at eos_positions, padding after.
+    const [, T] = b.input_ids.shape;
+    for (let r = 0; r < 8; r++) {
+      const eos = Number(b.eos_positions.data[r]);
+      assert.equal(Number(b.input_ids.data[r * T]), tokenizer.bosId);
+      assert.equal(Number(b.input_ids.data[r * T + eos]), tokenizer.eosId);
+      for (let t = eos + 1; t < T; t++) assert.equal(Number(b.input_ids.data[r * T + t]), tokenizer.padId);
+    }
+  });
+
+  it('training on fixed pairs lowers the loss and lifts retrieval far above chance', async () => {
+    const trainer = await trainerFor(stage, 2e-3);
+    const [fixed] = await take(stage.batches(0), 1);
+    const before = await stage.evaluate!(stage.params);
+    let first = Number.NaN;
+    let last = Number.NaN;
+    for (let i = 0; i < 45; i++) {
+      const r = await trainer.trainStep(fixed);
+      if (i === 0) first = r.loss;
+      last = r.loss;
+      assert.equal(r.metrics.imageToText.shape.length, 0);
+    }
+    const after = await stage.evaluate!(trainer.parameters());
+    assert.ok(last < first * 0.5, `loss ${first} → ${last}`);
+    assert.ok(after.loss < before.loss, `eval loss ${before.loss} → ${after.loss}`);
+    // Chance is 1/8 (7 distinct captions among the 8: a repeated one counts as right either way).
+    assert.ok(after.imageToText >= 0.625, `image→text ${before.imageToText} → ${after.imageToText}`);
+    assert.ok(after.textToImage >= 0.625, `text→image ${before.textToImage} → ${after.textToImage}`);
+  });
+
+  it('retrievalAccuracy: row-wise and column-wise top-1, identical captions count as right', () => {
+    // Image 0 → text 1 (wrong), image 1 → text 1, image 2 → text 0 (same caption as 2: right).
+    const logits = Float32Array.from([0, 5, 1, 0, 5, 1, 9, 0, 1]);
+    const r = retrievalAccuracy(logits, ['a', 'b', 'a']);
+    assert.deepEqual(r, { imageToText: 2 / 3, textToImage: 2 / 3 });
+    assert.throws(() => retrievalAccuracy(logits, ['a', 'b']), /9 logits for 2 pairs/);
+  });
+
+  it('rejects bad options and mismatched starting weights', () => {
+    assert.throws(
+      () => clipPretrainStage({ config, tokenizer, steps: 0, batchSize: 4 }),
+      /stage0-clip: steps must be a positive integer, got 0/,
+    );
+    const weights = new Map([['text_projection.weight', HostTensor.zeros('float32', [3, 3])]]);
+    assert.throws(
+      () => clipPretrainStage({ config, tokenizer, text: TEXT, steps: 1, batchSize: 2, weights }),
+      /"text_projection\.weight": expected float32\[32, 32\], got float32\[3, 3\]/,
+    );
+    assert.throws(
+      () => clipPretrainStage({ config, tokenizer, text: { vocabSize: 5 }, steps: 1, batchSize: 2 }),
+      /5 token embeddings, the tokenizer \d+ ids/,
+    );
+  });
+});
+
+// ---- SEED tokenizer -----------------------------------------------------------------------
+
+describe('tokenizer pretraining stage', () => {
+  const weights = initMavenParams(buildComponents(config), 3); // stands in for a CLIP-pretrained tower
+  const visionOnly = new Map([...weights].filter(([n]) => n.startsWith(VISION_SCOPE)));
+  const stage = tokenizerPretrainStage({
+    config,
+    weights: visionOnly,
+    steps: 20,
+    batchSize: 4,
+    restarts: { window: 3 },
+  });
+
+  it('batches(k) equals the k-th batch of batches(0)', async () => {
+    await checkResume(stage, 3);
+  });
+
+  it('trains the tokenizer with the vision tower frozen bit for bit, restarting dead codes', async () => {
+    const trainer = await trainerFor(stage);
+    const { trainable, frozen } = trainer.summary();
+    assert.ok(trainable.length > 0 && trainable.every(([n]) => n.startsWith('visual_tokenizer.')));
+    assert.ok(frozen.length > 0 && frozen.every(([n]) => n.startsWith(VISION_SCOPE)));
+    const visionBefore = new Map(
+      [...stage.params].filter(([n]) => n.startsWith(VISION_SCOPE)).map(([n, t]) => [n, copyOf(t)]),
+    );
+    const codebookBefore = copyOf(stage.params.get(CODEBOOK)!);
+
+    const [fixed] = await take(stage.batches(0), 1);
+    const losses: number[] = [];
+    let restartedTotal = 0;
+    let last: Record<string, number> | undefined;
+    for (let i = 0; i < 12; i++) {
+      const r = await trainer.trainStep(fixed);
+      losses.push(r.loss);
+      assert.deepEqual(r.metrics.ids.shape, [4, 4]);
+      assert.deepEqual(r.metrics.z.shape, [4, 4, 8]);
+      const perplexity = Number(r.metrics.perplexity.data[0]);
+      assert.ok(perplexity >= 1 - 1e-4 && perplexity <= Number(r.metrics.codesUsed.data[0]) + 1e-3);
+      last = (await stage.afterStep!(r, trainer)) ?? undefined;
+      restartedTotal += last!.restarted;
+    }
+    assert.ok(losses[losses.length - 1] < losses[0], `loss ${losses[0]} → ${losses[losses.length - 1]}`);
+    assert.ok(restartedTotal > 0, 'some codes were dead after 3 steps and got restarted');
+    assert.ok(last!.windowCodesUsed >= 1 && last!.windowPerplexity >= 1);
+
+    const now = trainer.parameters();
+    for (const [name, before] of visionBefore) {
+      const after = now.get(name);
+      if (!after) continue; // e.g. post_layernorm: not read by the tokenizer's graph
+      assert.ok(
+        after.data.every((x, i) => x === before.data[i]),
+        `${name} changed`,
+      );
+    }
+    assert.ok(!now.get(CODEBOOK)!.data.every((x, i) => x === codebookBefore.data[i]), 'the codebook moved');
+    const evaluation = await stage.evaluate!(now);
+    for (const k of ['recLoss', 'vqLoss', 'perplexity', 'codesUsed'])
+      assert.ok(Number.isFinite(evaluation[k]), k);
+  });
+
+  it('needs the vision tower, and says which weights are missing', () => {
+    assert.throws(
+      () => tokenizerPretrainStage({ config, weights: new Map(), steps: 1, batchSize: 2 }),
+      /stage0-tokenizer: the starting weights do not fit .*\n {2}missing "vision_tower\.vision_model\.embeddings\.patch_embedding\.weight" \[32, 3, 8, 8\]/,
+    );
+  });
+});
+
+// ---- codebook restarts ------------------------------------------------------------------------
+
+describe('codebook dead-code restarts', () => {
+  /**
+   * 16 tight clusters on a 4 × 4 grid around (10, 10); a codebook that starts in a tiny ball at
+   * the origin, so one code is nearest to every cluster: the classic collapse.
+   */
+  const K = 16;
+  const N = 128;
+  const points = new Float32Array(N * 2);
+  for (let i = 0; i < N; i++) {
+    const c = i % K;
+    points[2 * i] = 10 + 4 * ((c % 4) - 1.5) + 0.1 * Math.sin(i * 1.7);
+    points[2 * i + 1] = 10 + 4 * (Math.floor(c / 4) - 1.5) + 0.1 * Math.cos(i * 2.3);
+  }
+  const codebook0 = new Float32Array(K * 2);
+  for (let i = 0; i < K * 2; i++) codebook0[i] = 0.01 * Math.sin(i * 12.9898 + 1);
+
+  async function codesUsed(restarts: boolean): Promise<number> {
+    const trainer = await Trainer.create({
+      params: new Map([['codebook', new HostTensor('float32', [K, 2], codebook0.slice())]]),
+      build: (g: Graph) => {
+        const z = g.input('z', 'float32', [N, 2]);
+        const codebook = g.param('codebook', [K, 2]);
+        const ids = ops.nearestCode(z, codebook);
+        const q = ops.gather(codebook, ids);
+        return { loss: ops.mean(ops.square(ops.sub(ops.stopGradient(z), q))), metrics: { ids } };
+      },
+      optimizer: { lr: 0.1, weightDecay: 0 },
+    });
+    const usage = new CodebookUsage({ codebookSize: K, codebookDim: 2, window: 5, seed: 1 });
+    const feeds = { z: new HostTensor('float32', [N, 2], points) };
+    for (let step = 1; step <= 60; step++) {
+      const r = await trainer.trainStep(feeds);
+      usage.observe(step, r.metrics.ids.data as BigInt64Array, points);
+      if (restarts) {
+        const state = trainer.optimizerState();
+        usage.restart(step, trainer.parameters().get('codebook')!.data as Float32Array, [
+          state.get('codebook@adam_m')!.data as Float32Array,
+          state.get('codebook@adam_v')!.data as Float32Array,
+        ]);
+      }
+    }
+    return usage.stats().used;
+  }
+
+  it('restarts raise the number of codes in use on a toy problem', async () => {
+    const without = await codesUsed(false);
+    const withRestarts = await codesUsed(true);
+    assert.ok(without <= 2, `without restarts ${without} codes in use`);
+    assert.ok(withRestarts >= 14, `with restarts ${withRestarts} codes in use`);
+  });
+
+  it('tracks usage over the window, restarts only dead codes, and zeroes their moments', () => {
+    const usage = new CodebookUsage({ codebookSize: 4, codebookDim: 2, window: 2, noise: 0, seed: 7 });
+    const z = Float32Array.from([1, 1, 2, 2, 3, 3, 4, 4]);
+    usage.observe(1, BigInt64Array.from([0n, 0n, 1n, 1n]), z);
+    assert.deepEqual(usage.stats(), { used: 2, perplexity: 2 });
+    assert.deepEqual(usage.dead(1), []);
+    usage.observe(2, BigInt64Array.from([0n, 0n, 0n, 0n]), z);
+    assert.deepEqual(usage.dead(2), [2, 3]); // unused for the 2 steps since the tracker started
+    const codebook = new Float32Array(8).fill(9);
+    const m = new Float32Array(8).fill(5);
+    assert.deepEqual(usage.restart(2, codebook, [m]), [2, 3]);
+    assert.deepEqual(Array.from(codebook.subarray(0, 4)), [9, 9, 9, 9], 'live codes untouched');
+    for (const code of [2, 3]) {
+      const [a, b] = codebook.subarray(code * 2, code * 2 + 2);
+      assert.ok(a === b && [1, 2, 3, 4].includes(a), `code ${code} sits on a buffered z row, got ${a}, ${b}`);
+    }
+    assert.notEqual(codebook[4], codebook[6], 'two restarted codes get distinct rows');
+    assert.deepEqual(Array.from(m), [5, 5, 5, 5, 0, 0, 0, 0]);
+    assert.deepEqual(usage.dead(2), [], 'restarted codes get a new window');
+    usage.observe(3, BigInt64Array.from([0n, 0n, 0n, 0n]), z);
+    assert.deepEqual(usage.stats(), { used: 1, perplexity: 1 }, 'step 1 left the window');
+    assert.throws(
+      () => usage.observe(4, BigInt64Array.from([4n]), z.subarray(0, 2)),
+      /id 4 at 0 is outside the codebook \[0, 4\)/,
+    );
+    assert.throws(
+      () => usage.observe(4, BigInt64Array.from([0n]), z),
+      /1 ids need 1 × 2 = 2 z values, got 8/,
+    );
+    assert.throws(() => usage.restart(4, new Float32Array(3)), /codebook has 3 values, expected 4 × 2 = 8/);
+  });
+});
+
+// ---- LLM --------------------------------------------------------------------------------
+
+describe('LLM pretraining stage', () => {
+  const stage = llmPretrainStage({ config, tokenizer, steps: 20, batchSize: 8, maxLength: 64 });
+
+  it('draws captions, statements and task text deterministically, with no image placeholders', () => {
+    const texts = Array.from({ length: 40 }, (_, i) => pretrainText(i));
+    assert.deepEqual(new Set(texts.map((t) => t.kind)), new Set(['caption', 'statement', 'qa']));
+    assert.deepEqual(pretrainText(17), texts[17]);
+    assert.ok(texts.every((t) => t.text.length > 0 && !t.text.includes('<image>')));
+    assert.notDeepEqual(pretrainText(0, { split: 'heldout' }), texts[0]);
+  });
+
+  it('batches(k) equals the k-th batch of batches(0)', async () => {
+    await checkResume(stage, 2);
+    const [b] = await take(stage.batches(0), 1);
+    assert.equal(stage.batchSize!(b), (b.targets.data as BigInt64Array).filter((t) => t !== -100n).length);
+    assert.equal(Number(b.input_ids.data[0]), tokenizer.bosId);
+  });
+
+  it('a few steps lower the next-token loss; evaluation is finite', async () => {
+    const trainer = await trainerFor(stage, 3e-3);
+    const [fixed] = await take(stage.batches(0), 1);
+    const losses: number[] = [];
+    for (let i = 0; i < 12; i++) losses.push((await trainer.trainStep(fixed)).loss);
+    assert.ok(losses[0] > Math.log(config.llm.vocabSize) * 0.9, `starts near uniform: ${losses[0]}`);
+    assert.ok(losses[11] < losses[0] - 0.5, `loss ${losses[0]} → ${losses[11]}`);
+    const evaluation = await stage.evaluate!(trainer.parameters());
+    assert.ok(Number.isFinite(evaluation.loss) && evaluation.perplexity > 1 && evaluation.accuracy >= 0);
+  });
+
+  it('rejects a tokenizer that does not fit the config', () => {
+    assert.throws(
+      () => llmPretrainStage({ config: { ...config, textVocabSize: 5 }, tokenizer, steps: 1, batchSize: 1 }),
+      /stage0-llm: the tokenizer has \d+ ids, the config's text vocabulary 5/,
+    );
+  });
+});
