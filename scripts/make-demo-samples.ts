@@ -26,7 +26,9 @@ const photos = [];
 for (const i of [0, 1, 2, 3, 4, 8]) {
   const file = `fashion-test-${i}.png`;
   const gray = idxImage(fashion.images, i);
-  await sharp(gray, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(join(out, file));
+  await sharp(gray, { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(join(out, file));
   photos.push({ file, index: i, label: fashion.labels[i], className: FASHION_CLASSES[fashion.labels[i]] });
 }
 await writeFile(join(out, 'samples.json'), `${JSON.stringify({ nlvr, fashion: photos }, null, 2)}\n`);

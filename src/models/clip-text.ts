@@ -14,6 +14,7 @@
  * and one file per model keeps each readable on its own.
  */
 import { type Graph, type HostTensor, ops, type Tensor } from '../engine/index.ts';
+import { clipEncoderLayer, clipLayerShapes } from './clip-encoder-layer.ts';
 import { ParamInit } from './init.ts';
 
 export interface ClipTextConfig {
@@ -87,19 +88,8 @@ export class ClipTextModel {
       [`${e}.position_embedding.weight`, [t, d]],
     ]);
     for (let i = 0; i < this.config.numHiddenLayers; i++) {
-      const l = `${this.prefix}.encoder.layers.${i}`;
-      for (const proj of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) {
-        shapes.set(`${l}.self_attn.${proj}.weight`, [d, d]);
-        shapes.set(`${l}.self_attn.${proj}.bias`, [d]);
-      }
-      for (const norm of ['layer_norm1', 'layer_norm2']) {
-        shapes.set(`${l}.${norm}.weight`, [d]);
-        shapes.set(`${l}.${norm}.bias`, [d]);
-      }
-      shapes.set(`${l}.mlp.fc1.weight`, [f, d]);
-      shapes.set(`${l}.mlp.fc1.bias`, [f]);
-      shapes.set(`${l}.mlp.fc2.weight`, [d, f]);
-      shapes.set(`${l}.mlp.fc2.bias`, [d]);
+      for (const [name, shape] of clipLayerShapes(`${this.prefix}.encoder.layers.${i}`, this.config))
+        shapes.set(name, shape);
     }
     shapes.set(`${this.prefix}.final_layer_norm.weight`, [d]);
     shapes.set(`${this.prefix}.final_layer_norm.bias`, [d]);
@@ -219,30 +209,7 @@ export class ClipTextModel {
 
   /** Pre-LN block: x + attn(ln1(x)) under the causal (and padding) mask, then + mlp(ln2(x)). */
   private encoderLayer(g: Graph, x: Tensor, i: number, maskFor: (q: Tensor, k: Tensor) => Tensor): Tensor {
-    const { hiddenSize: d, intermediateSize: f, numAttentionHeads: nH, layerNormEps: eps } = this.config;
-    const hd = d / nH;
-    const l = `${this.prefix}.encoder.layers.${i}`;
-    const p = (name: string, shape: number[]) => g.param(`${l}.${name}`, shape);
-    const [batch, tokens] = x.shape;
-
-    const h = ops.layerNorm(x, p('layer_norm1.weight', [d]), p('layer_norm1.bias', [d]), eps);
-    const heads = (proj: string) => {
-      const y = ops.linear(h, p(`self_attn.${proj}.weight`, [d, d]), p(`self_attn.${proj}.bias`, [d])); // [B, T, D]
-      return ops.transpose(ops.reshape(y, [batch, tokens, nH, hd]), [0, 2, 1, 3]); // [B, T, nH, hd] → [B, nH, T, hd]
-    };
-    const q = heads('q_proj');
-    const k = heads('k_proj');
-    const attended = ops.attention(q, k, heads('v_proj'), maskFor(q, k)); // [B, nH, T, hd]
-    const merged = ops.reshape(ops.transpose(attended, [0, 2, 1, 3]), [batch, tokens, d]); // [B, T, nH, hd] → [B, T, D]
-    x = ops.add(
-      x,
-      ops.linear(merged, p('self_attn.out_proj.weight', [d, d]), p('self_attn.out_proj.bias', [d])),
-    );
-
-    const m = ops.layerNorm(x, p('layer_norm2.weight', [d]), p('layer_norm2.bias', [d]), eps);
-    const up = ops.linear(m, p('mlp.fc1.weight', [f, d]), p('mlp.fc1.bias', [f])); // [B, T, F]
-    const act = this.config.hiddenAct === 'quick_gelu' ? ops.quickGelu(up) : ops.gelu(up);
-    return ops.add(x, ops.linear(act, p('mlp.fc2.weight', [d, f]), p('mlp.fc2.bias', [d])));
+    return clipEncoderLayer(g, this.config, `${this.prefix}.encoder.layers.${i}`, x, maskFor);
   }
 }
 

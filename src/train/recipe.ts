@@ -15,7 +15,7 @@ import type { ImageSource } from '../data/tasks/task.ts';
 import { HostTensor, type RuntimeOptions } from '../engine/index.ts';
 import { saveMaven } from '../maven/checkpoint.ts';
 import { type MavenConfig, tinyConfig } from '../maven/config.ts';
-import { buildComponents, initMavenParams, MavenModel } from '../maven/model.ts';
+import { buildComponents, initMavenParams, MavenModel, mavenParamShapes } from '../maven/model.ts';
 import { extendVocabulary } from '../maven/vocabulary.ts';
 import type { TextTokenizer } from '../models/tokenizer.ts';
 import { buildTokenizer, trainingCorpus } from './corpus.ts';
@@ -66,6 +66,8 @@ const FASHION_WEIGHTS = { 'fashion-which': 1, 'fashion-same': 1, 'fashion-count'
 
 export interface StageReport {
   stage: string;
+  /** Its folder under the recipe's outDir. */
+  folder?: string;
   description: string;
   steps: number;
   seconds: number;
@@ -142,6 +144,7 @@ export async function runTinyRecipe(
       last && typeof last.eval === 'object' ? (last.eval as Record<string, number>) : undefined;
     reports.push({
       stage: def.name,
+      folder,
       description: def.description,
       steps: def.steps,
       seconds: Math.round((performance.now() - t0) / 1000),
@@ -222,7 +225,10 @@ export async function runTinyRecipe(
   const taskWeights = { ...TINY_TASK_WEIGHTS, ...(fashion ? FASHION_WEIGHTS : {}) };
   await run(instructionStage({ ...stage(s.instruction), taskWeights }), 'stage4-instruction');
 
-  const model = new MavenModel(config, weights, tokenizer, o.runtime);
+  // Keep what the model reads: stage 0's text tower and contrastive head served pretraining only.
+  const expected = mavenParamShapes(buildComponents(config));
+  const modelWeights = new Map([...weights].filter(([name]) => expected.has(name)));
+  const model = new MavenModel(config, modelWeights, tokenizer, o.runtime);
   const modelDir = join(o.outDir, 'model');
   await saveMaven(modelDir, model, {
     metadata: { recipe: 'tiny', scale: String(scale), seed: String(seed) },

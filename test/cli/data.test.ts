@@ -1,22 +1,11 @@
 /** `maven data stats`: counts per task and a contact sheet. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-
-const BIN = fileURLToPath(new URL('../../bin/maven.js', import.meta.url));
-
-function maven(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { maven } from './run-maven.ts';
 
 describe('maven data stats', () => {
   it('prints counts per split and category and writes a contact sheet', async () => {

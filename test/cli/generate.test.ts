@@ -1,6 +1,5 @@
 /** `maven generate` as a user runs it: a real process, a model directory, image files. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,17 +7,9 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { saveMaven } from '../../src/maven/checkpoint.ts';
 import { smallModel } from '../maven/small-model.ts';
+import { maven } from './run-maven.ts';
 
-const BIN = fileURLToPath(new URL('../../bin/maven.js', import.meta.url));
 const IMAGES = fileURLToPath(new URL('../fixtures/images/', import.meta.url));
-
-function maven(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 describe('maven generate', () => {
   let dir: string;

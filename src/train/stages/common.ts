@@ -7,6 +7,7 @@ import type { MavenConfig } from '../../maven/config.ts';
 import { type ImageBatch, MavenModel } from '../../maven/model.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
+import type { MultimodalLayout } from '../multimodal.ts';
 
 export interface MavenStageOptions {
   config: MavenConfig;
@@ -36,6 +37,18 @@ export function schedule(o: MavenStageOptions) {
  */
 export function frozenEncoder(o: MavenStageOptions): MavenModel {
   return new MavenModel(o.config, o.weights, o.tokenizer, o.runtime);
+}
+
+/** How sequences are laid out for the multimodal collation: the encoder's vocabulary and delimiters. */
+export function sequenceLayout(encoder: MavenModel, o: MavenStageOptions): MultimodalLayout {
+  return {
+    vocabulary: encoder.vocabulary,
+    imageStartId: encoder.imageStartId,
+    imageEndId: encoder.imageEndId,
+    order: o.config.sequenceOrder,
+    padId: o.tokenizer.padId,
+    visionWidth: o.config.vision.hiddenSize,
+  };
 }
 
 /** RGB images → the model's preprocessed batch (CLIP recipe), as at inference. */

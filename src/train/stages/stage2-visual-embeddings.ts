@@ -10,7 +10,14 @@ import { type Graph, HostTensor, ops, warmupCosine } from '../../engine/index.ts
 import { buildComponents } from '../../maven/model.ts';
 import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
 import type { StageDefinition } from '../stage.ts';
-import { batchedFrom, frozenEncoder, type MavenStageOptions, pixelsOf, schedule } from './common.ts';
+import {
+  batchedFrom,
+  frozenEncoder,
+  type MavenStageOptions,
+  pixelsOf,
+  schedule,
+  sequenceLayout,
+} from './common.ts';
 
 const TEXT = '@text';
 const VISUAL = '@visual';
@@ -38,14 +45,7 @@ export function visualEmbeddingStage(o: MavenStageOptions): StageDefinition {
     params.set(name + TEXT, text);
     params.set(name + VISUAL, visual);
   }
-  const layout = {
-    vocabulary: encoder.vocabulary,
-    imageStartId: encoder.imageStartId,
-    imageEndId: encoder.imageEndId,
-    order: o.config.sequenceOrder,
-    padId: o.tokenizer.padId,
-    visionWidth: o.config.vision.hiddenSize,
-  };
+  const layout = sequenceLayout(encoder, o);
   const collate = async (pairs: ReturnType<typeof captionPair>[]) => {
     const codes = await encoder.encodeImages(
       pixelsOf(

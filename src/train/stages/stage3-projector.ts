@@ -9,19 +9,19 @@ import { warmupCosine } from '../../engine/index.ts';
 import { buildComponents } from '../../maven/model.ts';
 import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
 import type { StageDefinition } from '../stage.ts';
-import { batchedFrom, frozenEncoder, type MavenStageOptions, pixelsOf, schedule } from './common.ts';
+import {
+  batchedFrom,
+  frozenEncoder,
+  type MavenStageOptions,
+  pixelsOf,
+  schedule,
+  sequenceLayout,
+} from './common.ts';
 
 export function projectorStage(o: MavenStageOptions): StageDefinition {
   const c = buildComponents(o.config);
   const encoder = frozenEncoder(o);
-  const layout = {
-    vocabulary: encoder.vocabulary,
-    imageStartId: encoder.imageStartId,
-    imageEndId: encoder.imageEndId,
-    order: o.config.sequenceOrder,
-    padId: o.tokenizer.padId,
-    visionWidth: o.config.vision.hiddenSize,
-  };
+  const layout = sequenceLayout(encoder, o);
   const collate = async (pairs: ReturnType<typeof captionPair>[]) => {
     const encoded = await encoder.encodeImages(
       pixelsOf(

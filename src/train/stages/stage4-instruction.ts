@@ -12,21 +12,21 @@ import { buildComponents } from '../../maven/model.ts';
 import { splitPrompt } from '../../maven/sequence.ts';
 import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
 import type { StageDefinition } from '../stage.ts';
-import { batchedFrom, frozenEncoder, type MavenStageOptions, pixelsOf, schedule } from './common.ts';
+import {
+  batchedFrom,
+  frozenEncoder,
+  type MavenStageOptions,
+  pixelsOf,
+  schedule,
+  sequenceLayout,
+} from './common.ts';
 
 export const STAGE4_FROZEN = ['vision_tower.', 'visual_tokenizer.', 'patch_selector.'];
 
 export function instructionStage(o: MavenStageOptions): StageDefinition {
   const c = buildComponents(o.config);
   const encoder = frozenEncoder(o);
-  const layout = {
-    vocabulary: encoder.vocabulary,
-    imageStartId: encoder.imageStartId,
-    imageEndId: encoder.imageEndId,
-    order: o.config.sequenceOrder,
-    padId: o.tokenizer.padId,
-    visionWidth: o.config.vision.hiddenSize,
-  };
+  const layout = sequenceLayout(encoder, o);
   const collate = async (tasks: TaskExample[]) => {
     const all = tasks.flatMap((t) => t.images);
     const encoded = await encoder.encodeImages(pixelsOf(encoder, all), { mode: 'hybrid', rawFeatures: true });

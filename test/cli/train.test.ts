@@ -1,0 +1,66 @@
+/**
+ * `maven train --recipe tiny` end to end at a tiny scale (a smoke run of every stage: stage 0,
+ * then 1–4), then `maven demo` on the model it produced; the full recipe is a documented
+ * command, not a test. Also `--stage N` from a model directory.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { saveMaven } from '../../src/maven/checkpoint.ts';
+import { smallModel } from '../maven/small-model.ts';
+import { maven } from './run-maven.ts';
+
+describe('maven train', () => {
+  it('runs the tiny recipe (smoke scale) and the demo answers with its model', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'maven-recipe-'));
+    const r = await maven(['train', '--recipe', 'tiny', '--out', out, '--scale', '0.003']);
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    for (const stage of [
+      'stage0a-clip',
+      'stage0b-tokenizer',
+      'stage0c-llm',
+      'stage1-selector',
+      'stage2-visual-embeddings',
+      'stage3-projector',
+      'stage4-instruction',
+    ]) {
+      assert.ok(existsSync(join(out, stage, 'final.safetensors')), stage);
+      assert.ok(existsSync(join(out, stage, 'loss.png')), `${stage} loss curve`);
+    }
+    const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
+    assert.equal(report.stages.length, 7);
+    const html = join(out, 'demo.html');
+    const demo = await maven(['demo', '--model', join(out, 'model'), '--out', html]);
+    assert.equal(demo.code, 0, demo.stderr);
+    assert.match(demo.stdout, /\d+\/\d+ right \(hybrid\)/);
+    assert.match(readFileSync(html, 'utf8'), /data:image\/png;base64/);
+  });
+
+  it('runs one stage from a model directory and writes the trained model', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maven-stage-'));
+    await saveMaven(join(dir, 'start'), smallModel());
+    const r = await maven([
+      'train',
+      '--stage',
+      '3',
+      '--model',
+      join(dir, 'start'),
+      '--out',
+      join(dir, 'run'),
+      '--steps',
+      '3',
+      '--batch-size',
+      '2',
+    ]);
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.ok(existsSync(join(dir, 'run', 'model', 'model.safetensors')));
+  });
+
+  it('explains bad usage', async () => {
+    const r = await maven(['train', '--out', '/tmp/x']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /give --recipe tiny or --stage 1\|2\|3\|4/);
+  });
+});
