@@ -15,7 +15,11 @@ import { CodebookUsage } from '../../src/train/codebook.ts';
 import type { StageDefinition } from '../../src/train/stage.ts';
 import { clipPretrainStage, retrievalAccuracy } from '../../src/train/stages/pretrain-clip.ts';
 import { llmPretrainStage, pretrainText } from '../../src/train/stages/pretrain-llm.ts';
-import { CODEBOOK, tokenizerPretrainStage } from '../../src/train/stages/pretrain-tokenizer.ts';
+import {
+  CODEBOOK,
+  isQFormerBody,
+  tokenizerPretrainStage,
+} from '../../src/train/stages/pretrain-tokenizer.ts';
 
 // ---- a narrowed tiny config and a word tokenizer over the generators' text ----------------
 
@@ -219,7 +223,12 @@ describe('tokenizer pretraining stage', () => {
     const trainer = await trainerFor(stage);
     const { trainable, frozen } = trainer.summary();
     assert.ok(trainable.length > 0 && trainable.every(([n]) => n.startsWith('visual_tokenizer.')));
-    assert.ok(frozen.length > 0 && frozen.every(([n]) => n.startsWith(VISION_SCOPE)));
+    // Frozen: the vision tower and the Q-Former proper (its query features are the target).
+    assert.ok(frozen.length > 0 && frozen.every(([n]) => n.startsWith(VISION_SCOPE) || isQFormerBody(n)));
+    assert.ok(frozen.some(([n]) => isQFormerBody(n)));
+    assert.ok(
+      trainable.some(([n]) => n.includes('encode_task_layer')) && trainable.some(([n]) => n === CODEBOOK),
+    );
     const visionBefore = new Map(
       [...stage.params].filter(([n]) => n.startsWith(VISION_SCOPE)).map(([n, t]) => [n, copyOf(t)]),
     );

@@ -59,6 +59,11 @@ function codeUsage(g: Graph, ids: Tensor, codebookSize: number): { perplexity: T
   return { perplexity: ops.exp(entropy), codesUsed: ops.sum(ops.cast(ops.greater(p, 0), g.floatType)) };
 }
 
+/** The Q-Former proper (queries, vision LayerNorm, BERT layers), frozen in this stage. */
+export function isQFormerBody(name: string): boolean {
+  return ['Qformer.', 'query_tokens', 'ln_vision.'].some((p) => name.startsWith(TOKENIZER_SCOPE + p));
+}
+
 export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefinition {
   const stage = 'stage0-tokenizer';
   checkSteps(stage, o);
@@ -124,10 +129,14 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
   return {
     name: stage,
     description:
-      'SEED tokenizer (causal Q-Former + VQ) on the frozen vision tower: VQ + reconstruction loss, dead-code restarts',
+      'SEED tokenizer task layers + codebook on the frozen vision tower and causal Q-Former: VQ + reconstruction loss, dead-code restarts',
     params,
     build,
-    trainable: (name) => !isVisionTower(name),
+    // The Q-Former stays as initialised, as SEED keeps its (BLIP-2-pretrained) Q-Former frozen
+    // while training the tokenizer: its query features are the reconstruction target, and a
+    // trainable target collapses (every image to the same few codes, reconstruction trivially
+    // perfect: seen here, 5 codes in use). Only the task layers and the codebook learn.
+    trainable: (name) => !isVisionTower(name) && !isQFormerBody(name),
     // No weight decay: it would pull every code towards the origin, where unused codes go dead.
     optimizer: pretrainOptimizer(o, { lr: 1e-3, weightDecay: 0 }),
     steps: o.steps,
