@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { FASHION_TASK_NAMES, SCENE_TASK_NAMES } from '../src/data/tasks/registry.ts';
+import type { ImageSource } from '../src/data/tasks/task.ts';
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
@@ -51,7 +52,7 @@ const nlvr = await evaluateNlvr(model, 'test', {
 });
 const nlvrSeconds = (performance.now() - t0) / 1000;
 const perTask = Number(values['per-task']);
-let fashion;
+let fashion: ImageSource | undefined;
 try {
   const data = await loadFashionMnist('test');
   fashion = {

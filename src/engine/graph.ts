@@ -88,7 +88,9 @@ export class Graph {
     const derived = this.derived.get(name);
     if (derived) {
       if (derived.rank !== shape.length || derived.shape.some((d, i) => d !== shape[i])) {
-        throw new Error(`param "${name}": asked for shape ${formatShape(shape)} but it is derived as ${formatShape(derived.shape)}`);
+        throw new Error(
+          `param "${name}": asked for shape ${formatShape(shape)} but it is derived as ${formatShape(derived.shape)}`,
+        );
       }
       return derived;
     }

@@ -81,7 +81,7 @@ export class ClipTextModel {
   }
 
   paramShapes(): Map<string, number[]> {
-    const { vocabSize: v, hiddenSize: d, intermediateSize: f, maxPositionEmbeddings: t } = this.config;
+    const { vocabSize: v, hiddenSize: d, maxPositionEmbeddings: t } = this.config;
     const e = `${this.prefix}.embeddings`;
     const shapes = new Map<string, number[]>([
       [`${e}.token_embedding.weight`, [v, d]],

@@ -132,7 +132,7 @@ export class ClipVisionModel {
   }
 
   paramShapes(): Map<string, number[]> {
-    const { hiddenSize: d, intermediateSize: f, patchSize: p, numHiddenLayers } = this.config;
+    const { hiddenSize: d, patchSize: p, numHiddenLayers } = this.config;
     const e = `${this.prefix}.embeddings`;
     const shapes = new Map<string, number[]>([
       [`${e}.patch_embedding.weight`, [d, this.channels, p, p]],

@@ -118,7 +118,7 @@ async function answer(model: MavenModel, q: Question, options: EncodeOptions): P
   return { ...q, answer: q.options[best], prepared };
 }
 
-const escape = (s: string) =>
+const escapeHtml = (s: string) =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c] ?? c);
 
 async function page(model: MavenModel, answered: Answered[], mode: EncodingMode): Promise<string> {
@@ -136,17 +136,17 @@ async function page(model: MavenModel, answered: Answered[], mode: EncodingMode)
     }
     const ok = a.answer === a.expected;
     sections.push(`<section>
-<h2>${escape(a.title)}</h2>
-<p class="source">${escape(a.source)}</p>
+<h2>${escapeHtml(a.title)}</h2>
+<p class="source">${escapeHtml(a.source)}</p>
 <div class="images">${figures.join('')}</div>
-<pre>${escape(a.prompt)}</pre>
-<p>Options: ${a.options.map((o) => `<code>${escape(o)}</code>`).join(' ')}</p>
-<p class="${ok ? 'right' : 'wrong'}">Model: <b>${escape(a.answer)}</b> — expected <b>${escape(a.expected)}</b> ${ok ? '✓' : '✗'}</p>
+<pre>${escapeHtml(a.prompt)}</pre>
+<p>Options: ${a.options.map((o) => `<code>${escapeHtml(o)}</code>`).join(' ')}</p>
+<p class="${ok ? 'right' : 'wrong'}">Model: <b>${escapeHtml(a.answer)}</b> — expected <b>${escapeHtml(a.expected)}</b> ${ok ? '✓' : '✗'}</p>
 <p class="tokens">Prompt: ${a.prepared.sequence.slots.length} tokens (${mode})</p>
 </section>`);
   }
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>MaVEn demo — ${escape(model.config.name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>MaVEn demo — ${escapeHtml(model.config.name)}</title>
 <style>
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
 section { border-top: 1px solid #ddd; padding: 1em 0; }
@@ -156,7 +156,7 @@ figcaption { font-size: 12px; color: #555; } figcaption code { word-break: break
 pre { background: #f6f6f6; padding: .6em; white-space: pre-wrap; }
 .right { color: #0a6b2e; } .wrong { color: #a01818; } .source, .tokens { color: #666; font-size: 13px; }
 </style></head><body>
-<h1>MaVEn demo: ${escape(model.config.name)}</h1>
+<h1>MaVEn demo: ${escapeHtml(model.config.name)}</h1>
 <p>Each image is shown with the patches the selector kept (bright, outlined) and the ones it dropped (dark); the numbers under it are its discrete codebook ids. Answers are the option with the highest length-normalised log-likelihood.</p>
 ${sections.join('\n')}
 </body></html>
