@@ -35,6 +35,20 @@ const report = JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as {
   seed: number;
   stages: StageReport[];
 };
+/** Run folders of the stage-0 stages (reports written before `folder` was recorded). */
+const STAGE0_FOLDERS: Record<string, string> = {
+  'stage0-clip': 'stage0a-clip',
+  'stage0-tokenizer': 'stage0b-tokenizer',
+  'stage0-llm': 'stage0c-llm',
+};
+// Wall time of a stage across resumes: the training time its metrics record at the last step
+// (report.json's seconds count only the last invocation).
+for (const s of report.stages) {
+  const folder = s.folder ?? STAGE0_FOLDERS[s.stage] ?? s.stage;
+  const lines = (await readFile(join(run, folder, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+  const last = JSON.parse(lines[lines.length - 1]) as { elapsed?: number };
+  if (typeof last.elapsed === 'number') s.seconds = Math.round(last.elapsed);
+}
 const progress = (label: string) => (done: number, total: number) => {
   if (done % 200 === 0 || done === total) process.stderr.write(`\r${label} ${done}/${total}`);
   if (done === total) process.stderr.write('\n');
@@ -43,7 +57,7 @@ const progress = (label: string) => (done: number, total: number) => {
 // The embedded default model: only the weights the model reads.
 const model = await loadMaven(join(run, 'model'));
 await saveMaven(values['model-out']!, model, { metadata: { recipe: 'tiny', seed: String(report.seed) } });
-await copyFile(join(run, 'report.json'), join(values['model-out']!, 'training-report.json'));
+await writeFile(join(values['model-out']!, 'training-report.json'), `${JSON.stringify(report, null, 2)}\n`);
 
 const t0 = performance.now();
 const nlvr = await evaluateNlvr(model, 'test', {
@@ -74,12 +88,6 @@ await writeFile(
   `${JSON.stringify({ nlvr: { ...nlvr, predictions: undefined }, tasks: tasks.accuracies }, null, 2)}\n`,
 );
 
-/** Run folders of the stage-0 stages (reports written before `folder` was recorded). */
-const STAGE0_FOLDERS: Record<string, string> = {
-  'stage0-clip': 'stage0a-clip',
-  'stage0-tokenizer': 'stage0b-tokenizer',
-  'stage0-llm': 'stage0c-llm',
-};
 const docs = values.docs!;
 await mkdir(join(docs, 'training'), { recursive: true });
 const curves: string[] = [];
