@@ -627,22 +627,34 @@ describe('maven serve with an API key and a deadline', () => {
   });
 
   it('cuts a request off at the deadline: 504 as JSON, or an error event when streaming', async () => {
-    const long = { messages: [{ role: 'user', content: 'there is' }], max_tokens: 2000 };
-    // The second waits in the queue behind the first; its deadline counts the wait.
-    const [r, queued] = await Promise.all([
-      request(server.url, '/v1/chat/completions', { body: long, headers: auth }),
-      request(server.url, '/v1/chat/completions', { body: long, headers: auth }),
-    ]);
-    assertApiError(r, 504, 'request_timeout', /limit of 250 ms \(waiting in the queue included\)/);
-    assertApiError(queued, 504, 'request_timeout', /limit of 250 ms/);
-    const res = await fetch(`${server.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...auth },
-      body: JSON.stringify({ ...long, stream: true }),
+    // Its own server with a 40 ms deadline: 2,000 tokens take 0.25–1.4 s on this machine kind,
+    // so even a quiet machine cannot answer in time (250 ms proved too close).
+    const fast = await startServer(model, {
+      port: 0,
+      apiKey: 'sesame',
+      requestTimeoutMs: 40,
+      maxTokens: 2000,
     });
-    const data = sseData(await res.text());
-    assert.equal(data.at(-1), '[DONE]');
-    assert.equal(JSON.parse(data.at(-2)!).error.code, 'request_timeout');
-    assert.equal((await request(server.url, '/health')).json.queue.running, 0);
+    try {
+      const long = { messages: [{ role: 'user', content: 'there is' }], max_tokens: 2000 };
+      // The second waits in the queue behind the first; its deadline counts the wait.
+      const [r, queued] = await Promise.all([
+        request(fast.url, '/v1/chat/completions', { body: long, headers: auth }),
+        request(fast.url, '/v1/chat/completions', { body: long, headers: auth }),
+      ]);
+      assertApiError(r, 504, 'request_timeout', /limit of 40 ms \(waiting in the queue included\)/);
+      assertApiError(queued, 504, 'request_timeout', /limit of 40 ms/);
+      const res = await fetch(`${fast.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ ...long, stream: true }),
+      });
+      const data = sseData(await res.text());
+      assert.equal(data.at(-1), '[DONE]');
+      assert.equal(JSON.parse(data.at(-2)!).error.code, 'request_timeout');
+      assert.equal((await request(fast.url, '/health')).json.queue.running, 0);
+    } finally {
+      await fast.close();
+    }
   });
 });
