@@ -6,11 +6,21 @@
 import { type Command, UsageError } from './command.ts';
 import { dataCommand } from './commands/data.ts';
 import { demoCommand } from './commands/demo.ts';
+import { evalCommand } from './commands/eval.ts';
 import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
+import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 
-const commands: Command[] = [demoCommand, generateCommand, trainCommand, labelsCommand, dataCommand];
+const commands: Command[] = [
+  demoCommand,
+  generateCommand,
+  trainCommand,
+  labelsCommand,
+  dataCommand,
+  evalCommand,
+  serveCommand,
+];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -8,6 +8,7 @@ import type { DataDirOptions } from '../data/data-dir.ts';
 import { loadNlvr, loadNlvrImages, type NlvrSplit } from '../data/nlvr.ts';
 import { imageLines } from '../data/tasks/types.ts';
 import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import type { ImageTokens } from '../maven/sequence.ts';
 
 export interface NlvrPrediction {
   identifier: string;
@@ -16,6 +17,10 @@ export interface NlvrPrediction {
   predicted: boolean;
   /** log p("true") − log p("false") */
   margin: number;
+  /** Length of the prompt the LLM read, in slots (tokens and patches). */
+  promptTokens?: number;
+  /** Visual tokens per image (discrete ids + kept patches), averaged over the three boxes. */
+  visualTokens?: number;
 }
 
 export interface NlvrResult {
@@ -53,13 +58,28 @@ export async function evaluateNlvr(
       const images = model.preprocessRgb(
         boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
       );
-      const [t, f] = await model.score(nlvrPrompt(ex.sentence), images, ['true', 'false'], options);
+      const prepared = await model.prepare(nlvrPrompt(ex.sentence), images, options);
+      const [t, f] = await model.scorePrepared(prepared, ['true', 'false']);
       const margin = t.logLikelihood - f.logLikelihood;
-      predictions.push({ identifier: ex.identifier, order, label: ex.label, predicted: margin > 0, margin });
+      predictions.push({
+        identifier: ex.identifier,
+        order,
+        label: ex.label,
+        predicted: margin > 0,
+        margin,
+        promptTokens: prepared.sequence.slots.length,
+        visualTokens: visualTokensPerImage(prepared.images),
+      });
       options.onProgress?.(++done, chosen.length * orders.length);
     }
   }
   return summarizeNlvr(split, predictions);
+}
+
+/** Discrete ids plus kept patches per image, averaged over the images (0 without images). */
+export function visualTokensPerImage(images: readonly ImageTokens[]): number {
+  if (images.length === 0) return 0;
+  return images.reduce((n, e) => n + e.discreteIds.length + e.keptPatches.length, 0) / images.length;
 }
 
 /** Accuracy, consistency and true-rate from per-(sentence, order) predictions. */

@@ -1,11 +1,13 @@
 /**
  * The generated multi-image tasks (DEMON-style categories, SEED-Bench-style multiple choice) on
- * their held-out split: each example's options are scored by length-normalised log-likelihood
- * after the prompt (the SEED-Bench protocol) and the best one is the prediction.
+ * their held-out split: each example's options are scored by log-likelihood after the prompt,
+ * length-normalised by default (the SEED-Bench protocol), and the best one is the prediction.
  */
 import { generateExample, type PlanOptions } from '../data/tasks/registry.ts';
 import { OPTION_LETTERS, type TaskExample, type TaskName } from '../data/tasks/types.ts';
 import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import { bestOption, type Normalization } from './metrics.ts';
+import { visualTokensPerImage } from './nlvr.ts';
 
 export interface TaskPrediction {
   task: TaskName;
@@ -13,6 +15,10 @@ export interface TaskPrediction {
   index: number;
   answerIndex: number;
   predicted: number;
+  /** Each option's score (mean or summed log-likelihood, as compared). */
+  scores?: number[];
+  promptTokens?: number;
+  visualTokens?: number;
 }
 
 export interface TaskAccuracy {
@@ -38,23 +44,43 @@ export function answerCandidates(
   return options[ex.answerIndex] === ex.answer ? [...options] : OPTION_LETTERS.slice(0, options.length);
 }
 
+export interface ScoredOptions {
+  /** Index of the chosen option. */
+  predicted: number;
+  /** Each option's score as compared: mean or summed log-likelihood. */
+  scores: number[];
+  /** Prompt length in slots (tokens and patches), and visual tokens per image. */
+  promptTokens: number;
+  visualTokens: number;
+}
+
+/** Score every option of `ex` after its prompt and pick the best (SEED-Bench protocol). */
+export async function scoreOptions(
+  model: MavenModel,
+  ex: TaskExample,
+  options: EncodeOptions & { normalization?: Normalization } = {},
+): Promise<ScoredOptions> {
+  const prepared = await model.prepare(ex.prompt, model.preprocessRgb(ex.images), options);
+  const raw = await model.scorePrepared(
+    prepared,
+    answerCandidates(ex).map((o) => ` ${o}`),
+  );
+  const normalization = options.normalization ?? 'mean';
+  return {
+    predicted: bestOption(raw, normalization),
+    scores: raw.map((r) => (normalization === 'mean' ? r.meanLogLikelihood : r.logLikelihood)),
+    promptTokens: prepared.sequence.slots.length,
+    visualTokens: visualTokensPerImage(prepared.images),
+  };
+}
+
 export async function predictOption(
   model: MavenModel,
   ex: TaskExample,
   options: EncodeOptions & { lengthNormalize?: boolean } = {},
 ): Promise<number> {
-  const images = model.preprocessRgb(ex.images);
-  const scores = await model.score(
-    ex.prompt,
-    images,
-    answerCandidates(ex).map((o) => ` ${o}`),
-    options,
-  );
-  const value = (i: number) =>
-    (options.lengthNormalize ?? true) ? scores[i].meanLogLikelihood : scores[i].logLikelihood;
-  let best = 0;
-  for (let i = 1; i < scores.length; i++) if (value(i) > value(best)) best = i;
-  return best;
+  const normalization = (options.lengthNormalize ?? true) ? 'mean' : 'sum';
+  return (await scoreOptions(model, ex, { ...options, normalization })).predicted;
 }
 
 export async function evaluateTasks(
@@ -63,6 +89,8 @@ export async function evaluateTasks(
   options: EncodeOptions & {
     perTask: number;
     seed?: number;
+    /** 'mean' (default): length-normalised log-likelihood, SEED-Bench's; 'sum': total. */
+    normalization?: Normalization;
     generation?: Omit<PlanOptions, 'seed'>;
     onProgress?: (done: number, total: number) => void;
   },
@@ -76,7 +104,7 @@ export async function evaluateTasks(
     let category = '';
     for (let i = 0; i < options.perTask; i++) {
       const ex = generateExample(task, 'heldout', i, { seed: options.seed, ...options.generation });
-      const predicted = await predictOption(model, ex, options);
+      const { predicted, scores, promptTokens, visualTokens } = await scoreOptions(model, ex, options);
       category = ex.category;
       chance += 1 / (ex.options?.length ?? 1);
       if (predicted === ex.answerIndex) correct++;
@@ -86,6 +114,9 @@ export async function evaluateTasks(
         index: i,
         answerIndex: ex.answerIndex ?? -1,
         predicted,
+        scores,
+        promptTokens,
+        visualTokens,
       });
       options.onProgress?.(++done, tasks.length * options.perTask);
     }

@@ -35,6 +35,7 @@ import {
   preprocessImage,
   stackImages,
 } from '../models/image.ts';
+import { uniformSource } from '../models/init.ts';
 import { Llama } from '../models/llama.ts';
 import { SeedTokenizer } from '../models/seed-tokenizer.ts';
 import type { TextTokenizer } from '../models/tokenizer.ts';
@@ -183,6 +184,13 @@ export interface EncodeOptions {
    * projector being trained runs inside the training graph instead).
    */
   rawFeatures?: boolean;
+  /**
+   * How hybrid mode picks the ⌈ρ·N⌉ continuous patches: 'selector' (the paper's, default), or a
+   * baseline for the selector ablation — 'random' (seeded by the image's pixels, so reruns agree),
+   * 'grid' (a uniform lattice) or 'norm' (largest L2 norm of the ViT feature), all at the same
+   * ⌈ρ·N⌉. Only 'selector' needs h_EOS; the baselines reject `visualTokenBudget`.
+   */
+  selection?: PatchSelection;
 }
 
 export interface ImageEncoding extends ImageTokens {
@@ -451,10 +459,22 @@ export class MavenModel {
     const numPatches = grid * grid;
     let kept: number[][];
     let scores: Float32Array[] | null = null;
+    const selection = options.selection ?? 'selector';
+    if (!PATCH_SELECTIONS.includes(selection))
+      throw new Error(
+        `selection must be one of ${PATCH_SELECTIONS.join(', ')}, got ${JSON.stringify(selection)}`,
+      );
     if (mode === 'discrete-only') kept = codes.map(() => []);
     else if (mode === 'continuous-only')
       kept = codes.map(() => Array.from({ length: numPatches }, (_, i) => i));
-    else {
+    else if (selection !== 'selector') {
+      if (options.visualTokenBudget !== undefined)
+        throw new Error(
+          `visualTokenBudget is spent by selector score; it cannot be used with selection '${selection}'`,
+        );
+      const k = keepCount(numPatches, options.keepRatio ?? this.config.keepRatio);
+      kept = baselinePatches(selection, k, grid, features!, batch.pixels);
+    } else {
       const s = await this.selectorScores(features!, await this.hEos(codes));
       scores = Array.from({ length: count }, (_, i) =>
         (s.data as Float32Array).slice(i * numPatches, (i + 1) * numPatches),
@@ -567,4 +587,83 @@ export class MavenModel {
     const tokenized = candidates.map((c) => this.tokenizer.encode(c, { bos: false }));
     return scoreCandidates(await this.llmDecoder(), prepared.embeds, tokenized);
   }
+}
+
+// ---- selector baselines (evaluation: does guided selection beat simple rules?) ------------------
+
+export const PATCH_SELECTIONS = ['selector', 'random', 'grid', 'norm'] as const;
+export type PatchSelection = (typeof PATCH_SELECTIONS)[number];
+
+/** k of each image's grid² patches by a baseline rule, raster order; `features` [B, N, Dv], `pixels` [B, 3, S, S]. */
+function baselinePatches(
+  selection: Exclude<PatchSelection, 'selector'>,
+  k: number,
+  grid: number,
+  features: HostTensor,
+  pixels: HostTensor,
+): number[][] {
+  const [count, n, dv] = features.shape;
+  const perImage = pixels.data.length / count;
+  return Array.from({ length: count }, (_, i) => {
+    if (selection === 'grid') return gridPatches(grid, grid, k);
+    if (selection === 'random')
+      return randomPatches(
+        n,
+        k,
+        contentSeed((pixels.data as Float32Array).subarray(i * perImage, (i + 1) * perImage)),
+      );
+    return normPatches((features.data as Float32Array).subarray(i * n * dv, (i + 1) * n * dv), dv, k);
+  });
+}
+
+/** FNV-1a over the bit patterns of `values`: the same image always gets the same random patches. */
+export function contentSeed(values: Float32Array): number {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  let h = 0x811c9dc5;
+  for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h;
+}
+
+/** k distinct patches of n drawn uniformly (partial Fisher–Yates, seeded), raster order. */
+export function randomPatches(n: number, k: number, seed: number): number[] {
+  if (!Number.isInteger(k) || k < 0 || k > n) throw new Error(`cannot keep ${k} of ${n} patches`);
+  const rand = uniformSource(seed);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order.slice(0, k).sort((a, b) => a - b);
+}
+
+/**
+ * k patches on a uniform lattice over a rows × cols grid, raster order: kr × kc lattice points
+ * (kr ≈ √k, cell centres), thinned evenly to exactly k when the lattice has more. ρ = 1/4 on a
+ * 12 × 12 grid gives every other row and column.
+ */
+export function gridPatches(rows: number, cols: number, k: number): number[] {
+  if (!Number.isInteger(k) || k < 0 || k > rows * cols)
+    throw new Error(`cannot keep ${k} of ${rows}×${cols} patches`);
+  if (k === 0) return [];
+  let kr = Math.min(rows, Math.max(1, Math.round(Math.sqrt((k * rows) / cols))));
+  let kc = Math.min(cols, Math.ceil(k / kr));
+  while (kr * kc < k) kr++; // kc hit cols: add rows (kr ≤ rows because k ≤ rows·cols)
+  kc = Math.min(cols, Math.ceil(k / kr));
+  const at = (i: number, of: number, size: number) => Math.floor(((i + 0.5) * size) / of);
+  const lattice: number[] = [];
+  for (let r = 0; r < kr; r++)
+    for (let c = 0; c < kc; c++) lattice.push(at(r, kr, rows) * cols + at(c, kc, cols));
+  // Evenly spaced picks from the lattice keep the coverage uniform when it has more than k points.
+  return Array.from({ length: k }, (_, t) => lattice[at(t, k, lattice.length)]);
+}
+
+/** The k patches whose features [N, dv] have the largest L2 norm (an attention-free saliency), raster order. */
+export function normPatches(features: Float32Array, dv: number, k: number): number[] {
+  const n = features.length / dv;
+  const norms = Array.from({ length: n }, (_, p) => {
+    let s = 0;
+    for (let d = p * dv; d < (p + 1) * dv; d++) s += features[d] * features[d];
+    return Math.sqrt(s);
+  });
+  return topKInOrder(norms, k);
 }

@@ -5,6 +5,7 @@ import type { TaskName } from '../../data/tasks/types.ts';
 import type { HostTensor, RuntimeOptions } from '../../engine/index.ts';
 import type { MavenConfig } from '../../maven/config.ts';
 import { type ImageBatch, MavenModel } from '../../maven/model.ts';
+import type { EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
 import type { MultimodalLayout } from '../multimodal.ts';
@@ -23,6 +24,11 @@ export interface MavenStageOptions {
   fashion?: ImageSource;
   /** Stage 4's task mix (relative weights; default every available task 1). */
   taskWeights?: Partial<Record<TaskName, number>>;
+  /**
+   * Stages 3–4: the encoding the LLM is trained on (default 'hybrid', the paper's). The other
+   * modes retrain single-encoding baselines for the encoding ablation (the paper's Table 4).
+   */
+  mode?: EncodingMode;
   runtime?: RuntimeOptions;
 }
 

@@ -28,7 +28,8 @@ export function projectorStage(o: MavenStageOptions): StageDefinition {
         encoder,
         pairs.map((p) => p.image),
       ),
-      { mode: 'hybrid', rawFeatures: true },
+      // Continuous-only trains the projector on every patch; otherwise on the selected ones.
+      { mode: o.mode === 'continuous-only' ? 'continuous-only' : 'hybrid', rawFeatures: true },
     );
     const examples: MultimodalExample[] = pairs.map((pair, i) => ({
       pieces: [[o.tokenizer.bosId], []],

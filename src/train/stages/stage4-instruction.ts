@@ -29,7 +29,10 @@ export function instructionStage(o: MavenStageOptions): StageDefinition {
   const layout = sequenceLayout(encoder, o);
   const collate = async (tasks: TaskExample[]) => {
     const all = tasks.flatMap((t) => t.images);
-    const encoded = await encoder.encodeImages(pixelsOf(encoder, all), { mode: 'hybrid', rawFeatures: true });
+    const encoded = await encoder.encodeImages(pixelsOf(encoder, all), {
+      mode: o.mode ?? 'hybrid',
+      rawFeatures: true,
+    });
     let next = 0;
     const examples: MultimodalExample[] = tasks.map((t) => {
       const pieces = splitPrompt(t.prompt, t.images.length, o.config.maxImages);

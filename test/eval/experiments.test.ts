@@ -1,0 +1,260 @@
+/**
+ * The experiment machinery: variants, charts, tables, the codebook and coverage studies on
+ * hand-made inputs, the verdict rules, and one end-to-end run at toy sizes on a small random model.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { BenchResult } from '../../src/eval/benchmarks.ts';
+import { mostCommon } from '../../src/eval/benchmarks.ts';
+import { experimentVariants, runExperiments } from '../../src/eval/experiments.ts';
+import { boxAttributes, codeMeanings, heldoutBoxes, objectPatches } from '../../src/eval/figures.ts';
+import { barChartSvg, linePlotSvg, svgToPng } from '../../src/eval/plots.ts';
+import { EvalProgress } from '../../src/eval/progress.ts';
+import { markdownTable, pct } from '../../src/eval/report.ts';
+import {
+  columnsFor,
+  compare,
+  differenceNoise,
+  emptyCaptionNote,
+  isConstant,
+  resultsDoc,
+} from '../../src/eval/results-doc.ts';
+import { smallModel } from '../maven/small-model.ts';
+
+describe('experiment variants', () => {
+  it('runs each distinct setting once: 5 ratios + 3 other selections + 2 other modes', () => {
+    const v = experimentVariants(0.25);
+    assert.equal(v.length, 10);
+    assert.equal(new Set(v.map((x) => x.key)).size, 10);
+    assert.deepEqual(
+      v.filter((x) => x.mode === 'hybrid' && x.selection === 'selector').map((x) => x.keepRatio),
+      [0.1, 0.25, 0.5, 0.75, 1],
+    );
+    assert.ok(v.some((x) => x.key === 'continuous-only'));
+  });
+});
+
+describe('charts and tables', () => {
+  it('draws a marker per finite point and a legend entry per series', () => {
+    const svg = linePlotSvg(
+      [
+        {
+          name: 'NLVR',
+          points: [
+            [10, 0.5],
+            [20, 0.6],
+            [30, Number.NaN],
+          ],
+          labels: ['a', 'b', 'c'],
+        },
+        {
+          name: 'chance',
+          points: [
+            [10, 0.5],
+            [30, 0.5],
+          ],
+          reference: true,
+        },
+      ],
+      { title: 'T', xLabel: 'x', yLabel: 'y', yRange: [0, 1] },
+    );
+    assert.equal((svg.match(/<circle /g) ?? []).length, 2);
+    assert.match(svg, />NLVR</);
+    assert.match(svg, /chance \(dashed\)/);
+    assert.match(svg, /stroke-dasharray/);
+  });
+
+  it('draws one bar per finite value and checks group sizes', async () => {
+    const svg = barChartSvg(
+      ['a', 'b'],
+      [
+        { label: 'g1', values: [0.2, 0.4] },
+        { label: 'g2', values: [Number.NaN, 0.9] },
+      ],
+      { title: 'T', yLabel: 'y', yRange: [0, 1] },
+    );
+    assert.equal((svg.match(/<rect class="bar"/g) ?? []).length, 3);
+    assert.throws(
+      () => barChartSvg(['a'], [{ label: 'g', values: [1, 2] }], { title: 'T', yLabel: 'y' }),
+      /group "g" has 2 values for 1 series/,
+    );
+    const png = await svgToPng(svg);
+    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+  });
+
+  it('formats Markdown tables with numeric columns right-aligned', () => {
+    const t = markdownTable(
+      ['name', 'acc'],
+      [
+        ['x', pct(0.5)],
+        ['longer', pct(0.125)],
+      ],
+    );
+    assert.equal(
+      t,
+      ['| name   |    acc |', '|--------|-------:|', '| x      | 50.0 % |', '| longer | 12.5 % |'].join('\n'),
+    );
+    assert.throws(() => markdownTable(['a'], [['1', '2']]), /row 0 has 2 cells, the header 1/);
+  });
+
+  it('prints progress as lines (the first question, then every tenth) when not on a terminal', () => {
+    const out: string[] = [];
+    const p = new EvalProgress('bench', { stream: { write: (t: string) => out.push(t), isTTY: false } });
+    for (let i = 1; i <= 20; i++) p.update(i, 20);
+    p.finish();
+    assert.equal(out.length, 11);
+    assert.match(out[0], /^bench 1\/20 /);
+    assert.match(out[10], /^bench 20\/20 · [\d.]+\/s · ETA 0s\n$/);
+  });
+});
+
+describe('codebook and coverage studies', () => {
+  it('finds the attribute an id stands for by its excess over the base rate', () => {
+    // Id 7 appears exactly in the images with a yellow object; id 1 is everywhere (ignored);
+    // id 3 appears in two images only (below the support threshold).
+    const attributes = [
+      ['yellow', 'circle'],
+      ['yellow', 'square'],
+      ['black', 'square'],
+      ['blue', 'circle'],
+      ['yellow', 'triangle'],
+      ['black', 'circle'],
+    ];
+    const codes = [[1, 7], [1, 7, 3], [1], [1, 3], [1, 7], [1]];
+    const m = codeMeanings(codes, attributes, { minSupport: 3, maxShare: 0.8 });
+    assert.equal(m.length, 1);
+    assert.deepEqual(
+      { code: m[0].code, support: m[0].support, attribute: m[0].attribute, images: m[0].images },
+      { code: 7, support: 3, attribute: 'yellow', images: [0, 1, 4] },
+    );
+    assert.equal(m[0].shareWithCode, 1);
+    assert.equal(m[0].shareOverall, 0.5);
+    assert.throws(() => codeMeanings([[1]], []), /1 code lists but 0 attribute lists/);
+  });
+
+  it('describes a box by colours, shapes, their pairs and its object count', () => {
+    const attrs = boxAttributes([
+      { x_loc: 0, y_loc: 0, size: 10, type: 'circle', color: 'Yellow' },
+      { x_loc: 50, y_loc: 50, size: 20, type: 'square', color: '#0099ff' },
+    ]);
+    assert.deepEqual(
+      attrs.sort(),
+      ['#0099ff', '#0099ff square', '2 objects', 'Yellow', 'Yellow circle', 'circle', 'square'].sort(),
+    );
+  });
+
+  it('marks exactly the patches an object covers', () => {
+    // One 20×20 square at (0, 0) of a 100×100 box; at 96 px with 8 px patches (12×12 grid) it
+    // covers pixels 0..19.2 → patch rows/cols 0..2 (the third only partly).
+    const [box] = heldoutBoxes(1);
+    const single = {
+      image: box.image,
+      objects: [{ x_loc: 0, y_loc: 0, size: 20 as const, type: 'square' as const, color: 'Black' as const }],
+    };
+    const labels = objectPatches(single, 96, 8);
+    const on = [...labels.keys()].filter((p) => labels[p]);
+    assert.deepEqual(on, [0, 1, 2, 12, 13, 14, 24, 25, 26]);
+  });
+});
+
+describe('verdicts', () => {
+  it('calls a difference only beyond ~2 standard errors', () => {
+    const of = (ones: number, n: number) => {
+      const samples = Array.from({ length: n }, (_, i) => (i < ones ? 1 : 0));
+      return { value: ones / n, samples };
+    };
+    // 0.7 vs 0.5 on 400 questions each: SE = √(.21/399·… ) ≈ 0.034, noise ≈ 0.067 < 0.2.
+    assert.equal(compare(of(280, 400), of(200, 400)), 'higher');
+    assert.equal(compare(of(200, 400), of(280, 400)), 'lower');
+    // 0.6 vs 0.5 on 20 questions: noise ≈ 0.31 > 0.1.
+    assert.equal(compare(of(12, 20), of(10, 20)), 'within noise');
+    const a = of(280, 400);
+    const b = of(200, 400);
+    const varA = (280 * 0.3 ** 2 + 120 * 0.7 ** 2) / 399;
+    const varB = (200 * 0.5 ** 2 + 200 * 0.5 ** 2) / 399;
+    assert.ok(Math.abs(differenceNoise(a, b) - 1.96 * Math.sqrt(varA / 400 + varB / 400)) < 1e-12);
+  });
+});
+
+describe('constant answers', () => {
+  const result = (rows: BenchResult['rows'], predictions: Partial<BenchResult['predictions'][number]>[]) =>
+    ({ bench: 'demon', rows, predictions }) as unknown as BenchResult;
+
+  it('finds the most common answer and its share', () => {
+    assert.deepEqual(mostCommon(['D', 'A', 'D', 'D']), { answer: 'D', share: 0.75 });
+    assert.deepEqual(mostCommon([]), { answer: '', share: 0 });
+  });
+
+  it('flags a column whose every task gets one answer, and empty captions', () => {
+    const [choice, caption] = columnsFor(['demon']);
+    const row = (share: number) => ({
+      category: 'c',
+      task: 't',
+      metric: 'accuracy' as const,
+      examples: 10,
+      value: 0.3,
+      commonAnswer: { answer: 'D', share },
+    });
+    const captions = (empty: number, of: number) =>
+      Array.from({ length: of }, (_, i) => ({ rougeL: 0, predicted: i < empty ? '' : 'there is' }));
+    assert.equal(isConstant([result([row(1), row(0.9)], captions(1, 10))], choice), true);
+    assert.equal(isConstant([result([row(1), row(0.6)], captions(1, 10))], choice), false);
+    assert.equal(isConstant([result([row(1)], captions(9, 10))], caption), true);
+    assert.equal(isConstant([result([row(1)], captions(8, 10))], caption), false);
+    assert.equal(isConstant([], choice), false);
+    assert.match(
+      emptyCaptionNote([result([], captions(9, 10))])!,
+      /empty caption .* for 9 of 10 held-out boxes/,
+    );
+    assert.equal(emptyCaptionNote([result([], captions(4, 10))]), null);
+  });
+});
+
+describe('the experiments end to end (toy sizes, random model)', () => {
+  it('run every study and write a results page with its charts', async () => {
+    const phases: string[] = [];
+    const results = await runExperiments(smallModel(), {
+      benches: ['seed-mc'],
+      sizes: { nlvrSentences: 1, perTask: 1, coverageImages: 4, codebookImages: 8, costQuestions: 2 },
+      onPhase: (p) => phases.push(p),
+    });
+    assert.equal(Object.keys(results.runs).length, 10);
+    assert.ok(phases.includes('hybrid/selector/0.1 seed-mc') && phases.includes('cost'));
+    assert.deepEqual(
+      results.coverage.coverage.map((c) => c.selection),
+      ['selector', 'random', 'grid', 'norm'],
+    );
+    for (const c of results.coverage.coverage) assert.equal(c.keptPerImage, 4);
+    assert.deepEqual(
+      results.cost.map((c) => c.label),
+      ['hybrid', 'discrete-only', 'continuous-only'],
+    );
+    const [hybrid, discrete, continuous] = results.cost;
+    assert.ok(discrete.promptTokens < hybrid.promptTokens && hybrid.promptTokens < continuous.promptTokens);
+    const doc = await resultsDoc(
+      results,
+      {
+        command: 'npm run experiments -- --quick',
+        machine: 'test',
+        date: '2000-01-01',
+        modelDir: 'small',
+        modelName: 'small',
+        skipped: [{ bench: 'fashion', reason: 'no data' }],
+        seconds: 1,
+        retrainCommand: 'npm run experiments -- --retrain --run RUN',
+      },
+      svgToPng,
+    );
+    for (const heading of [
+      "## The paper's claims, checked",
+      '## Keep ratio',
+      '## Selector vs simple baselines',
+      '## Cost per question',
+      '## What a codebook id means',
+    ])
+      assert.ok(doc.markdown.includes(heading), heading);
+    assert.match(doc.markdown, /Skipped here: fashion \(no data\)/);
+    for (const f of ['keep-ratio.png', 'keep-ratio.svg', 'selection.png', 'encoding.png', 'overlays.png'])
+      assert.ok(doc.files[f], f);
+  });
+});
