@@ -7,7 +7,6 @@
  *   npm run bench:engine -- --write      # also replace the engine section of docs/benchmarks.md
  *   npm run bench:engine -- --quick      # fewer repetitions, tfjs skipped (smoke run)
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Graph } from '../src/engine/graph.ts';
 import { HostTensor } from '../src/engine/host-tensor.ts';
@@ -24,6 +23,7 @@ import {
   randn,
   randomTokens,
 } from './transformer-block.ts';
+import { writeBenchSection } from './write-section.ts';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -171,18 +171,4 @@ say('');
 await gemm();
 await blockStep();
 
-if (args.has('--write')) {
-  const path = new URL('../docs/benchmarks.md', import.meta.url);
-  let doc = '# Benchmarks\n\nEach section is the verbatim output of the command in its heading.\n';
-  try {
-    doc = readFileSync(path, 'utf8');
-  } catch {}
-  const begin = '<!-- bench:engine:begin -->';
-  const end = '<!-- bench:engine:end -->';
-  const section = `${begin}\n${lines.join('\n')}\n${end}`;
-  doc = doc.includes(begin)
-    ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section)
-    : `${doc.trimEnd()}\n\n${section}\n`;
-  writeFileSync(path, doc);
-  console.log(`(written to docs/benchmarks.md)`);
-}
+if (args.has('--write')) writeBenchSection('engine', lines);

@@ -8,7 +8,6 @@
  *
  * Without --model it uses randomly initialised tiny weights: speed does not depend on training.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { HostTensor } from '../src/engine/index.ts';
 import { loadMaven } from '../src/maven/checkpoint.ts';
@@ -17,6 +16,7 @@ import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model
 import type { EncodingMode } from '../src/maven/sequence.ts';
 import { WordTokenizer } from '../src/models/tokenizer.ts';
 import { torchLlamaDecode } from './baselines/torch-llama.ts';
+import { writeBenchSection } from './write-section.ts';
 
 const args = process.argv.slice(2);
 const modelDir = args.includes('--model') ? args[args.indexOf('--model') + 1] : undefined;
@@ -161,15 +161,4 @@ else
   );
 say('');
 
-if (args.includes('--write')) {
-  const path = new URL('../docs/benchmarks.md', import.meta.url);
-  let doc = readFileSync(path, 'utf8');
-  const begin = '<!-- bench:generate:begin -->';
-  const end = '<!-- bench:generate:end -->';
-  const section = `${begin}\n${lines.join('\n')}\n${end}`;
-  doc = doc.includes(begin)
-    ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section)
-    : `${doc.trimEnd()}\n\n${section}\n`;
-  writeFileSync(path, doc);
-  console.log('(written to docs/benchmarks.md)');
-}
+if (args.includes('--write')) writeBenchSection('generate', lines);

@@ -11,7 +11,7 @@
  * Without --model it uses randomly initialised tiny weights: speed does not depend on training.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ import { saveMaven } from '../src/maven/checkpoint.ts';
 import { tinyConfig } from '../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model.ts';
 import { WordTokenizer } from '../src/models/tokenizer.ts';
+import { writeBenchSection } from './write-section.ts';
 
 const args = process.argv.slice(2);
 const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
@@ -183,15 +184,4 @@ try {
   cleanup();
 }
 
-if (args.includes('--write')) {
-  const path = new URL('../docs/benchmarks.md', import.meta.url);
-  let doc = readFileSync(path, 'utf8');
-  const begin = '<!-- bench:serve:begin -->';
-  const end = '<!-- bench:serve:end -->';
-  const section = `${begin}\n${lines.join('\n')}\n${end}`;
-  doc = doc.includes(begin)
-    ? doc.replace(new RegExp(`${begin}[\\s\\S]*?${end}`), section)
-    : `${doc.trimEnd()}\n\n${section}\n`;
-  writeFileSync(path, doc);
-  console.log('(written to docs/benchmarks.md)');
-}
+if (args.includes('--write')) writeBenchSection('serve', lines);
