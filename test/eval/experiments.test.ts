@@ -14,6 +14,7 @@ import { markdownTable, pct } from '../../src/eval/report.ts';
 import {
   columnsFor,
   compare,
+  costSentence,
   differenceNoise,
   emptyCaptionNote,
   isConstant,
@@ -207,6 +208,20 @@ describe('constant answers', () => {
       /empty caption .* for 9 of 10 held-out boxes/,
     );
     assert.equal(emptyCaptionNote([result([], captions(4, 10))]), null);
+  });
+});
+
+describe('cost in words', () => {
+  it('says faster or slower by the direction of each ratio', () => {
+    const hybrid = { promptTokens: 200, medianPrefillMs: 10, medianTotalMs: 50, encodeMs: 40 };
+    const continuous = { promptTokens: 600, medianPrefillMs: 30, medianTotalMs: 40, encodeMs: 10 };
+    const text = costSentence(hybrid, continuous);
+    assert.match(
+      text,
+      /3\.00× shorter than continuous-only ones; prefill is 3\.00× faster and a whole answer 1\.25× slower/,
+    );
+    assert.match(text, /encode 40\.0 vs 10\.0 ms/);
+    assert.doesNotMatch(costSentence({ ...hybrid, medianTotalMs: 20 }, continuous), /extra work/);
   });
 });
 
