@@ -41,7 +41,7 @@ import { type RetrainedResults, resultsDoc } from '../src/eval/results-doc.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
 import type { EncodingMode } from '../src/maven/sequence.ts';
-import { TINY_SCHEDULE, TINY_TASK_WEIGHTS } from '../src/train/recipe.ts';
+import { nlvrDevForTraining, TINY_SCHEDULE, tinyInstructionData } from '../src/train/recipe.ts';
 import { runStage } from '../src/train/run.ts';
 import { projectorStage } from '../src/train/stages/stage3-projector.ts';
 import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
@@ -127,7 +127,7 @@ if (values.retrain) {
   const expected = mavenParamShapes(buildComponents(model.config));
   const start = new Map([...(await loadSafetensors(stage2))].filter(([name]) => expected.has(name)));
   const report = existsSync(join(run, 'report.json'))
-    ? (JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as { seed?: number })
+    ? (JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as { seed?: number; scale?: number })
     : {};
   let fashion: ImageSource | undefined;
   try {
@@ -143,10 +143,8 @@ if (values.retrain) {
   }
   const steps = (n: number) => Math.max(2, Math.round(n * retrainScale));
   const S = TINY_SCHEDULE;
-  const taskWeights = {
-    ...TINY_TASK_WEIGHTS,
-    ...(fashion ? { 'fashion-which': 1, 'fashion-same': 1, 'fashion-count': 1 } : {}),
-  };
+  // The recipe's stage-4 data: the same task mix and NLVR dev share as the hybrid run.
+  const instructionData = tinyInstructionData(fashion, await nlvrDevForTraining({ dataDir }, log));
   retrained = { runs: {}, steps: {}, from: stage2, scale: retrainScale };
   for (const mode of MODES as EncodingMode[]) {
     const dir = join(values['retrain-dir']!, mode);
@@ -170,7 +168,15 @@ if (values.retrain) {
       weights = new Map([...weights, ...[...r.weights].filter(([n]) => expected.has(n))]);
     };
     const s3 = mode === 'discrete-only' ? 0 : steps(S.projector.steps);
-    if (s3)
+    const s4 = steps(S.instruction.steps);
+    // The recipe itself trained hybrid stages 3–4 from the same stage-2 weights with the same
+    // schedule: at the same scale its model is the hybrid row, no need to train it twice.
+    const reuse =
+      mode === 'hybrid' &&
+      retrainScale === (report.scale ?? 1) &&
+      existsSync(join(run, 'model', 'config.json'));
+    if (reuse) log(`hybrid: the recipe's own model (${join(run, 'model')}) is the hybrid run at this scale`);
+    if (s3 && !reuse)
       await train(
         projectorStage({
           ...common,
@@ -181,22 +187,25 @@ if (values.retrain) {
         }),
         'stage3-projector',
       );
-    const s4 = steps(S.instruction.steps);
-    await train(
-      instructionStage({
-        ...common,
-        weights,
-        steps: s4,
-        batchSize: S.instruction.batchSize,
-        lr: S.instruction.lr,
-        taskWeights,
-      }),
-      'stage4-instruction',
-    );
-    const trained = new MavenModel(model.config, weights, model.tokenizer);
-    await saveMaven(join(dir, 'model'), trained, {
-      metadata: { ablation: mode, scale: String(retrainScale) },
-    });
+    if (!reuse)
+      await train(
+        instructionStage({
+          ...common,
+          weights,
+          steps: s4,
+          batchSize: S.instruction.batchSize,
+          lr: S.instruction.lr,
+          ...instructionData,
+        }),
+        'stage4-instruction',
+      );
+    const trained = reuse
+      ? await loadMaven(join(run, 'model'))
+      : new MavenModel(model.config, weights, model.tokenizer);
+    if (!reuse)
+      await saveMaven(join(dir, 'model'), trained, {
+        metadata: { ablation: mode, scale: String(retrainScale) },
+      });
     const variant = { key: mode, mode, selection: 'selector' as const, keepRatio: results.baseRatio };
     const runs = await runVariants(trained, [variant], {
       benches,
@@ -207,7 +216,12 @@ if (values.retrain) {
     });
     progress.finish();
     retrained.runs[mode] = runs[variantKey(mode, 'selector', results.baseRatio)] ?? runs[mode];
-    retrained.steps[mode] = { stage3: s3, stage4: s4, seconds: (performance.now() - began) / 1000 };
+    retrained.steps[mode] = {
+      stage3: s3,
+      stage4: s4,
+      seconds: (performance.now() - began) / 1000,
+      ...(reuse ? { reusedFrom: join(run, 'model') } : {}),
+    };
   }
 }
 

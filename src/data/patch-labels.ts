@@ -10,6 +10,8 @@
  */
 import {
   NLVR_BOX_SIZE,
+  NLVR_COLORS,
+  NLVR_SHAPES,
   type NlvrColor,
   type NlvrObject,
   type NlvrShape,
@@ -214,4 +216,53 @@ export function nlvrPatchLabels(
   const masks = objects.filter((_, i) => selected[i]).map((obj) => rasterizeObject(obj, size, size));
   const mask = unionMasks(masks, size * size);
   return { ...patchLabels(mask, size, size, options), selected };
+}
+
+/** Dense patch classes: 0 background, then one class per (colour, shape), colour-major. */
+export const PATCH_CLASS_COUNT = 1 + 3 * 3;
+
+export interface PatchObjectClasses {
+  /**
+   * Per patch (row-major), the class of the object covering most of it — 1 + colour·3 + shape
+   * over NLVR's colour and shape lists — or 0 when objects cover at most `threshold` of it.
+   */
+  classes: Uint8Array;
+  /** Per patch, 1 where an object's centre falls (a count of 1s per class counts objects). */
+  centers: Uint8Array;
+  grid: number;
+}
+
+/**
+ * What each patch of a box shows, for supervised patch-level pretraining of the vision tower:
+ * the colour and shape of the object under it, and where objects' centres are. Masks are the
+ * exact rasterised objects on the 100-unit box, resized like the image (see `patchLabels`).
+ */
+export function patchObjectClasses(
+  objects: readonly NlvrObject[],
+  options: PatchGridOptions,
+): PatchObjectClasses {
+  const { imageSize, patchSize } = options;
+  const threshold = options.threshold ?? 0.25;
+  const grid = imageSize / patchSize;
+  if (!Number.isInteger(grid))
+    throw new Error(`patchObjectClasses: patch ${patchSize} must divide image ${imageSize}`);
+  const classes = new Uint8Array(grid * grid);
+  const centers = new Uint8Array(grid * grid);
+  const best = new Float32Array(grid * grid);
+  for (const obj of objects) {
+    const cls = 1 + NLVR_COLORS.indexOf(obj.color) * NLVR_SHAPES.length + NLVR_SHAPES.indexOf(obj.type);
+    const mask = rasterizeObject(obj, NLVR_BOX_SIZE, NLVR_BOX_SIZE);
+    const { fractions } = patchLabels(mask, NLVR_BOX_SIZE, NLVR_BOX_SIZE, { imageSize, patchSize });
+    fractions.forEach((f, p) => {
+      if (f > threshold && f > best[p]) {
+        best[p] = f;
+        classes[p] = cls;
+      }
+    });
+    const scale = imageSize / NLVR_BOX_SIZE;
+    const cx = Math.min(grid - 1, Math.floor(((obj.x_loc + obj.size / 2) * scale) / patchSize));
+    const cy = Math.min(grid - 1, Math.floor(((obj.y_loc + obj.size / 2) * scale) / patchSize));
+    centers[cy * grid + cx] = 1;
+  }
+  return { classes, centers, grid };
 }

@@ -4,10 +4,11 @@
  * task uses. Reports accuracy over all (sentence, order) pairs and consistency: the share of
  * sentences answered correctly in all six orders.
  */
+import { createHash } from 'node:crypto';
 import type { DataDirOptions } from '../data/data-dir.ts';
 import { loadNlvr, loadNlvrImages, type NlvrSplit } from '../data/nlvr.ts';
-import { imageLines } from '../data/tasks/types.ts';
-import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import { nlvrStatementPrompt } from '../data/tasks/nlvr-statement.ts';
+import type { EncodeOptions, ImageEncoding, MavenModel } from '../maven/model.ts';
 import type { ImageTokens } from '../maven/sequence.ts';
 
 export interface NlvrPrediction {
@@ -33,8 +34,9 @@ export interface NlvrResult {
   predictions: NlvrPrediction[];
 }
 
+/** The prompt of the generated NLVR-style task, so the model reads real sentences as it was trained. */
 export function nlvrPrompt(sentence: string): string {
-  return `${imageLines(3)}\nThe three images are the three boxes of one picture, from left to right. Is this statement true or false?\n${sentence}`;
+  return nlvrStatementPrompt(sentence);
 }
 
 export async function evaluateNlvr(
@@ -53,12 +55,24 @@ export async function evaluateNlvr(
   const predictions: NlvrPrediction[] = [];
   let done = 0;
   for (const ex of chosen) {
+    // The six orders show the same three boxes: encode each distinct box once (keyed by its
+    // pixels) and reuse the encoding in every order.
+    const encodings = new Map<string, ImageEncoding>();
     for (const order of orders) {
       const boxes = await loadNlvrImages(ex, order);
-      const images = model.preprocessRgb(
-        boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
+      const keys = boxes.map((b) => createHash('sha256').update(b.data).digest('hex'));
+      if (keys.some((k) => !encodings.has(k))) {
+        // As one batch, like an uncached run: a visual-token budget is spent over the picture.
+        const images = model.preprocessRgb(
+          boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
+        );
+        const encoded = await model.encodeImages(images, options);
+        keys.forEach((k, i) => encodings.set(k, encoded[i]));
+      }
+      const prepared = model.prepareEncoded(
+        nlvrPrompt(ex.sentence),
+        keys.map((k) => encodings.get(k) as ImageEncoding),
       );
-      const prepared = await model.prepare(nlvrPrompt(ex.sentence), images, options);
       const [t, f] = await model.scorePrepared(prepared, ['true', 'false']);
       const margin = t.logLikelihood - f.logLikelihood;
       predictions.push({

@@ -144,7 +144,8 @@ export interface RetrainedResults {
   /** Per mode, its benchmark results at the base keep ratio. */
   runs: Record<string, BenchResult[]>;
   /** Steps of stages 3 and 4 per mode (discrete-only skips stage 3). */
-  steps: Record<string, { stage3: number; stage4: number; seconds: number }>;
+  /** Per mode; `reusedFrom` names the recipe's own model when it served as that mode's run. */
+  steps: Record<string, { stage3: number; stage4: number; seconds: number; reusedFrom?: string }>;
   from: string;
   /** Multiplier of the recipe's step counts (1 = the tiny recipe's own budget). */
   scale: number;
@@ -345,7 +346,9 @@ ${figureModes}`);
       m,
       String(rt.steps[m]?.stage3 ?? 0),
       String(rt.steps[m]?.stage4 ?? 0),
-      `${Math.round((rt.steps[m]?.seconds ?? 0) / 60)} min`,
+      rt.steps[m]?.reusedFrom
+        ? 'the recipe run (reused)'
+        : `${Math.round((rt.steps[m]?.seconds ?? 0) / 60)} min`,
       mean(rt.runs[m].map((r) => r.visualTokensPerImage)).toFixed(1),
       ...columns.map((c) => fmtValue(c, measure(rt.runs, m, c)?.value)),
     ]);
@@ -354,6 +357,10 @@ ${figureModes}`);
 
 Each mode retrains stages 3–4 of the tiny recipe (same steps, batch size, learning rate and data order) from the same
 stage-2 weights (\`${rt.from}\`); discrete-only skips stage 3 (it has no projector input). Evaluated at ρ = ${results.baseRatio}.${
+      MODES.some((m) => rt.steps[m]?.reusedFrom)
+        ? ' The recipe trains hybrid stages 3–4 itself from those weights with that schedule, so at the same scale its model is the hybrid row.'
+        : ''
+    }${
       rt.scale === 1
         ? ''
         : ` **Step counts are ${rt.scale} × the recipe's** (\`--retrain-scale ${rt.scale}\`): a smaller budget than the default model's, the same for every mode.`

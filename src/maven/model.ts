@@ -532,6 +532,19 @@ export class MavenModel {
     const count = batch ? batch.pixels.shape[0] : 0;
     const pieces = splitPrompt(prompt, count, this.config.maxImages);
     const encoded = batch && count ? await this.encodeImages(batch, options) : [];
+    return this.prepareEncoded(prompt, encoded, pieces);
+  }
+
+  /**
+   * `prepare` for images already encoded by `encodeImages` (one per `<image>` of the prompt, in
+   * order): callers that meet the same image again (a server's cache, the six box orders of an
+   * NLVR picture) encode it once.
+   */
+  prepareEncoded(
+    prompt: string,
+    encoded: readonly ImageEncoding[],
+    pieces = splitPrompt(prompt, encoded.length, this.config.maxImages),
+  ): PreparedPrompt {
     const textPieces = pieces.map((p, i) => this.tokenizer.encode(p, { bos: i === 0 }));
     const sequence = assembleSequence(textPieces, encoded, {
       vocabulary: this.vocabulary,
@@ -545,7 +558,7 @@ export class MavenModel {
       table,
       encoded.map((e) => e.projected),
     );
-    return { sequence, embeds, images: encoded };
+    return { sequence, embeds, images: [...encoded] };
   }
 
   /** Stream the answer token by token. Visual codes are never generated. */

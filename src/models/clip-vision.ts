@@ -183,6 +183,11 @@ export class ClipVisionModel {
    * each call traces its own copy, so take several outputs from one `hiddenState` when you can.
    */
   hiddenState(g: Graph, pixelValues: Tensor, layer = -2): Tensor {
+    return this.hiddenStates(g, pixelValues, layer).at(-1) as Tensor;
+  }
+
+  /** HF `hidden_states[0..layer]` from one trace (each [B, N+1, D]), for several outputs of one pass. */
+  hiddenStates(g: Graph, pixelValues: Tensor, layer = -1): Tensor[] {
     const { numHiddenLayers: layers } = this.config;
     const index = layer < 0 ? layers + 1 + layer : layer;
     if (!Number.isInteger(layer) || index < 0 || index > layers) {
@@ -198,8 +203,12 @@ export class ClipVisionModel {
       g.param(`${this.prefix}.pre_layrnorm.bias`, [d]),
       eps,
     );
-    for (let i = 0; i < index; i++) x = this.encoderLayer(g, x, i);
-    return x;
+    const states = [x];
+    for (let i = 0; i < index; i++) {
+      x = this.encoderLayer(g, x, i);
+      states.push(x);
+    }
+    return states;
   }
 
   /** Patch features [B, N, D] of HF `hidden_states[layer]` (default −2) with the CLS token dropped, as LLaVA's `select_feature='patch'`. */
@@ -209,8 +218,12 @@ export class ClipVisionModel {
 
   /** [B, D]: `post_layernorm` of the last layer's CLS token, as `CLIPVisionModel`'s `pooler_output`. */
   pooled(g: Graph, pixelValues: Tensor): Tensor {
+    return this.poolLast(g, this.hiddenState(g, pixelValues, -1));
+  }
+
+  /** `pooled` from an already traced last hidden state [B, N+1, D]. */
+  poolLast(g: Graph, last: Tensor): Tensor {
     const { hiddenSize: d, layerNormEps: eps } = this.config;
-    const last = this.hiddenState(g, pixelValues, -1); // [B, N+1, D]
     const cls = ops.squeeze(ops.slice(last, 1, 0, 1), 1); // [B, D]
     return ops.layerNorm(
       cls,

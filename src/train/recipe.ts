@@ -11,6 +11,7 @@ import type { DataDirOptions } from '../data/data-dir.ts';
 import { DataUnavailableError } from '../data/data-dir.ts';
 import { idxImage, loadFashionMnist } from '../data/fashion-mnist.ts';
 import { loadNlvr } from '../data/nlvr.ts';
+import type { LabelledNlvrExample } from '../data/tasks/nlvr-dev.ts';
 import type { ImageSource } from '../data/tasks/task.ts';
 import { HostTensor, type RuntimeOptions } from '../engine/index.ts';
 import { saveMaven } from '../maven/checkpoint.ts';
@@ -27,7 +28,7 @@ import { tokenizerPretrainStage } from './stages/pretrain-tokenizer.ts';
 import { selectorStage } from './stages/stage1-selector.ts';
 import { visualEmbeddingStage } from './stages/stage2-visual-embeddings.ts';
 import { projectorStage } from './stages/stage3-projector.ts';
-import { instructionStage } from './stages/stage4-instruction.ts';
+import { type InstructionStageOptions, instructionStage } from './stages/stage4-instruction.ts';
 
 export interface RecipeOptions extends DataDirOptions {
   outDir: string;
@@ -42,18 +43,20 @@ export interface RecipeOptions extends DataDirOptions {
 
 /** Steps, batch size and peak learning rate per stage, for scale 1 (chosen to fit ~45 min on 2 cores). */
 export const TINY_SCHEDULE = {
-  clip: { steps: 700, batchSize: 32, lr: 1e-3 },
+  clip: { steps: 700, batchSize: 32, lr: 1e-3, patchSupervision: 1 },
   tokenizer: { steps: 400, batchSize: 32, lr: 1e-3 },
   llm: { steps: 600, batchSize: 32, lr: 2e-3 },
   selector: { steps: 300, batchSize: 16, lr: 2e-3 },
   embeddings: { steps: 300, batchSize: 16, lr: 2e-3 },
   projector: { steps: 300, batchSize: 16, lr: 1e-3 },
-  instruction: { steps: 1800, batchSize: 16, lr: 1e-3 },
+  instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2 },
 } as const;
 
 /**
  * Stage 4's task mix: NLVR-style statements weigh most (the benchmark the recipe is judged on),
- * every other generated task and the Fashion-MNIST tasks once each.
+ * then counting questions about the same kind of pictures (a curriculum step: most NLVR sentences
+ * count objects of some colour or shape), every other generated task and the Fashion-MNIST tasks
+ * once each.
  */
 export const TINY_TASK_WEIGHTS = {
   'nlvr-statement': 4,
@@ -61,8 +64,34 @@ export const TINY_TASK_WEIGHTS = {
   'sequence-completion': 1,
   'motion-direction': 1,
   'procedure-order': 1,
+  'object-count': 3,
 } as const;
 const FASHION_WEIGHTS = { 'fashion-which': 1, 'fashion-same': 1, 'fashion-count': 1 } as const;
+
+/** Stage 4's data in the tiny recipe: the task mix (with Fashion-MNIST tasks when given) and the NLVR dev share. */
+export function tinyInstructionData(
+  fashion: ImageSource | undefined,
+  dev: readonly LabelledNlvrExample[],
+): Pick<InstructionStageOptions, 'taskWeights' | 'realStatements'> {
+  return {
+    taskWeights: { ...TINY_TASK_WEIGHTS, ...(fashion ? FASHION_WEIGHTS : {}) },
+    realStatements: { examples: dev, share: TINY_SCHEDULE.instruction.realShare },
+  };
+}
+
+/** NLVR dev examples for stage 4, or none (with a line saying so) when the data folder lacks them. */
+export async function nlvrDevForTraining(
+  options: DataDirOptions,
+  log: (line: string) => void,
+): Promise<LabelledNlvrExample[]> {
+  try {
+    return (await loadNlvr('dev', options)).examples;
+  } catch (e) {
+    if (!(e instanceof DataUnavailableError)) throw e;
+    log(`NLVR dev not available (${e.message}); stage 4 trains on generated statements only`);
+    return [];
+  }
+}
 
 export interface StageReport {
   stage: string;
@@ -104,13 +133,10 @@ export async function runTinyRecipe(
   await mkdir(o.outDir, { recursive: true });
   const fashion = await fashionSource(o, log);
 
-  // Vocabulary: the generators' words, plus NLVR dev sentences (dev only, never test) for coverage.
-  let devSentences: string[] = [];
-  try {
-    devSentences = (await loadNlvr('dev', o)).examples.map((e) => e.sentence);
-  } catch (e) {
-    if (!(e instanceof DataUnavailableError)) throw e;
-  }
+  // NLVR dev (never test): its words join the vocabulary, and stage 4 trains on a share of its
+  // sentences (the data README allows dev for training; docs/training.md says so).
+  const dev = await nlvrDevForTraining(o, log);
+  const devSentences = dev.map((e) => e.sentence);
   const tokenizer: TextTokenizer = buildTokenizer(
     trainingCorpus({ seed, fashion: fashion !== undefined, extra: devSentences }),
   );
@@ -164,6 +190,7 @@ export async function runTinyRecipe(
       batchSize: s.clip.batchSize,
       lr: s.clip.lr,
       tokenizer,
+      patchSupervision: s.clip.patchSupervision,
     }),
     'stage0a-clip',
   );
@@ -222,8 +249,10 @@ export async function runTinyRecipe(
   await run(selectorStage(stage(s.selector)), 'stage1-selector', steps(s.selector.steps));
   await run(visualEmbeddingStage(stage(s.embeddings)), 'stage2-visual-embeddings');
   await run(projectorStage(stage(s.projector)), 'stage3-projector');
-  const taskWeights = { ...TINY_TASK_WEIGHTS, ...(fashion ? FASHION_WEIGHTS : {}) };
-  await run(instructionStage({ ...stage(s.instruction), taskWeights }), 'stage4-instruction');
+  await run(
+    instructionStage({ ...stage(s.instruction), ...tinyInstructionData(fashion, dev) }),
+    'stage4-instruction',
+  );
 
   // Keep what the model reads: stage 0's text tower and contrastive head served pretraining only.
   const expected = mavenParamShapes(buildComponents(config));

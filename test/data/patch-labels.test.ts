@@ -9,7 +9,9 @@ import { loadNlvr, loadNlvrImages } from '../../src/data/nlvr.ts';
 import {
   mentionedObjects,
   nlvrPatchLabels,
+  PATCH_CLASS_COUNT,
   patchLabels,
+  patchObjectClasses,
   resizeMaskNearest,
   sentenceMentions,
 } from '../../src/data/patch-labels.ts';
@@ -162,6 +164,134 @@ describe('nlvrPatchLabels', () => {
       [0, 0, 0, 0],
     );
     assert.throws(() => nlvrPatchLabels(scene, 3, { imageSize: 4, patchSize: 2 }), /boxIndex 3 outside 0..2/);
+  });
+});
+
+describe('patchObjectClasses', () => {
+  /** A grid×grid array of zeros with `value` at the given (row, col) cells. */
+  const cells = (grid: number, value: number, at: [number, number][]): number[] => {
+    const out = new Array<number>(grid * grid).fill(0);
+    for (const [r, c] of at) out[r * grid + c] = value;
+    return out;
+  };
+  const block = (rows: number, cols: number): [number, number][] =>
+    Array.from({ length: rows * cols }, (_, i): [number, number] => [Math.floor(i / cols), i % cols]);
+
+  it('has one background class and nine (colour, shape) classes', () => {
+    assert.equal(PATCH_CLASS_COUNT, 10);
+  });
+
+  it('labels a 30-unit black square at (0, 0) on a 96-px image with 8-px patches', () => {
+    // Nearest resize 100 → 96 samples source floor((x + 0.5)·100/96): x = 28 reads 29 (inside),
+    // x = 29 reads 30 (outside), so the square covers pixels 0..28 of each row and column.
+    // Patches 0..2 are full; patch 3 (pixels 24..31) holds 5 of its 8 columns: an edge patch is
+    // 5·8/64 = 0.625 covered, the corner patch (3, 3) 5·5/64 ≈ 0.39; both > 0.25 (the default).
+    const square = o('square', 'Black', 0, 0, 30);
+    const { classes, centers, grid } = patchObjectClasses([square], { imageSize: 96, patchSize: 8 });
+    assert.equal(grid, 12);
+    // Black square: 1 + 0·3 + 0 = 1, on the 4×4 top-left block of the 12×12 grid.
+    assert.deepEqual(Array.from(classes), cells(12, 1, block(4, 4)));
+    // Centre (15, 15) → 14.4 px → patch 1 in both directions: index 1·12 + 1 = 13.
+    assert.deepEqual(Array.from(centers), cells(12, 1, [[1, 1]]));
+
+    // Threshold 0.5 drops the corner patch (0.39) but keeps the edges (0.625).
+    const half = patchObjectClasses([square], { imageSize: 96, patchSize: 8, threshold: 0.5 });
+    assert.deepEqual(
+      Array.from(half.classes),
+      cells(
+        12,
+        1,
+        block(4, 4).filter(([r, c]) => !(r === 3 && c === 3)),
+      ),
+    );
+    // Threshold 0.7 keeps only the full 3×3 block; the centre flag does not depend on it.
+    const strict = patchObjectClasses([square], { imageSize: 96, patchSize: 8, threshold: 0.7 });
+    assert.deepEqual(Array.from(strict.classes), cells(12, 1, block(3, 3)));
+    assert.deepEqual(Array.from(strict.centers), cells(12, 1, [[1, 1]]));
+  });
+
+  it('numbers the classes 1 + colour·3 + shape (Black, Yellow, blue × square, circle, triangle)', () => {
+    // A 40-unit object at (30, 30), 100 px with 10-px patches (no resize): patch (5, 5) (pixels
+    // 50..59) lies fully inside the square, the circle (centre 50, radius 20: farthest pixel
+    // centre 13.4 away) and the triangle (apex (50, 30): half-width ≥ 10.25 there, |x − 50| ≤ 9.5).
+    const expected: [NlvrObject['color'], NlvrObject['type'], number][] = [
+      ['Black', 'square', 1],
+      ['Black', 'circle', 2],
+      ['Black', 'triangle', 3],
+      ['Yellow', 'square', 4],
+      ['Yellow', 'circle', 5],
+      ['Yellow', 'triangle', 6],
+      ['#0099ff', 'square', 7],
+      ['#0099ff', 'circle', 8],
+      ['#0099ff', 'triangle', 9],
+    ];
+    for (const [color, type, cls] of expected) {
+      const { classes, centers } = patchObjectClasses([o(type, color, 30, 30, 40)], {
+        imageSize: 100,
+        patchSize: 10,
+      });
+      assert.equal(classes[55], cls, `${color} ${type}`);
+      assert.equal(classes[0], 0, `${color} ${type}: the corner is background`);
+      assert.ok(
+        classes.every((c) => c === 0 || c === cls),
+        `${color} ${type}: one class only`,
+      );
+      assert.deepEqual(Array.from(centers), cells(10, 1, [[5, 5]]), `${color} ${type}: centre (50, 50)`);
+    }
+  });
+
+  it('gives an overlapped patch to the object covering more of it, in either order', () => {
+    // 100 px, 10-px patches (no resize), exact fractions:
+    //   A: yellow square (0, 0, 27) → pixels 0..26 in x and y.
+    //   B: blue square (22, 5, 20) → x 22..41, y 5..24.
+    // Patch column 2 (x 20..29): A has 7 columns, B 8.
+    //   row 0 (y 0..9):   A 7·10 = 0.70, B 8·5 = 0.40 → A
+    //   row 1 (y 10..19): A 0.70,        B 8·10 = 0.80 → B
+    //   row 2 (y 20..29): A 7·7 = 0.49,  B 8·5 = 0.40 → A
+    // Column 3 (x 30..39): B only, 0.5 / 1 / 0.5. Column 4 (x 40..41): B 0.1 / 0.2 / 0.1 ≤ 0.25.
+    const a = o('square', 'Yellow', 0, 0, 27); // class 4
+    const b = o('square', '#0099ff', 22, 5, 20); // class 7
+    const want = new Array<number>(100).fill(0);
+    want.splice(0, 4, 4, 4, 4, 7);
+    want.splice(10, 4, 4, 4, 7, 7);
+    want.splice(20, 4, 4, 4, 4, 7);
+    // Centres: A (13.5, 13.5) → patch (1, 1); B (32, 15) → patch (1, 3).
+    const wantCenters = cells(10, 1, [
+      [1, 1],
+      [1, 3],
+    ]);
+    for (const objects of [
+      [a, b],
+      [b, a],
+    ]) {
+      const { classes, centers } = patchObjectClasses(objects, { imageSize: 100, patchSize: 10 });
+      assert.deepEqual(Array.from(classes), want);
+      assert.deepEqual(Array.from(centers), wantCenters);
+    }
+    // The threshold is strict: B's 0.5 patches in column 3 (rows 0 and 2) are not > 0.5.
+    const strict = patchObjectClasses([a, b], { imageSize: 100, patchSize: 10, threshold: 0.5 });
+    assert.deepEqual(Array.from(strict.classes.subarray(0, 30)), [
+      ...[4, 4, 4, 0, 0, 0, 0, 0, 0, 0],
+      ...[4, 4, 7, 7, 0, 0, 0, 0, 0, 0],
+      ...[4, 4, 0, 0, 0, 0, 0, 0, 0, 0],
+    ]);
+  });
+
+  it('is all background for an empty box, and keeps a centre on the far edge inside the grid', () => {
+    const empty = patchObjectClasses([], { imageSize: 96, patchSize: 8 });
+    assert.equal(empty.grid, 12);
+    assert.deepEqual(Array.from(empty.classes), new Array(144).fill(0));
+    assert.deepEqual(Array.from(empty.centers), new Array(144).fill(0));
+    // Centre (100, 100) → 96 px → patch 12, one past the grid: clamped to the last patch.
+    const edge = patchObjectClasses([o('circle', 'Black', 95, 95, 10)], { imageSize: 96, patchSize: 8 });
+    assert.deepEqual(Array.from(edge.centers), cells(12, 1, [[11, 11]]));
+  });
+
+  it('rejects a patch size that does not divide the image', () => {
+    assert.throws(
+      () => patchObjectClasses([], { imageSize: 96, patchSize: 7 }),
+      /patch 7 must divide image 96/,
+    );
   });
 });
 

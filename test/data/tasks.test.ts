@@ -101,6 +101,74 @@ function naiveFollows(rule: string, frames: Box[]): boolean {
   return samePlace && new Set(colors.slice(0, 3)).size === 3 && colors[3] === colors[0];
 }
 
+const ORDINAL_INDEX: Record<string, number> = { first: 0, second: 1, third: 2 };
+/** Plural noun → shape ('' for "objects", which names every shape). */
+const NOUN_SHAPES: Record<string, string> = {
+  objects: '',
+  blocks: 'square',
+  squares: 'square',
+  circles: 'circle',
+  triangles: 'triangle',
+};
+
+/** Does `o` match a plural noun phrase such as "large yellow circles touching the right wall"? */
+function naiveMatches(o: SceneObject, phrase: string): boolean {
+  const wallMatch =
+    / (not touching any wall|touching the wall|touching the (top|bottom|left|right) wall)$/.exec(phrase);
+  const words = (wallMatch === null ? phrase : phrase.slice(0, wallMatch.index)).split(' ');
+  const noun = words.pop() ?? '';
+  const top = o.y_loc <= 0;
+  const bottom = o.y_loc + o.size >= 100;
+  const left = o.x_loc <= 0;
+  const right = o.x_loc + o.size >= 100;
+  if (wallMatch !== null) {
+    const touching = top || bottom || left || right;
+    if (wallMatch[1] === 'not touching any wall' && touching) return false;
+    if (wallMatch[1] === 'touching the wall' && !touching) return false;
+    const side = wallMatch[2];
+    if (side !== undefined && !{ top, bottom, left, right }[side as 'top' | 'bottom' | 'left' | 'right'])
+      return false;
+  }
+  const shape = NOUN_SHAPES[noun];
+  assert.ok(shape !== undefined, `unknown noun ${noun}`);
+  if (shape !== '' && o.type !== shape) return false;
+  for (const word of words) {
+    const size = Object.entries(SIZE_WORDS).find(([, w]) => w === word)?.[0];
+    const color = Object.entries(COLOR_WORDS).find(([, w]) => w === word)?.[0];
+    assert.ok(size !== undefined || color !== undefined, `unknown word ${word}`);
+    if (size !== undefined && o.size !== Number(size)) return false;
+    if (color !== undefined && o.color !== color) return false;
+  }
+  return true;
+}
+
+/** The answer to an object-count question, counted by hand from the prompt and the boxes. */
+function naiveCount(prompt: string, layout: string | undefined, boxes: Box[]): number {
+  const inBox = /How many ([a-z -]+) are in the (first|second|third) box\?/.exec(prompt);
+  if (inBox !== null) return boxes[ORDINAL_INDEX[inBox[2]]].filter((o) => naiveMatches(o, inBox[1])).length;
+  const inAll = /How many ([a-z -]+) are there in the three boxes\?/.exec(prompt);
+  if (inAll !== null) return boxes.flat().filter((o) => naiveMatches(o, inAll[1])).length;
+  const towers = /How many towers (.+)\?/.exec(prompt);
+  assert.ok(towers !== null, `unrecognised question: ${prompt}`);
+  assert.equal(layout, 'towers');
+  // One tower per box: blocks from the base (largest y) up.
+  const columns = boxes.map((b) => [...b].sort((p, q) => q.y_loc - p.y_loc).map((o) => COLOR_WORDS[o.color]));
+  const numbers = ['zero', 'one', 'two', 'three', 'four'];
+  return columns.filter((c) => {
+    const claim = towers[1];
+    let m = /^have an? (\w+) base$/.exec(claim);
+    if (m !== null) return c[0] === m[1];
+    m = /^have an? (\w+) block at the top$/.exec(claim);
+    if (m !== null) return c[c.length - 1] === m[1];
+    m = /^are made only of (\w+) blocks$/.exec(claim);
+    if (m !== null) return c.every((w) => w === m?.[1]);
+    m = /^have (exactly|at least) (\w+) blocks?$/.exec(claim);
+    assert.ok(m !== null, `unrecognised tower question: ${claim}`);
+    const n = numbers.indexOf(m[2]);
+    return m[1] === 'exactly' ? c.length === n : c.length >= n;
+  }).length;
+}
+
 function boxesOf(plan: ExamplePlan): Box[] {
   return plan.visuals.map((v) => {
     assert.equal(v.kind, 'box');
@@ -140,6 +208,8 @@ function recomputeAnswer(plan: ExamplePlan): number {
         .join(', ');
       return plan.options?.indexOf(order) ?? -1;
     }
+    case 'object-count':
+      return plan.options?.indexOf(String(naiveCount(plan.prompt, plan.meta.layout, boxes))) ?? -1;
     case 'fashion-which': {
       const noun = /shows an? ([^?]+)\?/.exec(plan.prompt)?.[1];
       const labels = (plan.meta.sourceIndices ?? []).map((i) => fakeFashion.label(i));

@@ -6,14 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { captionPair } from '../../src/data/tasks/stage-datasets.ts';
+import { IGNORE_INDEX } from '../../src/data/collate.ts';
+import { patchObjectClasses } from '../../src/data/patch-labels.ts';
+import { type CaptionPair, captionPair } from '../../src/data/tasks/stage-datasets.ts';
+import type { ImageSource } from '../../src/data/tasks/task.ts';
 import { type Graph, HostTensor, ops, Trainer } from '../../src/engine/index.ts';
 import { type MavenConfig, tinyConfig } from '../../src/maven/config.ts';
 import { buildComponents, initMavenParams, VISION_SCOPE } from '../../src/maven/model.ts';
 import { WordTokenizer } from '../../src/models/tokenizer.ts';
 import { CodebookUsage } from '../../src/train/codebook.ts';
 import type { StageDefinition } from '../../src/train/stage.ts';
-import { clipPretrainStage, retrievalAccuracy } from '../../src/train/stages/pretrain-clip.ts';
+import {
+  clipPretrainStage,
+  collatePatchTargets,
+  retrievalAccuracy,
+} from '../../src/train/stages/pretrain-clip.ts';
 import { llmPretrainStage, pretrainText } from '../../src/train/stages/pretrain-llm.ts';
 import {
   CODEBOOK,
@@ -199,6 +206,141 @@ describe('CLIP pretraining stage', () => {
       () => clipPretrainStage({ config, tokenizer, text: { vocabSize: 5 }, steps: 1, batchSize: 2 }),
       /5 token embeddings, the tokenizer \d+ ids/,
     );
+  });
+});
+
+// ---- CLIP with dense patch supervision ----------------------------------------------------
+
+describe('CLIP pretraining with patch supervision', () => {
+  // 32 px images, 8 px patches: a 4×4 grid, N = 16 patches per image.
+  const N = 16;
+  const grid = { imageSize: 32, patchSize: 8 };
+  const photos: ImageSource = {
+    count: 10,
+    image: (i) => new Uint8Array(784).fill(20 * i + 10),
+    label: (i) => i,
+    name: 'fake-fashion',
+  };
+  const options = { config, tokenizer, text: TEXT, steps: 20, batchSize: 8, fashion: photos };
+  const dense = clipPretrainStage({ ...options, patchSupervision: 1 });
+  const plain = clipPretrainStage(options);
+  const PROBES = [
+    ['patch_probe.class.weight', [10, 32]],
+    ['patch_probe.class.bias', [10]],
+    ['patch_probe.center.weight', [2, 32]],
+    ['patch_probe.center.bias', [2]],
+  ] as const;
+
+  /** Row `b` of an int64 [B, N] tensor as numbers. */
+  const row = (t: HostTensor, b: number): number[] =>
+    Array.from(t.data.subarray(b * N, (b + 1) * N) as BigInt64Array, Number);
+
+  it('declares the two trainable probe heads on the patch features, and only with the option', () => {
+    for (const [name, shape] of PROBES) {
+      assert.deepEqual(dense.params.get(name)?.shape, shape, name);
+      assert.ok(dense.trainable(name), name);
+    }
+    assert.deepEqual(
+      [...plain.params.keys()].filter((n) => n.startsWith('patch_probe.')),
+      [],
+    );
+    // Everything else is the same set of weights, initialised identically.
+    const rest = [...dense.params.keys()].filter((n) => !n.startsWith('patch_probe.')).sort();
+    assert.deepEqual(rest, [...plain.params.keys()].sort());
+    for (const name of rest)
+      assert.deepEqual(dense.params.get(name)!.data, plain.params.get(name)!.data, name);
+  });
+
+  it('collatePatchTargets: scene rows from the objects, photo rows all ignored (−100)', () => {
+    const scene = captionPair(3);
+    assert.ok(scene.objects && scene.objects.length > 0);
+    const photo: CaptionPair = {
+      key: 'photo',
+      image: { width: 2, height: 2, rgb: new Uint8Array(12) },
+      caption: 'A photo of a bag.',
+      source: 'fashion',
+      label: 8,
+    };
+    const empty: CaptionPair = { ...scene, key: 'empty', objects: [] };
+    const { patch_classes, patch_centers } = collatePatchTargets([photo, scene, empty], grid);
+    for (const t of [patch_classes, patch_centers]) {
+      assert.equal(t.dtype, 'int64');
+      assert.deepEqual(t.shape, [3, N]);
+    }
+    const ignored = new Array(N).fill(IGNORE_INDEX);
+    assert.deepEqual(row(patch_classes, 0), ignored);
+    assert.deepEqual(row(patch_centers, 0), ignored);
+    const want = patchObjectClasses(scene.objects, grid);
+    assert.deepEqual(row(patch_classes, 1), Array.from(want.classes));
+    assert.deepEqual(row(patch_centers, 1), Array.from(want.centers));
+    assert.ok(row(patch_classes, 1).some((c) => c > 0) && row(patch_centers, 1).includes(1));
+    // A scene box with no objects is all background, not ignored.
+    assert.deepEqual(row(patch_classes, 2), new Array(N).fill(0));
+    assert.deepEqual(row(patch_centers, 2), new Array(N).fill(0));
+  });
+
+  it('batches carry patch targets [B, N] that match each pair; without the option they do not', async () => {
+    const [b0, b1] = await take(dense.batches(0), 2);
+    const [p0] = await take(plain.batches(0), 1);
+    assert.deepEqual(Object.keys(p0).sort(), ['eos_positions', 'input_ids', 'pixel_values']);
+    assert.deepEqual(Object.keys(b0).sort(), [
+      'eos_positions',
+      'input_ids',
+      'patch_centers',
+      'patch_classes',
+      'pixel_values',
+    ]);
+    // The rest of the batch is the plain stage's batch.
+    for (const k of Object.keys(p0)) assert.deepEqual(b0[k].data, p0[k].data, k);
+    let photoRows = 0;
+    let sceneRows = 0;
+    [b0, b1].forEach((batch, k) => {
+      assert.deepEqual(batch.patch_classes.shape, [8, N]);
+      assert.deepEqual(batch.patch_centers.shape, [8, N]);
+      for (let b = 0; b < 8; b++) {
+        // Batch k holds pairs k·8 … k·8 + 7 of the training stream (seed 0).
+        const pair = captionPair(k * 8 + b, { seed: 0, split: 'train', fashion: photos });
+        if (pair.objects) {
+          sceneRows++;
+          const want = patchObjectClasses(pair.objects, grid);
+          assert.deepEqual(row(batch.patch_classes, b), Array.from(want.classes), `batch ${k} row ${b}`);
+          assert.deepEqual(row(batch.patch_centers, b), Array.from(want.centers), `batch ${k} row ${b}`);
+        } else {
+          photoRows++;
+          assert.deepEqual(row(batch.patch_classes, b), new Array(N).fill(IGNORE_INDEX));
+          assert.deepEqual(row(batch.patch_centers, b), new Array(N).fill(IGNORE_INDEX));
+        }
+      }
+    });
+    assert.ok(photoRows > 0 && sceneRows > 0, `${photoRows} photo and ${sceneRows} scene rows`);
+    await checkResume(dense, 1);
+  });
+
+  it('adds the weighted patch losses to InfoNCE, and training lowers the class loss', async () => {
+    const [fixed] = await take(dense.batches(0), 1);
+    const [plainBatch] = await take(plain.batches(0), 1);
+    // Step 1 reports the loss at the starting weights, which the three stages share.
+    const double = clipPretrainStage({ ...options, patchSupervision: 2 });
+    const r1 = await (await trainerFor(dense)).trainStep(fixed);
+    const r2 = await (await trainerFor(double)).trainStep(fixed);
+    const r0 = await (await trainerFor(plain)).trainStep(plainBatch);
+    const classLoss = Number(r1.metrics.classLoss.data[0]);
+    const centerLoss = Number(r1.metrics.centerLoss.data[0]);
+    const patch = classLoss + centerLoss;
+    // InfoNCE alone (the plain stage) + 1× or 2× the patch losses.
+    assert.ok(Math.abs(r1.loss - (r0.loss + patch)) < 1e-4, `${r1.loss} vs ${r0.loss} + ${patch}`);
+    assert.ok(Math.abs(r2.loss - (r0.loss + 2 * patch)) < 1e-4, `${r2.loss} vs ${r0.loss} + 2·${patch}`);
+    assert.ok(classLoss > 0 && centerLoss > 0, `class ${classLoss}, centre ${centerLoss}`);
+    assert.equal(r0.metrics.classLoss, undefined);
+
+    const trainer = await trainerFor(dense, 3e-3);
+    const classLosses: number[] = [];
+    for (let i = 0; i < 15; i++)
+      classLosses.push(Number((await trainer.trainStep(fixed)).metrics.classLoss.data[0]));
+    assert.ok(classLosses[14] < classLosses[0] * 0.8, `class loss ${classLosses[0]} → ${classLosses[14]}`);
+    // Evaluation reads only the contrastive part: it runs on the trained dense weights.
+    const evaluation = await dense.evaluate!(trainer.parameters());
+    assert.ok(Number.isFinite(evaluation.loss) && evaluation.imageToText >= 0);
   });
 });
 

@@ -2,8 +2,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { IGNORE_INDEX } from '../../src/data/collate.ts';
+import type { LabelledNlvrExample } from '../../src/data/tasks/nlvr-dev.ts';
 import { HostTensor, Trainer } from '../../src/engine/index.ts';
 import type { MavenModel } from '../../src/maven/model.ts';
+import type { EncodeOptions, TextTokenizer } from '../../src/models/tokenizer.ts';
 import { precisionRecall, rocAuc } from '../../src/train/metrics.ts';
 import { collateMultimodal } from '../../src/train/multimodal.ts';
 import type { StageDefinition } from '../../src/train/stage.ts';
@@ -150,6 +152,132 @@ describe('MaVEn training stages', () => {
     const resumed = (await def.batches(2).next()).value as Record<string, HostTensor>;
     assert.deepEqual([...resumed.ids.data], [...third.ids.data]);
     assert.deepEqual([...resumed.patch_features.data], [...third.patch_features.data]);
+  });
+});
+
+/** Delegates to a tokenizer and records every text it encodes (prompt pieces and answers). */
+class RecordingTokenizer implements TextTokenizer {
+  readonly texts: string[] = [];
+  constructor(private readonly inner: TextTokenizer) {}
+  get vocabSize() {
+    return this.inner.vocabSize;
+  }
+  get bosId() {
+    return this.inner.bosId;
+  }
+  get eosId() {
+    return this.inner.eosId;
+  }
+  get padId() {
+    return this.inner.padId;
+  }
+  encode(text: string, options?: EncodeOptions): number[] {
+    this.texts.push(text);
+    return this.inner.encode(text, options);
+  }
+  decode(ids: readonly number[]): string {
+    return this.inner.decode(ids);
+  }
+  tokenToId(token: string): number | undefined {
+    return this.inner.tokenToId(token);
+  }
+  idToToken(id: number): string | undefined {
+    return this.inner.idToToken(id);
+  }
+  addSpecialTokens(tokens: string[]): number[] {
+    return this.inner.addSpecialTokens(tokens);
+  }
+  toJSON(): unknown {
+    return this.inner.toJSON();
+  }
+}
+
+describe('stage 4 with real NLVR statements', () => {
+  // A marker word no generated task uses, so a dev sentence is recognisable in what is encoded.
+  const MARKER = 'zzdev';
+  const box = (color: 'Black' | 'Yellow' | '#0099ff') => [
+    { x_loc: 30, y_loc: 30, size: 30, type: 'square' as const, color },
+  ];
+  const dev: LabelledNlvrExample[] = [0, 1, 2, 3].map((i) => ({
+    identifier: `dev-${i}`,
+    sentence: `${MARKER} sentence ${i}`,
+    label: i % 2 === 0,
+    boxes: [box('Black'), box('Yellow'), box('#0099ff')],
+  }));
+  const BATCHES = 3;
+  const BATCH = 4;
+  let model: MavenModel;
+  before(() => {
+    model = smallModel();
+  });
+  const stageWith = (realStatements: { examples: LabelledNlvrExample[]; share: number } | undefined) => {
+    const tokenizer = new RecordingTokenizer(model.tokenizer);
+    const def = instructionStage({
+      config: model.config,
+      weights: model.weights,
+      tokenizer,
+      steps: 10,
+      batchSize: BATCH,
+      lr: 1e-3,
+      seed: 1,
+      realStatements,
+    });
+    return { def, tokenizer };
+  };
+  /** The first BATCHES batches, and how many of their examples were dev sentences. */
+  async function draw(realStatements: { examples: LabelledNlvrExample[]; share: number } | undefined) {
+    const { def, tokenizer } = stageWith(realStatements);
+    const it = def.batches(0);
+    const batches: Record<string, HostTensor>[] = [];
+    for (let i = 0; i < BATCHES; i++) batches.push((await it.next()).value as Record<string, HostTensor>);
+    const devPieces = tokenizer.texts.filter((t) => t.includes(MARKER));
+    return { def, batches, devPieces, texts: tokenizer.texts };
+  }
+  const sameBatches = (a: Record<string, HostTensor>[], b: Record<string, HostTensor>[]) => {
+    assert.equal(a.length, b.length);
+    a.forEach((batch, i) => {
+      assert.deepEqual(Object.keys(batch).sort(), Object.keys(b[i]).sort());
+      for (const k of Object.keys(batch)) assert.deepEqual(batch[k].data, b[i][k].data, `batch ${i}: ${k}`);
+    });
+  };
+
+  it('share 0: no dev sentence, the same batches as without the option', async () => {
+    const none = await draw(undefined);
+    const zero = await draw({ examples: dev, share: 0 });
+    assert.equal(zero.devPieces.length, 0);
+    sameBatches(zero.batches, none.batches);
+    assert.doesNotMatch(zero.def.description, /real NLVR/);
+  });
+
+  it('share 1: every example is a dev sentence with a true/false answer', async () => {
+    const all = await draw({ examples: dev, share: 1 });
+    // One prompt piece per example holds the sentence (the text after the last image).
+    assert.equal(all.devPieces.length, BATCHES * BATCH);
+    assert.ok(all.devPieces.every((t) => /Is this statement true or false\?\nzzdev sentence [0-3]$/.test(t)));
+    const answers = all.texts.filter((t) => t === ' true' || t === ' false');
+    assert.equal(answers.length, BATCHES * BATCH);
+    assert.match(all.def.description, /100 % real NLVR dev sentences/);
+  });
+
+  it('share 0.5 mixes both; no dev examples at all falls back to the task mix', async () => {
+    const half = await draw({ examples: dev, share: 0.5 });
+    assert.ok(
+      half.devPieces.length > 0 && half.devPieces.length < BATCHES * BATCH,
+      `${half.devPieces.length} of ${BATCHES * BATCH} examples from dev`,
+    );
+    const none = await draw(undefined);
+    const empty = await draw({ examples: [], share: 1 });
+    assert.equal(empty.devPieces.length, 0);
+    sameBatches(empty.batches, none.batches);
+  });
+
+  it('rejects a share outside [0, 1]', () => {
+    for (const share of [-0.1, 1.5, Number.NaN]) {
+      assert.throws(
+        () => stageWith({ examples: dev, share }),
+        new RegExp(`stage4-instruction: realStatements\\.share must be in \\[0, 1\\], got ${share}`),
+      );
+    }
   });
 });
 

@@ -12,6 +12,7 @@ export {
 } from './fashion.ts';
 export { MOTION_OPTIONS, motionDirectionTask } from './motion-direction.ts';
 export { NLVR_OPTIONS, nlvrStatementTask } from './nlvr-statement.ts';
+export { COUNT_OPTIONS, type CountRule, MAX_COUNT, objectCountTask } from './object-count.ts';
 export { procedureOrderTask } from './procedure-order.ts';
 export {
   FASHION_TASK_NAMES,

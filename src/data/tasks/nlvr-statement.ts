@@ -9,6 +9,11 @@ import { imageLines } from './types.ts';
 
 export const NLVR_OPTIONS = ['true', 'false'];
 
+/** The three boxes, then the question: the same words for generated statements and real NLVR. */
+export function nlvrStatementPrompt(statement: string): string {
+  return `${imageLines(3)}\nThe three images are the three boxes of one picture, from left to right. Is this statement true or false?\n${statement}`;
+}
+
 export const nlvrStatementTask: TaskDefinition = {
   name: 'nlvr-statement',
   category: 'multi-image-reasoning',
@@ -23,7 +28,7 @@ export const nlvrStatementTask: TaskDefinition = {
     const answerIndex = statement.truth ? 0 : 1;
     return {
       visuals: scene.boxes.map((objects) => ({ kind: 'box', objects })),
-      prompt: `${imageLines(3)}\nThe three images are the three boxes of one picture, from left to right. Is this statement true or false?\n${statement.text}`,
+      prompt: nlvrStatementPrompt(statement.text),
       answer: NLVR_OPTIONS[answerIndex],
       options: NLVR_OPTIONS,
       answerIndex,

@@ -11,6 +11,7 @@ import { BOX_SIZE, type Box, checkBox } from '../scene/scene.ts';
 import { fashionCountTask, fashionSameTask, fashionWhichTask } from './fashion.ts';
 import { motionDirectionTask } from './motion-direction.ts';
 import { nlvrStatementTask } from './nlvr-statement.ts';
+import { objectCountTask } from './object-count.ts';
 import { procedureOrderTask } from './procedure-order.ts';
 import { sequenceCompletionTask } from './sequence-completion.ts';
 import { checkSplit, contentKey, splitOfContent } from './splits.ts';
@@ -31,6 +32,7 @@ export const TASKS: Readonly<Record<TaskName, TaskDefinition>> = {
   'sequence-completion': sequenceCompletionTask,
   'motion-direction': motionDirectionTask,
   'procedure-order': procedureOrderTask,
+  'object-count': objectCountTask,
   'fashion-which': fashionWhichTask,
   'fashion-same': fashionSameTask,
   'fashion-count': fashionCountTask,

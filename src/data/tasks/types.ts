@@ -33,6 +33,7 @@ export type TaskName =
   | 'sequence-completion'
   | 'motion-direction'
   | 'procedure-order'
+  | 'object-count'
   | 'fashion-which'
   | 'fashion-same'
   | 'fashion-count';

@@ -5,17 +5,28 @@
  * InfoNCE loss and learnable temperature (clipped at 100) on image–caption pairs — rendered
  * NLVR-style boxes with exact captions, plus Fashion-MNIST photos when given.
  *
+ * With `patchSupervision` > 0 (the recipe's default) a second, dense objective trains alongside:
+ * from the patch features MaVEn reads (`visionFeatureLayer`), linear heads predict each patch's
+ * object class (colour × shape, or background) and whether an object's centre is in it — labels
+ * exact from the generated scenes. Captions name counts and colours of whole boxes; that signal
+ * alone left the tiny tower's patches too vague for NLVR (the LLM later has to tell which patch
+ * shows what). The heads (`patch_probe.*`) serve pretraining only, like the text tower.
+ *
  * Everything trains. Vision weights keep MaVEn's names (`vision_tower.vision_model.*`); the text
  * tower and the head keep CLIPModel's (`text_model.*`, `text_projection.weight`,
  * `visual_projection.weight`, `logit_scale`) and are passed on with the other weights.
  * Evaluation: top-1 retrieval on held-out pairs, both directions.
  */
+
+import { IGNORE_INDEX } from '../../data/collate.ts';
+import { PATCH_CLASS_COUNT, patchObjectClasses } from '../../data/patch-labels.ts';
 import { type CaptionPair, captionPair, captionPairs } from '../../data/tasks/stage-datasets.ts';
 import type { Split } from '../../data/tasks/types.ts';
 import { type Graph, HostTensor, ops, type Tensor } from '../../engine/index.ts';
 import { buildComponents, VISION_SCOPE } from '../../maven/model.ts';
 import { ClipContrastiveHead, type ClipTextConfig, ClipTextModel } from '../../models/clip-text.ts';
 import type { ImagePreprocessConfig } from '../../models/image.ts';
+import { ParamInit } from '../../models/init.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
 import type { StageDefinition } from '../stage.ts';
 import {
@@ -39,6 +50,8 @@ export interface ClipPretrainOptions extends PretrainOptions {
   projectionDim?: number;
   /** Which pairs `evaluate` retrieves among (default the held-out split from index 0). */
   evalSplit?: Split;
+  /** Weight of the dense patch-class objective added to InfoNCE (default 0: contrastive only). */
+  patchSupervision?: number;
 }
 
 /**
@@ -69,6 +82,31 @@ export interface ClipBatch extends Record<string, HostTensor> {
   input_ids: HostTensor;
   /** [B] int64: where each row's EOS is (the text tower pools there). */
   eos_positions: HostTensor;
+}
+
+/**
+ * Dense patch targets of a batch (extra feeds of a `ClipBatch` with patch supervision): per-patch
+ * object class and centre flags [B, N] from scene boxes' objects; photos are ignored (−100).
+ */
+export function collatePatchTargets(
+  pairs: readonly CaptionPair[],
+  grid: { imageSize: number; patchSize: number },
+): { patch_classes: HostTensor; patch_centers: HostTensor } {
+  const n = (grid.imageSize / grid.patchSize) ** 2;
+  const classes = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
+  const centers = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
+  pairs.forEach((p, b) => {
+    if (!p.objects) return;
+    const t = patchObjectClasses(p.objects, grid);
+    for (let i = 0; i < n; i++) {
+      classes[b * n + i] = BigInt(t.classes[i]);
+      centers[b * n + i] = BigInt(t.centers[i]);
+    }
+  });
+  return {
+    patch_classes: new HostTensor('int64', [pairs.length, n], classes),
+    patch_centers: new HostTensor('int64', [pairs.length, n], centers),
+  };
 }
 
 /** Captions → BOS … EOS ids (cut to `maxLength`, EOS kept last), padded; images preprocessed. */
@@ -159,27 +197,87 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
     const textPooled = text.pooled(g, ids, { eosPositions: eos }); // [B, Dt]
     return { image: head.imageEmbeds(g, imagePooled), text: head.textEmbeds(g, textPooled) }; // [B, P] each
   };
+  const dense = o.patchSupervision ?? 0;
+  const width = config.vision.hiddenSize;
+  const N = (S / config.vision.patchSize) ** 2;
   const build = (g: Graph) => {
-    const { image, text: caption } = embeddings(g);
+    if (dense <= 0) {
+      const { image, text: caption } = embeddings(g);
+      return contrastive(g, image, caption, {});
+    }
+    const pixels = g.input('pixel_values', 'float32', ['B', 3, S, S]);
+    const ids = g.input('input_ids', 'int64', ['B', 'T']);
+    const eos = g.input('eos_positions', 'int64', ['B']);
+    const classes = g.input('patch_classes', 'int64', ['B', N]);
+    const centers = g.input('patch_centers', 'int64', ['B', N]);
+    // One trace of the tower gives both the pooled CLS (contrastive) and the patch features.
+    const states = g.scoped(VISION_SCOPE, () => vision.hiddenStates(g, pixels, -1));
+    const imagePooled = g.scoped(VISION_SCOPE, () => vision.poolLast(g, states.at(-1) as Tensor)); // [B, Dv]
+    const patches = ops.slice(states.at(config.visionFeatureLayer) as Tensor, 1, 1); // [B, N, Dv]
+    const textPooled = text.pooled(g, ids, { eosPositions: eos }); // [B, Dt]
+    const probe = (name: string, classesOut: number) =>
+      ops.linear(
+        patches,
+        g.param(`patch_probe.${name}.weight`, [classesOut, width]),
+        g.param(`patch_probe.${name}.bias`, [classesOut]),
+      ); // [B, N, C]
+    const classLoss = ops.crossEntropy(probe('class', PATCH_CLASS_COUNT), classes);
+    const centerLoss = ops.crossEntropy(probe('center', 2), centers);
+    const patchLoss = ops.add(classLoss, centerLoss);
+    return contrastive(g, head.imageEmbeds(g, imagePooled), head.textEmbeds(g, textPooled), {
+      extra: ops.mul(patchLoss, dense),
+      metrics: { classLoss, centerLoss },
+    });
+  };
+  function contrastive(
+    g: Graph,
+    image: Tensor,
+    caption: Tensor,
+    more: { extra?: Tensor; metrics?: Record<string, Tensor> },
+  ) {
     const logits = head.logitsPerImage(g, image, caption); // [B, B]
     const targets = ops.arange(g, ops.dimOf(logits, 0), logits.shape[0]); // [B]
     const hits = (axis: number): Tensor =>
       ops.mean(ops.cast(ops.equal(ops.argmax(logits, axis), targets), g.floatType));
+    const infoNce = head.loss(g, image, caption);
     return {
-      loss: head.loss(g, image, caption),
-      metrics: { imageToText: hits(1), textToImage: hits(0), logitScale: head.logitScale(g) },
+      loss: more.extra ? ops.add(infoNce, more.extra) : infoNce,
+      metrics: {
+        imageToText: hits(1),
+        textToImage: hits(0),
+        logitScale: head.logitScale(g),
+        ...more.metrics,
+      },
     };
-  };
+  }
 
   const params = startingWeights(stage, declaredParams(build), o.weights, () => {
     const visionWeights = [...vision.init(seed + 1)].map(([k, v]) => [VISION_SCOPE + k, v] as const);
-    return new Map([...visionWeights, ...text.init(seed + 7), ...head.init(seed + 8)]);
+    const probes = new ParamInit(seed + 9);
+    const probeWeights =
+      dense > 0
+        ? (['class', 'center'] as const).flatMap((name) => {
+            const out = name === 'class' ? PATCH_CLASS_COUNT : 2;
+            return [
+              [
+                `patch_probe.${name}.weight`,
+                probes.normal(`patch_probe.${name}.weight`, [out, width], width ** -0.5),
+              ],
+              [`patch_probe.${name}.bias`, probes.constant(`patch_probe.${name}.bias`, [out], 0)],
+            ] as const;
+          })
+        : [];
+    return new Map([...visionWeights, ...text.init(seed + 7), ...head.init(seed + 8), ...probeWeights]);
   });
 
   const preprocess = preprocessFor(config);
   const maxLength = textConfig.maxPositionEmbeddings;
   const data = { seed, split: 'train' as const, fashion: o.fashion };
-  const collate = (pairs: CaptionPair[]) => collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength);
+  const grid = { imageSize: S, patchSize: config.vision.patchSize };
+  const collate = (pairs: CaptionPair[]): ClipBatch => ({
+    ...collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength),
+    ...(dense > 0 ? collatePatchTargets(pairs, grid) : {}),
+  });
 
   const evalSplit = o.evalSplit ?? 'heldout';
   const evalCount = o.evalCount ?? 64;
@@ -215,7 +313,10 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
             fashion: evalSplit === 'train' ? o.fashion : undefined,
           }),
         );
-        evalSet = { batch: collate(pairs), captions: pairs.map((p) => p.caption) };
+        evalSet = {
+          batch: collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength),
+          captions: pairs.map((p) => p.caption),
+        };
       }
       const r = await evaluator.run(weights, evalSet.batch);
       const { imageToText, textToImage } = retrievalAccuracy(r.logits.data as Float32Array, evalSet.captions);
