@@ -67,7 +67,7 @@ export async function evaluateNlvr(
           boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
         );
         const encoded = await model.encodeImages(images, options);
-        keys.forEach((k, i) => encodings.set(k, encoded[i]));
+        for (const [i, k] of keys.entries()) encodings.set(k, encoded[i]);
       }
       const prepared = model.prepareEncoded(
         nlvrPrompt(ex.sentence),
