@@ -161,7 +161,11 @@ NLVR-style task uses (${nlvrSeconds.toFixed(0)} s for all pairs). Target: ≥ 65
     : `**not met** (${nlvr.accuracy > 0.562 ? `${pct(nlvr.accuracy - 0.562)} above` : `${pct(0.562 - nlvr.accuracy)} below`} the majority class)`
 }. Were the six answers to a sentence independent coin flips at this accuracy, consistency would
 be ${pct(nlvr.accuracy ** 6)}; most NLVR sentences do not depend on box order, so a model that reads
-the pictures the same way in every order is consistent too.
+the pictures the same way in every order is consistent too.${
+  Math.abs(nlvr.trueRate - 0.5) > 0.3
+    ? ` The model answers "${nlvr.trueRate > 0.5 ? 'true' : 'false'}" to ${pct(Math.max(nlvr.trueRate, 1 - nlvr.trueRate))} of the pairs: close to a constant answer, so this accuracy says little more than the class balance does. Grounding the answers in the pictures is the open problem (see the held-out generated tasks below: only a few are clearly above chance).`
+    : ''
+}
 
 ## Generated multi-image tasks (held-out split, ${perTask} examples each)
 
