@@ -44,7 +44,7 @@ export interface ExperimentSizes {
 
 /** `npm run experiments`: about 40 minutes on 2 cores with the tiny model. */
 export const FULL_SIZES: ExperimentSizes = {
-  nlvrSentences: 100,
+  nlvrSentences: 300,
   perTask: 80,
   coverageImages: 300,
   codebookImages: 600,
