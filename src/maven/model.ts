@@ -532,19 +532,22 @@ export class MavenModel {
     const count = batch ? batch.pixels.shape[0] : 0;
     const pieces = splitPrompt(prompt, count, this.config.maxImages);
     const encoded = batch && count ? await this.encodeImages(batch, options) : [];
-    return this.prepareEncoded(prompt, encoded, pieces);
+    return this.prepareEncoded(pieces, encoded);
   }
 
   /**
    * `prepare` for images already encoded by `encodeImages` (one per `<image>` of the prompt, in
    * order): callers that meet the same image again (a server's cache, the six box orders of an
-   * NLVR picture) encode it once.
+   * NLVR picture) encode it once. `prompt` is the text with its `<image>` placeholders, or the
+   * text pieces around the images (one more than images).
    */
-  prepareEncoded(
-    prompt: string,
-    encoded: readonly ImageEncoding[],
-    pieces = splitPrompt(prompt, encoded.length, this.config.maxImages),
-  ): PreparedPrompt {
+  prepareEncoded(prompt: string | readonly string[], encoded: readonly ImageEncoding[]): PreparedPrompt {
+    const pieces =
+      typeof prompt === 'string' ? splitPrompt(prompt, encoded.length, this.config.maxImages) : prompt;
+    if (pieces.length !== encoded.length + 1)
+      throw new Error(
+        `prepareEncoded: ${pieces.length} text pieces for ${encoded.length} images (need images + 1)`,
+      );
     const textPieces = pieces.map((p, i) => this.tokenizer.encode(p, { bos: i === 0 }));
     const sequence = assembleSequence(textPieces, encoded, {
       vocabulary: this.vocabulary,

@@ -3,14 +3,14 @@
  * split by where they run:
  *   gather   (before the queue) image bytes from their sources, hashed; uncached ones decoded;
  *   prepare  (in the queue)     encode uncached images, choose and project the kept patches,
- *                               assemble and embed the prompt as MavenModel.prepare does;
+ *                               assemble and embed the prompt (MavenModel.prepareEncoded);
  *   generate (in the queue)     stream tokens from the model's KV-cache decoder.
  */
 
 import type { GenerationPiece, SamplingOptions } from '../maven/generation.ts';
 import type { MavenModel, PreparedPrompt } from '../maven/model.ts';
 import { renderPatchOverlay } from '../maven/overlay.ts';
-import { assembleSequence, type EncodingMode, embedSequence, IMAGE_PLACEHOLDER } from '../maven/sequence.ts';
+import { type EncodingMode, IMAGE_PLACEHOLDER } from '../maven/sequence.ts';
 import { type DecodedImage, ImageError } from '../models/image.ts';
 import { type ChatRequest, imageMode, type RequestLimits } from './chat-request.ts';
 import { type ChatTemplate, renderPrompt } from './chat-template.ts';
@@ -149,13 +149,7 @@ export class ChatService {
       modes,
       { keepRatio: request.maven.keepRatio ?? this.keepRatio, visualTokenBudget: budget },
     );
-    const textPieces = rendered.pieces.map((p, i) => model.tokenizer.encode(p, { bos: i === 0 }));
-    const sequence = assembleSequence(textPieces, images, {
-      vocabulary: model.vocabulary,
-      imageStartId: model.imageStartId,
-      imageEndId: model.imageEndId,
-      order: model.config.sequenceOrder,
-    });
+    const { sequence, embeds } = model.prepareEncoded(rendered.pieces, images);
     const sampling: SamplingOptions = {
       maxNewTokens: request.sampling.maxTokens ?? this.defaultMaxTokens,
       temperature: request.sampling.temperature ?? this.defaultTemperature,
@@ -174,11 +168,6 @@ export class ChatService {
         'messages',
       );
     }
-    const embeds = embedSequence(
-      sequence,
-      model.weights.get('model.embed_tokens.weight')!,
-      images.map((e) => e.projected),
-    );
     const reports: ImageReport[] = await Promise.all(
       images.map(async (e, i) => ({
         mode: modes[i],

@@ -93,6 +93,40 @@ describe('MavenModel', () => {
     }
   });
 
+  it('prepareEncoded on images encoded once gives what prepare gives, in any image order', async () => {
+    const px = pixels(3, 4);
+    const encoded = await model.encodeImages(px);
+    const prompt = 'a <image> b <image> c <image> ?';
+    const direct = await model.prepare(prompt, px);
+    const reused = model.prepareEncoded(prompt, encoded);
+    assert.deepEqual(reused.sequence, direct.sequence);
+    assert.deepEqual([...reused.embeds.data], [...direct.embeds.data]);
+    // Reordered encodings = the reordered pictures, encoded afresh (encoding is per image).
+    const order = [2, 0, 1];
+    const size = px.data.length / 3;
+    const reorderedPixels = new HostTensor(
+      'float32',
+      px.shape,
+      Float32Array.from(
+        order.flatMap((i) => [...(px.data as Float32Array).subarray(i * size, (i + 1) * size)]),
+      ),
+    );
+    const fresh = await model.prepare(prompt, reorderedPixels);
+    const swapped = model.prepareEncoded(
+      prompt,
+      order.map((i) => encoded[i]),
+    );
+    assert.deepEqual(swapped.sequence, fresh.sequence);
+    const a = swapped.embeds.data as Float32Array;
+    const b = fresh.embeds.data as Float32Array;
+    assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-5));
+    // Pieces instead of a prompt string; their count must be images + 1.
+    const pieces = model.prepareEncoded(['a ', ' b ', ' c ', ' ?'], encoded);
+    assert.deepEqual(pieces.sequence, direct.sequence);
+    assert.throws(() => model.prepareEncoded(['a ', ' b '], encoded), /2 text pieces for 3 images/);
+    assert.throws(() => model.prepareEncoded('only <image>', encoded), /placeholder/);
+  });
+
   it('refuses mismatched placeholders and too many images', async () => {
     await assert.rejects(
       model.prepare('just <image>', pixels(2)),
