@@ -20,15 +20,17 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DataUnavailableError } from '../src/data/data-dir.ts';
-import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import type { ImageSource } from '../src/data/tasks/task.ts';
 import { type HostTensor, Trainer } from '../src/engine/index.ts';
 import { resolveAdamW } from '../src/engine/optim.ts';
 import { loadSafetensors, saveSafetensors } from '../src/engine/safetensors-file.ts';
 import { loadMaven, loadMavenConfig } from '../src/maven/checkpoint.ts';
 import { buildComponents } from '../src/maven/model.ts';
-import { nlvrDevForTraining, TINY_SCHEDULE, tinyInstructionData } from '../src/train/recipe.ts';
+import {
+  fashionTrainingSource,
+  nlvrDevForTraining,
+  TINY_SCHEDULE,
+  tinyInstructionData,
+} from '../src/train/recipe.ts';
 import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
 import { lastJsonLine } from './baselines/torch.ts';
 import { torchStage4Step } from './baselines/torch-stage4.ts';
@@ -89,21 +91,6 @@ interface InferResult {
   maxRssKiB: number;
 }
 
-async function fashionSource(): Promise<ImageSource | undefined> {
-  try {
-    const data = await loadFashionMnist('train');
-    return {
-      count: data.images.count,
-      image: (i) => idxImage(data.images, i),
-      label: (i) => data.labels[i],
-      name: 'fashion-mnist/train',
-    };
-  } catch (e) {
-    if (e instanceof DataUnavailableError) return undefined;
-    throw e;
-  }
-}
-
 /**
  * The stage-4 definition exactly as the tiny recipe builds it (task mix, Fashion-MNIST and the
  * NLVR dev share when the data folder has them), on the weights in `modelDir`. `withData` false
@@ -113,7 +100,7 @@ async function fashionSource(): Promise<ImageSource | undefined> {
 async function stage4(withData: boolean) {
   const model = await loadMaven(modelDir);
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const fashion = withData ? await fashionSource() : undefined;
+  const fashion = withData ? await fashionTrainingSource({}, () => {}) : undefined;
   const dev = withData ? await nlvrDevForTraining({}, log) : [];
   const s = TINY_SCHEDULE.instruction;
   const def = instructionStage({

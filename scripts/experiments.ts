@@ -15,9 +15,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DataUnavailableError } from '../src/data/data-dir.ts';
-import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
-import type { ImageSource } from '../src/data/tasks/task.ts';
 import { loadSafetensors } from '../src/engine/safetensors-file.ts';
 import {
   BENCH_NAMES,
@@ -41,7 +38,12 @@ import { type RetrainedResults, resultsDoc } from '../src/eval/results-doc.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
 import type { EncodingMode } from '../src/maven/sequence.ts';
-import { nlvrDevForTraining, TINY_SCHEDULE, tinyInstructionData } from '../src/train/recipe.ts';
+import {
+  fashionTrainingSource,
+  nlvrDevForTraining,
+  TINY_SCHEDULE,
+  tinyInstructionData,
+} from '../src/train/recipe.ts';
 import { runStage } from '../src/train/run.ts';
 import { projectorStage } from '../src/train/stages/stage3-projector.ts';
 import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
@@ -129,18 +131,7 @@ if (values.retrain) {
   const report = existsSync(join(run, 'report.json'))
     ? (JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as { seed?: number; scale?: number })
     : {};
-  let fashion: ImageSource | undefined;
-  try {
-    const data = await loadFashionMnist('train', { dataDir });
-    fashion = {
-      count: data.images.count,
-      image: (i) => idxImage(data.images, i),
-      label: (i) => data.labels[i],
-      name: 'fashion-mnist/train',
-    };
-  } catch (e) {
-    if (!(e instanceof DataUnavailableError)) throw e;
-  }
+  const fashion = await fashionTrainingSource({ dataDir }, log);
   const steps = (n: number) => Math.max(2, Math.round(n * retrainScale));
   const S = TINY_SCHEDULE;
   // The recipe's stage-4 data: the same task mix and NLVR dev share as the hybrid run.

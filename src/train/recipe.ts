@@ -105,7 +105,8 @@ export interface StageReport {
   eval?: Record<string, number>;
 }
 
-async function fashionSource(
+/** Fashion-MNIST training photos for the recipe, or undefined (with a line saying so) when absent. */
+export async function fashionTrainingSource(
   options: DataDirOptions,
   log: (line: string) => void,
 ): Promise<ImageSource | undefined> {
@@ -131,7 +132,7 @@ export async function runTinyRecipe(
   const scale = o.scale ?? 1;
   const seed = o.seed ?? 0;
   await mkdir(o.outDir, { recursive: true });
-  const fashion = await fashionSource(o, log);
+  const fashion = await fashionTrainingSource(o, log);
 
   // NLVR dev (never test): its words join the vocabulary, and stage 4 trains on a share of its
   // sentences (the data README allows dev for training; docs/training.md says so).
