@@ -55,8 +55,8 @@ export async function evaluateNlvr(
   const predictions: NlvrPrediction[] = [];
   let done = 0;
   for (const ex of chosen) {
-    // The six orders show the same three boxes: encode each distinct box once (keyed by its
-    // pixels) and reuse the encoding in every order.
+    // The six orders show the same three boxes: encode them once, with the first order, and
+    // find each box's encoding by its pixels in the other orders.
     const encodings = new Map<string, ImageEncoding>();
     for (const order of orders) {
       const boxes = await loadNlvrImages(ex, order);
