@@ -11,28 +11,17 @@ Prints one JSON line: {"tokens_per_second": ..., "torch": ..., "threads": ...}, 
 
 import argparse
 import json
-import struct
 import sys
 import time
 
 try:
-    import numpy as np
     import torch
 except Exception as e:  # noqa: BLE001
     print(json.dumps({"skipped": f"torch not importable: {e}"}))
     sys.exit(0)
 
 
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=np.float32).reshape(info["shape"]).copy())
-    return out
+from safetensors_reader import read_safetensors  # noqa: E402  (after the torch check)
 
 
 def main():

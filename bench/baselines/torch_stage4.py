@@ -22,7 +22,6 @@ Prints one JSON line: {"ms_per_step", "step_ms", "losses", "torch", "threads", "
 import argparse
 import json
 import resource
-import struct
 import sys
 import time
 
@@ -32,27 +31,13 @@ def max_rss_kib() -> int:
 
 
 try:
-    import numpy as np
     import torch
     import torch.nn.functional as F
 except Exception as e:  # noqa: BLE001 - any import failure means "no torch here"
     print(json.dumps({"skipped": f"torch not importable: {type(e).__name__}: {e}"}))
     sys.exit(0)
 
-DTYPES = {"F32": np.float32, "I64": np.int64}
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        data = np.frombuffer(raw[8 + n + a : 8 + n + b], dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(data.copy())
-    return out
+from safetensors_reader import read_safetensors  # noqa: E402  (after the torch check)
 
 
 def main() -> int:
