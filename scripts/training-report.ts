@@ -94,6 +94,9 @@ const { values } = parseArgs({
     docs: { type: 'string', default: 'docs' },
     'per-task': { type: 'string', default: '100' },
     'nlvr-limit': { type: 'string' },
+    // Another run of the same recipe (e.g. from a fresh clone), already reported with this script:
+    // its figures are set beside this run's, to show what reproduces.
+    reproduction: { type: 'string' },
   },
 });
 if (!values.run) throw new Error('--run RUN (the --out of maven train --recipe tiny) is required');
@@ -161,6 +164,55 @@ const oracleFile = join(run, 'caption-oracle.json');
 const oracle = existsSync(oracleFile)
   ? (JSON.parse(await readFile(oracleFile, 'utf8')) as CaptionOracleRecord)
   : undefined;
+
+interface EvalRecordFile {
+  nlvr: { accuracy: number; consistency: number; trueRate: number };
+  tasks: { task: string; accuracy: number; chance: number }[];
+}
+let reproduction = '';
+if (values.reproduction) {
+  const other = values.reproduction;
+  const otherReport = JSON.parse(await readFile(join(other, 'report.json'), 'utf8')) as typeof report;
+  const otherEval = JSON.parse(await readFile(join(other, 'eval.json'), 'utf8')) as EvalRecordFile;
+  const meta = existsSync(join(other, 'reproduction.json'))
+    ? (JSON.parse(await readFile(join(other, 'reproduction.json'), 'utf8')) as { how: string })
+    : { how: 'another run of the recipe' };
+  const p1 = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const secondsOf = (r: typeof report) => r.stages.reduce((n, s) => n + s.seconds, 0);
+  const rows: string[][] = [
+    [
+      'training wall time',
+      `${Math.round(secondsOf(report) / 60)} min`,
+      `${Math.round(secondsOf(otherReport) / 60)} min`,
+    ],
+    ...report.stages.map((s) => {
+      const o = otherReport.stages.find((x) => x.stage === s.stage);
+      return [`${s.stage} last loss`, s.lastLoss.toFixed(3), o ? o.lastLoss.toFixed(3) : '–'];
+    }),
+    [
+      'selector AUC',
+      report.stages.find((s) => s.eval?.auc)?.eval?.auc?.toFixed(3) ?? '–',
+      otherReport.stages.find((s) => s.eval?.auc)?.eval?.auc?.toFixed(3) ?? '–',
+    ],
+    ['NLVR test accuracy', p1(nlvr.accuracy), p1(otherEval.nlvr.accuracy)],
+    ['NLVR test consistency', p1(nlvr.consistency), p1(otherEval.nlvr.consistency)],
+    ['NLVR answered "true"', p1(nlvr.trueRate), p1(otherEval.nlvr.trueRate)],
+    ...tasks.accuracies.map((a) => {
+      const o = otherEval.tasks.find((t) => t.task === a.task);
+      return [`${a.task} (held-out)`, p1(a.accuracy), o ? p1(o.accuracy) : '–'];
+    }),
+  ];
+  reproduction = `## Reproduction
+
+The same recipe, ${meta.how}, then this script on it. The weights are not bit-identical to this
+run's, so the figures can only agree up to training noise; the held-out tasks have ${perTask}
+examples each (one standard error ≈ 5 points at 50 %).
+
+| figure | this run (the embedded model) | reproduction |
+|---|---:|---:|
+${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
+`;
+}
 
 const docs = values.docs!;
 await mkdir(join(docs, 'training'), { recursive: true });
@@ -250,6 +302,7 @@ ${tasks.accuracies.map((a) => `| ${a.category} | ${a.task} | ${pct(a.accuracy)} 
 Each answer is the option with the highest length-normalised log-likelihood (SEED-Bench protocol).
 
 ${oracle ? oracleSection(oracle, nlvr.accuracy) : ''}
+${reproduction}
 ## Loss curves
 
 ${curves.join('\n')}

@@ -14,14 +14,11 @@ import { type Box, type Layout, sceneFromStructuredRep } from '../data/scene/sce
 import type { LabelledNlvrExample } from '../data/tasks/nlvr-dev.ts';
 import { NLVR_OPTIONS } from '../data/tasks/nlvr-statement.ts';
 import { planExample } from '../data/tasks/registry.ts';
-import type { HostTensor } from '../engine/index.ts';
 import { warmupCosine } from '../engine/index.ts';
-import type { MavenConfig } from '../maven/config.ts';
 import { buildComponents, MavenModel } from '../maven/model.ts';
-import type { TextTokenizer } from '../models/tokenizer.ts';
 import { collateMultimodal, traceMultimodalLoss } from '../train/multimodal.ts';
 import type { StageDefinition } from '../train/stage.ts';
-import { batchedFrom, schedule, sequenceLayout } from '../train/stages/common.ts';
+import { batchedFrom, type MavenStageOptions, schedule, sequenceLayout } from '../train/stages/common.ts';
 
 const ORDINALS = ['first', 'second', 'third'] as const;
 
@@ -78,15 +75,9 @@ export function nlvrOracleItem(ex: LabelledNlvrExample, order = 0): CaptionOracl
   };
 }
 
-export interface CaptionOracleStageOptions {
-  config: MavenConfig;
-  /** The model's weights when stage 4 would start (the LLM as stages 0c–3 left it). */
-  weights: ReadonlyMap<string, HostTensor>;
-  tokenizer: TextTokenizer;
-  steps: number;
-  batchSize: number;
-  lr: number;
-  seed?: number;
+/** Stage 4's options (the weights: the model as stage 4 would receive it), less those about images. */
+export interface CaptionOracleStageOptions
+  extends Omit<MavenStageOptions, 'fashion' | 'taskWeights' | 'mode'> {
   /** NLVR dev examples mixed in at `share` of the examples (random box order each time). */
   dev?: { examples: readonly LabelledNlvrExample[]; share: number };
 }
