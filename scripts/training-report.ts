@@ -202,6 +202,18 @@ if (values.reproduction) {
       return [`${a.task} (held-out)`, p1(a.accuracy), o ? p1(o.accuracy) : '–'];
     }),
   ];
+  // Accuracies that differ by more than two standard errors of their difference (binomial, n each).
+  const accuracyPairs: [string, number, number, number][] = [
+    ['NLVR test accuracy', nlvr.accuracy, otherEval.nlvr.accuracy, nlvr.examples],
+    ...tasks.accuracies.flatMap((a): [string, number, number, number][] => {
+      const o = otherEval.tasks.find((t) => t.task === a.task);
+      return o ? [[a.task, a.accuracy, o.accuracy, perTask]] : [];
+    }),
+  ];
+  const beyondNoise = accuracyPairs.filter(([, a, b, n]) => {
+    const p = (a + b) / 2;
+    return Math.abs(a - b) > 2 * Math.sqrt((2 * p * (1 - p)) / n);
+  });
   reproduction = `## Reproduction
 
 The same recipe, ${meta.how}, then this script on it. The weights are not bit-identical to this
@@ -211,6 +223,12 @@ examples each (one standard error ≈ 5 points at 50 %).
 | figure | this run (the embedded model) | reproduction |
 |---|---:|---:|
 ${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
+
+Accuracies further apart than two standard errors of their difference: ${
+    beyondNoise.length === 0
+      ? 'none.'
+      : `${beyondNoise.map(([name, a, b]) => `${name} (${p1(a)} vs ${p1(b)})`).join(', ')}; the others agree within noise.`
+  }
 `;
 }
 
@@ -289,7 +307,11 @@ NLVR-style task uses (${nlvrSeconds.toFixed(0)} s for all pairs). Target: ≥ 65
 be ${pct(nlvr.accuracy ** 6)}; most NLVR sentences do not depend on box order, so a model that reads
 the pictures the same way in every order is consistent too.${
   Math.abs(nlvr.trueRate - 0.5) > 0.3
-    ? ` The model answers "${nlvr.trueRate > 0.5 ? 'true' : 'false'}" to ${pct(Math.max(nlvr.trueRate, 1 - nlvr.trueRate))} of the pairs: close to a constant answer, so this accuracy says little more than the class balance does. Grounding the answers in the pictures is the open problem (see the held-out generated tasks below: only a few are clearly above chance).`
+    ? ` The model answers "${nlvr.trueRate > 0.5 ? 'true' : 'false'}" to ${pct(Math.max(nlvr.trueRate, 1 - nlvr.trueRate))} of the pairs: close to a constant answer, so this accuracy says little more than the class balance does. ${
+        oracle
+          ? 'The perception oracle below does no better with exact captions in place of the pictures: the open problem is deciding the statement, not only seeing the boxes.'
+          : 'Grounding the answers in the pictures is the open problem (see the held-out generated tasks below: only a few are clearly above chance).'
+      }`
     : ''
 }
 
