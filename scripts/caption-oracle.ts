@@ -1,9 +1,11 @@
 /**
  * The caption oracle (src/eval/caption-oracle.ts) on a recipe run: fine-tune the LLM as stage 4
- * would receive it on exact captions instead of images, once on generated statements only and
- * once with a share of NLVR dev sentences, then score held-out generated statements (per
+ * would receive it on exact captions instead of images, on generated statements with each given
+ * share of NLVR dev sentences mixed in (a run each), then score held-out generated statements (per
  * template), NLVR test (all six box orders) and NLVR dev (first order; a training figure when
- * dev sentences were mixed in). Writes RUN/caption-oracle.json, which
+ * dev sentences were mixed in). NLVR test is also split into sentences that mention positions or
+ * relations between objects (which captions leave out) and the others. A finished run in
+ * RUN/caption-oracle-dev<share>-steps<steps> is reused. Writes RUN/caption-oracle.json, which
  * scripts/training-report.ts puts into docs/training.md.
  *
  *   npx tsx scripts/caption-oracle.ts --run RUN [--steps 3000] [--dev-shares 0,0.3,1] [--generated 600]
@@ -21,6 +23,7 @@ import {
   type CaptionOracleScore,
   captionOracleStage,
   generatedOracleItem,
+  mentionsPositions,
   nlvrOracleItem,
   scoreCaptionOracle,
 } from '../src/eval/caption-oracle.ts';
@@ -69,6 +72,25 @@ const generatedHeldout = Array.from({ length: Number(values.generated) }, (_, i)
 );
 const devItems = dev.map((ex) => nlvrOracleItem(ex, 0));
 const testItems = test.flatMap((ex) => BOX_ORDERS.map((_, order) => nlvrOracleItem(ex, order)));
+const positional = test.map((ex) => mentionsPositions(ex.sentence));
+/** Accuracy over the test pairs whose sentence does (`want`) or does not mention positions. */
+function splitScore(correct: readonly boolean[], want: boolean) {
+  let right = 0;
+  let pairs = 0;
+  let trueLabels = 0;
+  let sentences = 0;
+  test.forEach((ex, e) => {
+    if (positional[e] !== want) return;
+    sentences++;
+    if (ex.label) trueLabels++;
+    for (let o = 0; o < BOX_ORDERS.length; o++) {
+      pairs++;
+      if (correct[e * BOX_ORDERS.length + o]) right++;
+    }
+  });
+  const majority = sentences ? Math.max(trueLabels, sentences - trueLabels) / sentences : Number.NaN;
+  return { pairs, accuracy: pairs ? right / pairs : Number.NaN, majority };
+}
 const progress = (label: string) => (done: number, total: number) => {
   if (done % 500 === 0 || done === total) process.stderr.write(`\r${label} ${done}/${total}`);
   if (done === total) process.stderr.write('\n');
@@ -80,7 +102,11 @@ const runs: {
   seconds: number;
   lastLoss: number;
   generated: CaptionOracleScore;
-  nlvrTest: CaptionOracleScore & { consistency: number };
+  nlvrTest: CaptionOracleScore & {
+    consistency: number;
+    /** Test split by `mentionsPositions`: accuracy, pairs and majority-class share of each part. */
+    byPositionWords: Record<'with' | 'without', { pairs: number; accuracy: number; majority: number }>;
+  };
   nlvrDev: CaptionOracleScore;
 }[] = [];
 for (const share of shares) {
@@ -112,6 +138,10 @@ for (const share of shares) {
   const nlvrTest = await scoreCaptionOracle(model, testItems, progress(`NLVR test (dev share ${share})`));
   // Dev in its first box order: a training figure when share > 0 (how well the sentences are fit).
   const nlvrDev = await scoreCaptionOracle(model, devItems, progress(`NLVR dev (dev share ${share})`));
+  const byPositionWords = {
+    with: splitScore(nlvrTest.correct, true),
+    without: splitScore(nlvrTest.correct, false),
+  };
   // Consistency: sentences right in all six orders (the items are six in a row per example).
   let consistent = 0;
   for (let e = 0; e < test.length; e++)
@@ -120,10 +150,16 @@ for (const share of shares) {
   runs.push({
     devShare: share,
     steps,
-    seconds: Math.round(seconds),
+    // Training time across resumes, from the metrics log (this invocation may only have evaluated).
+    seconds: Math.round(result.metrics.at(-1)?.elapsed ?? seconds),
     lastLoss: result.metrics.at(-1)?.loss ?? Number.NaN,
     generated: { ...generated, correct: [] },
-    nlvrTest: { ...nlvrTest, correct: [], consistency: consistent / Math.max(1, test.length) },
+    nlvrTest: {
+      ...nlvrTest,
+      correct: [],
+      consistency: consistent / Math.max(1, test.length),
+      byPositionWords,
+    },
     nlvrDev: { ...nlvrDev, correct: [], perRule: {} },
   });
   console.log(

@@ -4,8 +4,8 @@
  * or from NLVR's `structured_rep`), so the LLM reads text only. It is fine-tuned like stage 4
  * (the LLM's weights, loss on the answer tokens, AdamW, warm-up + cosine) on generated statements,
  * optionally with a share of NLVR dev sentences, and scored like the real evaluation (log p("true")
- * against log p("false")). Whatever the oracle cannot reach, no visual encoder can: it separates
- * "cannot see" from "cannot reason / does not understand the sentence".
+ * against log p("false")). It separates "cannot see" from "cannot reason / does not understand the
+ * sentence" — for what captions say; they leave out positions (see `mentionsPositions`).
  */
 
 import { captionBox } from '../data/scene/captions.ts';
@@ -75,6 +75,19 @@ export function nlvrOracleItem(ex: LabelledNlvrExample, order = 0): CaptionOracl
   };
 }
 
+/**
+ * Captions are not the whole scene: they leave out where objects are (only whether they touch a
+ * wall, and towers' order) and how objects relate to each other. NLVR sentences that talk about
+ * those ("above", "next to", "touching each other", "in the corner") can't be decided from
+ * captions; this finds them by their words (an approximation, for reading the oracle's results).
+ */
+const POSITION_WORDS =
+  /\b(above|below|under|over|on top of|next to|near|beside|closely|each other|touching (a|an|the|one|another) (black|yellow|blue|square|circle|triangle|item|object|block)|left|right|middle|center|centre|corner)\b/i;
+
+export function mentionsPositions(sentence: string): boolean {
+  return POSITION_WORDS.test(sentence);
+}
+
 /** Stage 4's options (the weights: the model as stage 4 would receive it), less those about images. */
 export interface CaptionOracleStageOptions
   extends Omit<MavenStageOptions, 'fashion' | 'taskWeights' | 'mode'> {
@@ -139,7 +152,6 @@ export async function scoreCaptionOracle(
   items: readonly CaptionOracleItem[],
   onProgress?: (done: number, total: number) => void,
 ): Promise<CaptionOracleScore> {
-  let right = 0;
   let trues = 0;
   const correct: boolean[] = [];
   const perRule: Record<string, { examples: number; right: number }> = {};
@@ -154,17 +166,14 @@ export async function scoreCaptionOracle(
     const rule = perRule[item.rule];
     rule.examples++;
     correct.push(predicted === item.answerIndex);
-    if (predicted === item.answerIndex) {
-      right++;
-      rule.right++;
-    }
+    if (predicted === item.answerIndex) rule.right++;
     if (predicted === 0) trues++;
     onProgress?.(i + 1, items.length);
   }
   const n = Math.max(1, items.length);
   return {
     examples: items.length,
-    accuracy: right / n,
+    accuracy: correct.filter(Boolean).length / n,
     trueRate: trues / n,
     perRule: Object.fromEntries(
       Object.entries(perRule)

@@ -12,6 +12,7 @@ import {
   captionOracleStage,
   captionOracleTrainable,
   generatedOracleItem,
+  mentionsPositions,
   nlvrOracleItem,
   scoreCaptionOracle,
 } from '../../src/eval/caption-oracle.ts';
@@ -46,6 +47,15 @@ describe('caption oracle', () => {
     assert.ok(prompts[5].startsWith(`The first box: ${captionBox(blueTriangle)}`));
     assert.equal(nlvrOracleItem(example).answerIndex, 0);
     assert.equal(nlvrOracleItem({ ...example, label: false }).answerIndex, 1);
+  });
+
+  it('tells sentences about positions (which captions leave out) from the others', () => {
+    assert.ok(mentionsPositions('There is a yellow circle above a black square.'));
+    assert.ok(mentionsPositions('There are two triangles closely touching each other.'));
+    assert.ok(mentionsPositions('There is a blue item in the left corner.'));
+    assert.ok(!mentionsPositions('There are exactly two black squares touching the wall.'));
+    assert.ok(!mentionsPositions('There is a tower with a yellow block at the top.'));
+    assert.ok(!mentionsPositions('Each box has at least 1 black item.'));
   });
 
   it('gives generated statements the task’s own label and statement', () => {
