@@ -27,6 +27,7 @@ import {
   nlvrOracleItem,
   scoreCaptionOracle,
 } from '../src/eval/caption-oracle.ts';
+import { pct } from '../src/eval/report.ts';
 import { loadMaven } from '../src/maven/checkpoint.ts';
 import { MavenModel } from '../src/maven/model.ts';
 import { runStage } from '../src/train/run.ts';
@@ -163,7 +164,7 @@ for (const share of shares) {
     nlvrDev: { ...nlvrDev, correct: [], perRule: {} },
   });
   console.log(
-    `dev share ${share}: generated held-out ${(100 * generated.accuracy).toFixed(1)} %, NLVR test ${(100 * nlvrTest.accuracy).toFixed(1)} % (answered "true" ${(100 * nlvrTest.trueRate).toFixed(1)} %), NLVR dev ${(100 * nlvrDev.accuracy).toFixed(1)} %`,
+    `dev share ${share}: generated held-out ${pct(generated.accuracy)}, NLVR test ${pct(nlvrTest.accuracy)} (answered "true" ${pct(nlvrTest.trueRate)}), NLVR dev ${pct(nlvrDev.accuracy)}`,
   );
 }
 await writeFile(

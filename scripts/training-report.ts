@@ -15,6 +15,7 @@ import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { FASHION_TASK_NAMES, SCENE_TASK_NAMES } from '../src/data/tasks/registry.ts';
 import type { ImageSource } from '../src/data/tasks/task.ts';
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
+import { pct } from '../src/eval/report.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { type StageReport, TINY_SCHEDULE } from '../src/train/recipe.ts';
@@ -47,7 +48,6 @@ interface CaptionOracleRecord {
 
 /** docs/training.md's section on the caption oracle. */
 function oracleSection(o: CaptionOracleRecord, modelAccuracy: number): string {
-  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   const best = Math.max(...o.runs.map((r) => r.nlvrTest.accuracy));
   // What the oracle would score if it answered every sentence about positions right.
   const bound = (r: CaptionOracleRecord['runs'][number]) => {
@@ -208,7 +208,6 @@ if (values.reproduction) {
   const meta = existsSync(join(other, 'reproduction.json'))
     ? (JSON.parse(await readFile(join(other, 'reproduction.json'), 'utf8')) as { how: string })
     : { how: 'another run of the recipe' };
-  const p1 = (x: number) => `${(100 * x).toFixed(1)} %`;
   const secondsOf = (r: typeof report) => r.stages.reduce((n, s) => n + s.seconds, 0);
   const rows: string[][] = [
     [
@@ -225,12 +224,12 @@ if (values.reproduction) {
       report.stages.find((s) => s.eval?.auc)?.eval?.auc?.toFixed(3) ?? '–',
       otherReport.stages.find((s) => s.eval?.auc)?.eval?.auc?.toFixed(3) ?? '–',
     ],
-    ['NLVR test accuracy', p1(nlvr.accuracy), p1(otherEval.nlvr.accuracy)],
-    ['NLVR test consistency', p1(nlvr.consistency), p1(otherEval.nlvr.consistency)],
-    ['NLVR answered "true"', p1(nlvr.trueRate), p1(otherEval.nlvr.trueRate)],
+    ['NLVR test accuracy', pct(nlvr.accuracy), pct(otherEval.nlvr.accuracy)],
+    ['NLVR test consistency', pct(nlvr.consistency), pct(otherEval.nlvr.consistency)],
+    ['NLVR answered "true"', pct(nlvr.trueRate), pct(otherEval.nlvr.trueRate)],
     ...tasks.accuracies.map((a) => {
       const o = otherEval.tasks.find((t) => t.task === a.task);
-      return [`${a.task} (held-out)`, p1(a.accuracy), o ? p1(o.accuracy) : '–'];
+      return [`${a.task} (held-out)`, pct(a.accuracy), o ? pct(o.accuracy) : '–'];
     }),
   ];
   // Accuracies that differ by more than two standard errors of their difference (binomial, n each).
@@ -258,7 +257,7 @@ ${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 Accuracies further apart than two standard errors of their difference: ${
     beyondNoise.length === 0
       ? 'none.'
-      : `${beyondNoise.map(([name, a, b]) => `${name} (${p1(a)} vs ${p1(b)})`).join(', ')}; the others agree within noise.`
+      : `${beyondNoise.map(([name, a, b]) => `${name} (${pct(a)} vs ${pct(b)})`).join(', ')}; the others agree within noise.`
   }
 `;
 }
@@ -274,7 +273,6 @@ for (const s of report.stages) {
     curves.push(`### ${s.stage}\n\n${s.description}\n\n![${s.stage} loss](training/${s.stage}.png)\n`);
   }
 }
-const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(3));
 const total = report.stages.reduce((n, s) => n + s.seconds, 0);
 const selector = report.stages.find((s) => s.stage === 'stage1-selector')?.eval;
