@@ -225,6 +225,32 @@ function recomputeAnswer(plan: ExamplePlan): number {
       return (plan.meta.sourceIndices ?? []).filter((i) => FASHION_NOUNS[fakeFashion.label(i)] === noun)
         .length;
     }
+    case 'box-color': {
+      // "the circle" / "the block": the only object of that shape (blocks are squares).
+      const noun = /the (\w+)\?/.exec(plan.prompt)?.[1];
+      const shape = noun === 'block' ? 'square' : noun;
+      const only = boxes[0].filter((o) => o.type === shape);
+      assert.equal(only.length, 1, `exactly one ${shape}`);
+      const words: Record<string, string> = { Black: 'black', Yellow: 'yellow', '#0099ff': 'blue' };
+      return plan.options?.indexOf(words[only[0].color]) ?? -1;
+    }
+    case 'box-shape': {
+      const word = /the (\w+) object\?/.exec(plan.prompt)?.[1];
+      const colors: Record<string, string> = { black: 'Black', yellow: 'Yellow', blue: '#0099ff' };
+      const only = boxes[0].filter((o) => o.color === colors[word ?? '']);
+      assert.equal(only.length, 1, `exactly one ${word} object`);
+      return plan.options?.indexOf(only[0].type) ?? -1;
+    }
+    case 'box-count':
+      return plan.options?.indexOf(String(boxes[0].length)) ?? -1;
+    case 'box-wall': {
+      const touches = boxes[0].some(
+        (o) => o.x_loc === 0 || o.y_loc === 0 || o.x_loc + o.size === 100 || o.y_loc + o.size === 100,
+      );
+      return touches ? 0 : 1;
+    }
+    case 'fashion-class':
+      return fakeFashion.label(plan.meta.sourceIndices?.[0] ?? -1);
   }
 }
 

@@ -14,6 +14,7 @@ import { nlvrStatementTask } from './nlvr-statement.ts';
 import { objectCountTask } from './object-count.ts';
 import { procedureOrderTask } from './procedure-order.ts';
 import { sequenceCompletionTask } from './sequence-completion.ts';
+import { boxColorTask, boxCountTask, boxShapeTask, boxWallTask, fashionClassTask } from './single-image.ts';
 import { checkSplit, contentKey, splitOfContent } from './splits.ts';
 import type { ImageSource, TaskContext, TaskDefinition } from './task.ts';
 import {
@@ -36,6 +37,11 @@ export const TASKS: Readonly<Record<TaskName, TaskDefinition>> = {
   'fashion-which': fashionWhichTask,
   'fashion-same': fashionSameTask,
   'fashion-count': fashionCountTask,
+  'box-color': boxColorTask,
+  'box-shape': boxShapeTask,
+  'box-count': boxCountTask,
+  'box-wall': boxWallTask,
+  'fashion-class': fashionClassTask,
 };
 
 export const TASK_NAMES = Object.keys(TASKS) as TaskName[];

@@ -25,7 +25,8 @@ export type TaskCategory =
   | 'visual-relation-inference'
   | 'multi-modal-cloze'
   | 'action-recognition'
-  | 'procedure-understanding';
+  | 'procedure-understanding'
+  | 'single-image-perception';
 
 export type TaskName =
   | 'nlvr-statement'
@@ -36,7 +37,12 @@ export type TaskName =
   | 'object-count'
   | 'fashion-which'
   | 'fashion-same'
-  | 'fashion-count';
+  | 'fashion-count'
+  | 'box-color'
+  | 'box-shape'
+  | 'box-count'
+  | 'box-wall'
+  | 'fashion-class';
 
 /** Something to draw: an NLVR box (rendered by the rasteriser) or a grayscale photo. */
 export type Visual =

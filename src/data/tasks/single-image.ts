@@ -1,0 +1,192 @@
+/**
+ * Single-image perception: one picture, one question about what is in it. These are the first
+ * rung of the ladder to multi-image reasoning — a model that cannot name the colour of the only
+ * circle in a box, or the item in a photo, cannot compare three boxes — and they measure whether
+ * the LLM reads its visual tokens at all (the perception benchmark, `src/eval/perception.ts`).
+ *
+ * - box-color: "What color is the circle?" about a box where that shape occurs exactly once.
+ * - box-shape: "What shape is the yellow object?" where that colour occurs exactly once
+ *   (scattered boxes: in tower boxes every object is a block).
+ * - box-count: "How many objects are in this box?", 0–8 objects, the answer a digit.
+ * - box-wall: "Does an object touch the wall?", yes / no.
+ * - fashion-class: one Fashion-MNIST photo, "What is in this photo?", answered with the item
+ *   ("a sneaker").
+ *
+ * Every answer is drawn first (uniform over the options) and the picture and question are drawn
+ * until they fit it, so guessing the commonest answer scores 1 / options. Labels come from the
+ * scene graph or the photo's class, never from text.
+ *
+ * Pure math: no Node I/O.
+ */
+import { addRandomObject, generateScene, scatteredBox } from '../scene/generator.ts';
+import type { Rng } from '../scene/rng.ts';
+import { type Box, COLORS, type Color, SHAPES, type Shape, wallsTouched } from '../scene/scene.ts';
+import { COLOR_WORD, SCATTERED_WORDS, TOWER_WORDS, type Vocabulary } from '../scene/words.ts';
+import { FASHION_NOUNS, fashionPhrase } from './fashion.ts';
+import type { TaskContext, TaskDefinition } from './task.ts';
+import { IMAGE_TOKEN, type Visual } from './types.ts';
+
+/** The most objects box-count asks about (the scene generator's maximum). */
+export const MAX_BOX_COUNT = 8;
+export const BOX_COUNT_OPTIONS: readonly string[] = Array.from({ length: MAX_BOX_COUNT + 1 }, (_, i) =>
+  String(i),
+);
+export const COLOR_OPTIONS: readonly string[] = COLORS.map((c) => COLOR_WORD[c]);
+export const SHAPE_OPTIONS: readonly string[] = SHAPES.map((s) => s);
+export const YES_NO: readonly string[] = ['yes', 'no'];
+export const FASHION_CLASS_OPTIONS: readonly string[] = FASHION_NOUNS.map((_, i) => fashionPhrase(i));
+
+/** The question of a single-image task after its image: `<image>\n{question}`. */
+function prompt(question: string): string {
+  return `${IMAGE_TOKEN}\n${question}`;
+}
+
+const box = (objects: Box): Visual => ({ kind: 'box', objects });
+
+function shapeNoun(shape: Shape, vocab: Vocabulary): string {
+  return shape === 'square' ? vocab.squareNoun : shape;
+}
+
+/** Draws of a scene task: a box from a fresh scene (either layout) that belongs to the split. */
+function sceneBox(rng: Rng, context: TaskContext): { objects: Box; vocab: Vocabulary } | null {
+  const scene = generateScene(rng, { config: context.sceneConfig });
+  const objects = scene.boxes[rng.int(0, scene.boxes.length - 1)];
+  if (!context.inSplit([box(objects)])) return null;
+  return { objects, vocab: scene.layout === 'towers' ? TOWER_WORDS : SCATTERED_WORDS };
+}
+
+export const boxColorTask: TaskDefinition = {
+  name: 'box-color',
+  category: 'single-image-perception',
+  splitBy: 'content',
+  draw(rng, context) {
+    const wanted: Color = rng.pick(COLORS);
+    for (let t = 0; t < 50; t++) {
+      const drawn = sceneBox(rng, context);
+      if (drawn === null) continue;
+      // An object of the wanted colour whose shape is unique in the box: "the circle" is unambiguous.
+      const candidates = drawn.objects.filter(
+        (o) => o.color === wanted && drawn.objects.filter((p) => p.type === o.type).length === 1,
+      );
+      if (candidates.length === 0) continue;
+      const target = rng.pick(candidates);
+      const answerIndex = COLORS.indexOf(wanted);
+      return {
+        visuals: [box(drawn.objects)],
+        prompt: prompt(`What color is the ${shapeNoun(target.type, drawn.vocab)}?`),
+        answer: COLOR_OPTIONS[answerIndex],
+        options: [...COLOR_OPTIONS],
+        answerIndex,
+        meta: { rule: `color of the only ${target.type}` },
+      };
+    }
+    return null;
+  },
+};
+
+export const boxShapeTask: TaskDefinition = {
+  name: 'box-shape',
+  category: 'single-image-perception',
+  splitBy: 'content',
+  draw(rng, context) {
+    const wanted: Shape = rng.pick(SHAPES);
+    for (let t = 0; t < 50; t++) {
+      const objects = scatteredBox(rng, context.sceneConfig);
+      if (!context.inSplit([box(objects)])) continue;
+      const candidates = objects.filter(
+        (o) => o.type === wanted && objects.filter((p) => p.color === o.color).length === 1,
+      );
+      if (candidates.length === 0) continue;
+      const target = rng.pick(candidates);
+      const answerIndex = SHAPES.indexOf(wanted);
+      return {
+        visuals: [box(objects)],
+        prompt: prompt(`What shape is the ${COLOR_WORD[target.color]} object?`),
+        answer: SHAPE_OPTIONS[answerIndex],
+        options: [...SHAPE_OPTIONS],
+        answerIndex,
+        meta: { rule: `shape of the only ${target.color} object` },
+      };
+    }
+    return null;
+  },
+};
+
+export const boxCountTask: TaskDefinition = {
+  name: 'box-count',
+  category: 'single-image-perception',
+  splitBy: 'content',
+  draw(rng, context) {
+    const wanted = rng.int(0, MAX_BOX_COUNT);
+    let objects: Box = [];
+    while (objects.length < wanted) {
+      const next = addRandomObject(rng, objects, context.sceneConfig);
+      if (next === null) return null; // crowded: draw again
+      objects = next;
+    }
+    return {
+      visuals: [box(objects)],
+      prompt: prompt('How many objects are in this box?'),
+      answer: BOX_COUNT_OPTIONS[wanted],
+      options: [...BOX_COUNT_OPTIONS],
+      answerIndex: wanted,
+      meta: { rule: 'count all objects' },
+    };
+  },
+};
+
+export const boxWallTask: TaskDefinition = {
+  name: 'box-wall',
+  category: 'single-image-perception',
+  splitBy: 'content',
+  draw(rng, context) {
+    const wanted = rng.chance(0.5);
+    for (let t = 0; t < 50; t++) {
+      const drawn = sceneBox(rng, context);
+      if (drawn === null) continue;
+      const touches = drawn.objects.some((o) => wallsTouched(o).length > 0);
+      if (touches !== wanted) continue;
+      const answerIndex = touches ? 0 : 1;
+      return {
+        visuals: [box(drawn.objects)],
+        prompt: prompt('Does an object touch the wall?'),
+        answer: YES_NO[answerIndex],
+        options: [...YES_NO],
+        answerIndex,
+        meta: { rule: 'any object touching a wall' },
+      };
+    }
+    return null;
+  },
+};
+
+export const fashionClassTask: TaskDefinition = {
+  name: 'fashion-class',
+  category: 'single-image-perception',
+  splitBy: 'source',
+  draw(rng, context) {
+    const source = context.fashion;
+    if (source === undefined || !(source.count > 0))
+      throw new Error('fashion-class: needs Fashion-MNIST images; pass an ImageSource as the fashion option');
+    const i = rng.int(0, source.count - 1);
+    const label = source.label(i);
+    const rows = source.rows ?? 28;
+    const cols = source.cols ?? 28;
+    return {
+      visuals: [
+        {
+          kind: 'gray',
+          width: cols,
+          height: rows,
+          pixels: source.image(i),
+          key: `${source.name ?? 'fashion-mnist'}/${i}`,
+        },
+      ],
+      prompt: prompt('What is in this photo?'),
+      answer: FASHION_CLASS_OPTIONS[label],
+      options: [...FASHION_CLASS_OPTIONS],
+      answerIndex: label,
+      meta: { rule: FASHION_NOUNS[label], sourceIndices: [i], sourceLabels: [label] },
+    };
+  },
+};
