@@ -13,6 +13,7 @@ import type { ImageSource } from '../../src/data/tasks/task.ts';
 import { type Graph, HostTensor, ops, Trainer } from '../../src/engine/index.ts';
 import { type MavenConfig, tinyConfig } from '../../src/maven/config.ts';
 import { buildComponents, initMavenParams, VISION_SCOPE } from '../../src/maven/model.ts';
+import { ClipContrastiveHead } from '../../src/models/clip-text.ts';
 import { WordTokenizer } from '../../src/models/tokenizer.ts';
 import { CodebookUsage } from '../../src/train/codebook.ts';
 import type { StageDefinition } from '../../src/train/stage.ts';
@@ -24,7 +25,7 @@ import {
 import { llmPretrainStage, pretrainText } from '../../src/train/stages/pretrain-llm.ts';
 import {
   CODEBOOK,
-  isQFormerBody,
+  SEMANTIC_HEAD,
   tokenizerPretrainStage,
 } from '../../src/train/stages/pretrain-tokenizer.ts';
 
@@ -262,7 +263,14 @@ describe('CLIP pretraining with patch supervision', () => {
       label: 8,
     };
     const empty: CaptionPair = { ...scene, key: 'empty', objects: [] };
-    const { patch_classes, patch_centers } = collatePatchTargets([photo, scene, empty], grid);
+    const { patch_classes, patch_centers, photo_classes } = collatePatchTargets([photo, scene, empty], grid);
+    // The photo's class for the photo head; scene boxes are ignored there.
+    assert.deepEqual(photo_classes.shape, [3, 1]);
+    assert.deepEqual(Array.from(photo_classes.data as BigInt64Array, Number), [
+      8,
+      IGNORE_INDEX,
+      IGNORE_INDEX,
+    ]);
     for (const t of [patch_classes, patch_centers]) {
       assert.equal(t.dtype, 'int64');
       assert.deepEqual(t.shape, [3, N]);
@@ -288,6 +296,7 @@ describe('CLIP pretraining with patch supervision', () => {
       'input_ids',
       'patch_centers',
       'patch_classes',
+      'photo_classes',
       'pixel_values',
     ]);
     // The rest of the batch is the plain stage's batch.
@@ -305,8 +314,10 @@ describe('CLIP pretraining with patch supervision', () => {
           const want = patchObjectClasses(pair.objects, grid);
           assert.deepEqual(row(batch.patch_classes, b), Array.from(want.classes), `batch ${k} row ${b}`);
           assert.deepEqual(row(batch.patch_centers, b), Array.from(want.centers), `batch ${k} row ${b}`);
+          assert.equal(Number(batch.photo_classes.data[b]), IGNORE_INDEX);
         } else {
           photoRows++;
+          assert.equal(Number(batch.photo_classes.data[b]), pair.label, `batch ${k} row ${b}`);
           assert.deepEqual(row(batch.patch_classes, b), new Array(N).fill(IGNORE_INDEX));
           assert.deepEqual(row(batch.patch_centers, b), new Array(N).fill(IGNORE_INDEX));
         }
@@ -326,11 +337,15 @@ describe('CLIP pretraining with patch supervision', () => {
     const r0 = await (await trainerFor(plain)).trainStep(plainBatch);
     const classLoss = Number(r1.metrics.classLoss.data[0]);
     const centerLoss = Number(r1.metrics.centerLoss.data[0]);
-    const patch = classLoss + centerLoss;
+    const photoLoss = Number(r1.metrics.photoLoss.data[0]);
+    const patch = classLoss + centerLoss + photoLoss;
     // InfoNCE alone (the plain stage) + 1× or 2× the patch losses.
     assert.ok(Math.abs(r1.loss - (r0.loss + patch)) < 1e-4, `${r1.loss} vs ${r0.loss} + ${patch}`);
     assert.ok(Math.abs(r2.loss - (r0.loss + 2 * patch)) < 1e-4, `${r2.loss} vs ${r0.loss} + 2·${patch}`);
-    assert.ok(classLoss > 0 && centerLoss > 0, `class ${classLoss}, centre ${centerLoss}`);
+    assert.ok(
+      classLoss > 0 && centerLoss > 0 && photoLoss > 0,
+      `class ${classLoss}, centre ${centerLoss}, photo ${photoLoss}`,
+    );
     assert.equal(r0.metrics.classLoss, undefined);
 
     const trainer = await trainerFor(dense, 3e-3);
@@ -348,7 +363,17 @@ describe('CLIP pretraining with patch supervision', () => {
 
 describe('tokenizer pretraining stage', () => {
   const weights = initMavenParams(buildComponents(config), 3); // stands in for a CLIP-pretrained tower
-  const visionOnly = new Map([...weights].filter(([n]) => n.startsWith(VISION_SCOPE)));
+  // The vision tower and stage 0a's CLIP image projection (the semantic loss's target).
+  const visionOnly = new Map([
+    ...[...weights].filter(([n]) => n.startsWith(VISION_SCOPE)),
+    ...[
+      ...new ClipContrastiveHead({
+        textWidth: config.vision.hiddenSize,
+        visionWidth: config.vision.hiddenSize,
+        projectionDim: config.vision.hiddenSize,
+      }).init(5),
+    ].filter(([n]) => n === 'visual_projection.weight'),
+  ]);
   const stage = tokenizerPretrainStage({
     config,
     weights: visionOnly,
@@ -364,12 +389,21 @@ describe('tokenizer pretraining stage', () => {
   it('trains the tokenizer with the vision tower frozen bit for bit, restarting dead codes', async () => {
     const trainer = await trainerFor(stage);
     const { trainable, frozen } = trainer.summary();
-    assert.ok(trainable.length > 0 && trainable.every(([n]) => n.startsWith('visual_tokenizer.')));
-    // Frozen: the vision tower and the Q-Former proper (its query features are the target).
-    assert.ok(frozen.length > 0 && frozen.every(([n]) => n.startsWith(VISION_SCOPE) || isQFormerBody(n)));
-    assert.ok(frozen.some(([n]) => isQFormerBody(n)));
     assert.ok(
-      trainable.some(([n]) => n.includes('encode_task_layer')) && trainable.some(([n]) => n === CODEBOOK),
+      trainable.length > 0 &&
+        trainable.every(([n]) => n.startsWith('visual_tokenizer.') || n === SEMANTIC_HEAD),
+    );
+    // Frozen: the vision tower and the CLIP projection (the semantic target); the Q-Former trains.
+    assert.ok(
+      frozen.length > 0 &&
+        frozen.every(([n]) => n.startsWith(VISION_SCOPE) || n === 'visual_projection.weight'),
+    );
+    assert.ok(frozen.some(([n]) => n === 'visual_projection.weight'));
+    assert.ok(
+      trainable.some(([n]) => n.includes('encode_task_layer')) &&
+        trainable.some(([n]) => n === CODEBOOK) &&
+        trainable.some(([n]) => n.includes('Qformer.')) &&
+        trainable.some(([n]) => n === SEMANTIC_HEAD),
     );
     const visionBefore = new Map(
       [...stage.params].filter(([n]) => n.startsWith(VISION_SCOPE)).map(([n, t]) => [n, copyOf(t)]),

@@ -10,7 +10,11 @@
  * object class (colour × shape, or background) and whether an object's centre is in it — labels
  * exact from the generated scenes. Captions name counts and colours of whole boxes; that signal
  * alone left the tiny tower's patches too vague for NLVR (the LLM later has to tell which patch
- * shows what). The heads (`patch_probe.*`) serve pretraining only, like the text tower.
+ * shows what). On photos a third head predicts the photo's class from the mean of those patch
+ * features: captions of one class are near-identical, so InfoNCE treats same-class photos in a
+ * batch as negatives, and contrastive training alone left a linear probe on these features at 74 %
+ * on Fashion-MNIST, under raw pixels (84 %). The heads (`patch_probe.*`) serve pretraining only,
+ * like the text tower.
  *
  * Everything trains. Vision weights keep MaVEn's names (`vision_tower.vision_model.*`); the text
  * tower and the head keep CLIPModel's (`text_model.*`, `text_projection.weight`,
@@ -20,6 +24,7 @@
 
 import { IGNORE_INDEX } from '../../data/collate.ts';
 import { PATCH_CLASS_COUNT, patchObjectClasses } from '../../data/patch-labels.ts';
+import { FASHION_NOUNS } from '../../data/tasks/fashion.ts';
 import { type CaptionPair, captionPair, captionPairs } from '../../data/tasks/stage-datasets.ts';
 import type { Split } from '../../data/tasks/types.ts';
 import { type Graph, HostTensor, ops, type Tensor } from '../../engine/index.ts';
@@ -84,18 +89,24 @@ export interface ClipBatch extends Record<string, HostTensor> {
   eos_positions: HostTensor;
 }
 
+/** Photo classes the photo head predicts (Fashion-MNIST's ten). */
+export const PHOTO_CLASS_COUNT = FASHION_NOUNS.length;
+
 /**
- * Dense patch targets of a batch (extra feeds of a `ClipBatch` with patch supervision): per-patch
- * object class and centre flags [B, N] from scene boxes' objects; photos are ignored (−100).
+ * Dense targets of a batch (extra feeds of a `ClipBatch` with patch supervision): per-patch
+ * object class and centre flags [B, N] from scene boxes' objects (photos ignored, −100), and the
+ * photo class [B, 1] of photos (scene boxes ignored).
  */
 export function collatePatchTargets(
   pairs: readonly CaptionPair[],
   grid: { imageSize: number; patchSize: number },
-): { patch_classes: HostTensor; patch_centers: HostTensor } {
+): { patch_classes: HostTensor; patch_centers: HostTensor; photo_classes: HostTensor } {
   const n = (grid.imageSize / grid.patchSize) ** 2;
   const classes = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
   const centers = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
+  const photo = new BigInt64Array(pairs.length).fill(BigInt(IGNORE_INDEX));
   pairs.forEach((p, b) => {
+    if (p.label !== undefined) photo[b] = BigInt(p.label);
     if (!p.objects) return;
     const t = patchObjectClasses(p.objects, grid);
     for (let i = 0; i < n; i++) {
@@ -106,6 +117,7 @@ export function collatePatchTargets(
   return {
     patch_classes: new HostTensor('int64', [pairs.length, n], classes),
     patch_centers: new HostTensor('int64', [pairs.length, n], centers),
+    photo_classes: new HostTensor('int64', [pairs.length, 1], photo),
   };
 }
 
@@ -210,23 +222,26 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
     const eos = g.input('eos_positions', 'int64', ['B']);
     const classes = g.input('patch_classes', 'int64', ['B', N]);
     const centers = g.input('patch_centers', 'int64', ['B', N]);
+    const photoClasses = g.input('photo_classes', 'int64', ['B', 1]);
     // One trace of the tower gives both the pooled CLS (contrastive) and the patch features.
     const states = g.scoped(VISION_SCOPE, () => vision.hiddenStates(g, pixels, -1));
     const imagePooled = g.scoped(VISION_SCOPE, () => vision.poolLast(g, states.at(-1) as Tensor)); // [B, Dv]
     const patches = ops.slice(states.at(config.visionFeatureLayer) as Tensor, 1, 1); // [B, N, Dv]
     const textPooled = text.pooled(g, ids, { eosPositions: eos }); // [B, Dt]
-    const probe = (name: string, classesOut: number) =>
+    const probe = (name: string, classesOut: number, input = patches) =>
       ops.linear(
-        patches,
+        input,
         g.param(`patch_probe.${name}.weight`, [classesOut, width]),
         g.param(`patch_probe.${name}.bias`, [classesOut]),
       ); // [B, N, C]
     const classLoss = ops.crossEntropy(probe('class', PATCH_CLASS_COUNT), classes);
     const centerLoss = ops.crossEntropy(probe('center', 2), centers);
-    const patchLoss = ops.add(classLoss, centerLoss);
+    const pooledPatches = ops.mean(patches, 1, true); // [B, 1, Dv]
+    const photoLoss = ops.crossEntropy(probe('photo_class', PHOTO_CLASS_COUNT, pooledPatches), photoClasses);
+    const patchLoss = ops.add(ops.add(classLoss, centerLoss), photoLoss);
     return contrastive(g, head.imageEmbeds(g, imagePooled), head.textEmbeds(g, textPooled), {
       extra: ops.mul(patchLoss, dense),
-      metrics: { classLoss, centerLoss },
+      metrics: { classLoss, centerLoss, photoLoss },
     });
   };
   function contrastive(
@@ -256,8 +271,8 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
     const probes = new ParamInit(seed + 9);
     const probeWeights =
       dense > 0
-        ? (['class', 'center'] as const).flatMap((name) => {
-            const out = name === 'class' ? PATCH_CLASS_COUNT : 2;
+        ? (['class', 'center', 'photo_class'] as const).flatMap((name) => {
+            const out = { class: PATCH_CLASS_COUNT, center: 2, photo_class: PHOTO_CLASS_COUNT }[name];
             return [
               [
                 `patch_probe.${name}.weight`,

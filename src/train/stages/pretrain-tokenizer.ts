@@ -5,6 +5,15 @@
  * the reconstruction of the Q-Former's query features from the quantised codes
  * (`decode_task_layer`, 1 − cosine, SEED's `calculate_rec_loss`).
  *
+ * SEED's Q-Former arrives pretrained (BLIP-2, then SEED's own image–text contrastive stage); ours
+ * would start random, and a random Q-Former's queries carry little of the image: frozen that way,
+ * the 8 ids of a Fashion-MNIST photo held 39 % of its class for a linear probe (the ViT's patches:
+ * 74 %), and unrelated pictures got the same ids. So the Q-Former trains here too, with a third,
+ * semantic loss standing in for SEED's contrastive stage: from the quantised codes alone (decoded,
+ * mean over queries, a linear head) predict the frozen CLIP image embedding of stage 0a (1 −
+ * cosine). The codes then have to carry what the caption space knows of the image, which also
+ * keeps the Q-Former from collapsing onto a trivial reconstruction target.
+ *
  * A VQ codebook trained by gradient alone collapses onto a few codes, so between steps the stage
  * restarts codes unused for a while onto recent encoder outputs (`codebook.ts`, through the
  * `afterStep` hook). Usage is reported as metrics: per batch from the graph (`perplexity`,
@@ -20,6 +29,8 @@ import {
   traceDiscrete,
   VISION_SCOPE,
 } from '../../maven/model.ts';
+import { ClipContrastiveHead } from '../../models/clip-text.ts';
+import { ParamInit } from '../../models/init.ts';
 import { CodebookUsage, type DeadCodeOptions } from '../codebook.ts';
 import type { StageDefinition } from '../stage.ts';
 import {
@@ -59,10 +70,8 @@ function codeUsage(g: Graph, ids: Tensor, codebookSize: number): { perplexity: T
   return { perplexity: ops.exp(entropy), codesUsed: ops.sum(ops.cast(ops.greater(p, 0), g.floatType)) };
 }
 
-/** The Q-Former proper (queries, vision LayerNorm, BERT layers), frozen in this stage. */
-export function isQFormerBody(name: string): boolean {
-  return ['Qformer.', 'query_tokens', 'ln_vision.'].some((p) => name.startsWith(TOKENIZER_SCOPE + p));
-}
+/** The pretraining-only head of the semantic loss: mean decoded query → CLIP embedding space. */
+export const SEMANTIC_HEAD = 'tokenizer_probe.semantic.weight';
 
 export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefinition {
   const stage = 'stage0-tokenizer';
@@ -74,21 +83,36 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
   const { codebookSize, codebookDim } = config.seed;
   const seed = o.seed ?? 0;
 
+  // Stage 0a's CLIP image projection (required below, with the vision tower) sets the target's width.
+  const projectionDim = o.weights.get('visual_projection.weight')?.shape[0] ?? config.vision.hiddenSize;
+  const dv = config.vision.hiddenSize;
+  const dq = config.seed.qformer.hiddenSize;
+  const clipHead = new ClipContrastiveHead({ textWidth: dv, visionWidth: dv, projectionDim });
+
   const encode = (g: Graph) => {
     const pixels = g.input('pixel_values', 'float32', ['B', 3, size, size]);
     const encoding = traceDiscrete(g, config, c, pixels);
     const reconstructed = g.scoped(TOKENIZER_SCOPE, () => c.tokenizer.decode(g, encoding.quantized)); // [B, Q, Dq]
     const recLoss = c.tokenizer.reconstructionLoss(reconstructed, encoding.queries);
-    return { ...encoding, recLoss, ...codeUsage(g, encoding.ids, codebookSize) };
+    // The semantic loss: the frozen CLIP image embedding, predicted from the codes alone.
+    const target = clipHead.imageEmbeds(
+      g,
+      g.scoped(VISION_SCOPE, () => c.vision.pooled(g, pixels)),
+    ); // [B, P], unit length
+    const predicted = ops.linear(ops.mean(reconstructed, 1), g.param(SEMANTIC_HEAD, [projectionDim, dq])); // [B, P]
+    const unitPredicted = ops.mul(predicted, ops.rsqrt(ops.sum(ops.square(predicted), -1, true)));
+    const semLoss = ops.mean(ops.sub(1, ops.sum(ops.mul(unitPredicted, ops.stopGradient(target)), -1)));
+    return { ...encoding, recLoss, semLoss, ...codeUsage(g, encoding.ids, codebookSize) };
   };
   const build = (g: Graph) => {
     const e = encode(g);
     return {
-      loss: ops.add(e.vqLoss, e.recLoss),
+      loss: ops.add(ops.add(e.vqLoss, e.recLoss), e.semLoss),
       // ids and z (not scalars, so not logged) feed the dead-code restarts in afterStep.
       metrics: {
         vqLoss: e.vqLoss,
         recLoss: e.recLoss,
+        semLoss: e.semLoss,
         perplexity: e.perplexity,
         codesUsed: e.codesUsed,
         ids: e.ids,
@@ -101,8 +125,12 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
     stage,
     declaredParams(build),
     o.weights,
-    () => new Map([...c.tokenizer.init(seed + 3)].map(([k, v]) => [TOKENIZER_SCOPE + k, v])),
-    isVisionTower,
+    () =>
+      new Map([
+        ...[...c.tokenizer.init(seed + 3)].map(([k, v]) => [TOKENIZER_SCOPE + k, v] as const),
+        [SEMANTIC_HEAD, new ParamInit(seed + 10).normal(SEMANTIC_HEAD, [projectionDim, dq], dq ** -0.5)],
+      ]),
+    (name) => isVisionTower(name) || name === 'visual_projection.weight',
   );
 
   const usage =
@@ -121,7 +149,13 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
     `${stage} eval`,
     (g) => {
       const e = encode(g);
-      return { recLoss: e.recLoss, vqLoss: e.vqLoss, perplexity: e.perplexity, codesUsed: e.codesUsed };
+      return {
+        recLoss: e.recLoss,
+        vqLoss: e.vqLoss,
+        semLoss: e.semLoss,
+        perplexity: e.perplexity,
+        codesUsed: e.codesUsed,
+      };
     },
     o.runtime,
   );
@@ -129,14 +163,11 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
   return {
     name: stage,
     description:
-      'SEED tokenizer task layers + codebook on the frozen vision tower and causal Q-Former: VQ + reconstruction loss, dead-code restarts',
+      'SEED tokenizer (causal Q-Former, task layers, codebook) on the frozen vision tower: VQ + reconstruction + semantic (CLIP embedding) loss, dead-code restarts',
     params,
     build,
-    // The Q-Former stays as initialised, as SEED keeps its (BLIP-2-pretrained) Q-Former frozen
-    // while training the tokenizer: its query features are the reconstruction target, and a
-    // trainable target collapses (every image to the same few codes, reconstruction trivially
-    // perfect: seen here, 5 codes in use). Only the task layers and the codebook learn.
-    trainable: (name) => !isVisionTower(name) && !isQFormerBody(name),
+    // The tokenizer (Q-Former included) and the semantic head; the ViT and CLIP head stay frozen.
+    trainable: (name) => (name.startsWith(TOKENIZER_SCOPE) && !isVisionTower(name)) || name === SEMANTIC_HEAD,
     // No weight decay: it would pull every code towards the origin, where unused codes go dead.
     optimizer: pretrainOptimizer(o, { lr: 1e-3, weightDecay: 0 }),
     steps: o.steps,
@@ -178,6 +209,7 @@ export function tokenizerPretrainStage(o: TokenizerPretrainOptions): StageDefini
       return {
         recLoss: value('recLoss'),
         vqLoss: value('vqLoss'),
+        semLoss: value('semLoss'),
         perplexity: value('perplexity'),
         codesUsed: value('codesUsed'),
       };
