@@ -175,6 +175,7 @@ if (values.retrain) {
           steps: s3,
           batchSize: S.projector.batchSize,
           lr: S.projector.lr,
+          trainLlm: S.projector.trainLlm,
         }),
         'stage3-projector',
       );

@@ -48,15 +48,22 @@ export const TINY_SCHEDULE = {
   llm: { steps: 600, batchSize: 32, lr: 2e-3 },
   selector: { steps: 300, batchSize: 16, lr: 2e-3 },
   embeddings: { steps: 300, batchSize: 16, lr: 2e-3 },
-  projector: { steps: 300, batchSize: 16, lr: 1e-3 },
-  instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2 },
+  projector: { steps: 1000, batchSize: 16, lr: 1e-3, trainLlm: true },
+  instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2, captionShare: 0.15 },
 } as const;
+
+/**
+ * Encodings of single-image examples in stages 3–4 (multi-image ones are hybrid): mostly the
+ * paper's hybrid, and each single encoding often enough that the one model reads all three.
+ */
+export const TINY_SINGLE_IMAGE_MODES = { hybrid: 2, 'continuous-only': 1, 'discrete-only': 1 } as const;
 
 /**
  * Stage 4's task mix: NLVR-style statements weigh most (the benchmark the recipe is judged on),
  * then counting questions about the same kind of pictures (a curriculum step: most NLVR sentences
- * count objects of some colour or shape), every other generated task and the Fashion-MNIST tasks
- * once each.
+ * count objects of some colour or shape), every other generated task, the single-image
+ * perception questions (one box's colours, shapes, count, walls; one photo's item) and the
+ * Fashion-MNIST tasks once each.
  */
 export const TINY_TASK_WEIGHTS = {
   'nlvr-statement': 4,
@@ -65,17 +72,27 @@ export const TINY_TASK_WEIGHTS = {
   'motion-direction': 1,
   'procedure-order': 1,
   'object-count': 3,
+  'box-color': 1,
+  'box-shape': 1,
+  'box-count': 1,
+  'box-wall': 1,
 } as const;
-const FASHION_WEIGHTS = { 'fashion-which': 1, 'fashion-same': 1, 'fashion-count': 1 } as const;
+const FASHION_WEIGHTS = {
+  'fashion-which': 1,
+  'fashion-same': 1,
+  'fashion-count': 1,
+  'fashion-class': 1,
+} as const;
 
 /** Stage 4's data in the tiny recipe: the task mix (with Fashion-MNIST tasks when given) and the NLVR dev share. */
 export function tinyInstructionData(
   fashion: ImageSource | undefined,
   dev: readonly LabelledNlvrExample[],
-): Pick<InstructionStageOptions, 'taskWeights' | 'realStatements'> {
+): Pick<InstructionStageOptions, 'taskWeights' | 'realStatements' | 'captionShare'> {
   return {
     taskWeights: { ...TINY_TASK_WEIGHTS, ...(fashion ? FASHION_WEIGHTS : {}) },
     realStatements: { examples: dev, share: TINY_SCHEDULE.instruction.realShare },
+    captionShare: TINY_SCHEDULE.instruction.captionShare,
   };
 }
 
@@ -249,9 +266,20 @@ export async function runTinyRecipe(
   });
   await run(selectorStage(stage(s.selector)), 'stage1-selector', steps(s.selector.steps));
   await run(visualEmbeddingStage(stage(s.embeddings)), 'stage2-visual-embeddings');
-  await run(projectorStage(stage(s.projector)), 'stage3-projector');
   await run(
-    instructionStage({ ...stage(s.instruction), ...tinyInstructionData(fashion, dev) }),
+    projectorStage({
+      ...stage(s.projector),
+      trainLlm: s.projector.trainLlm,
+      singleImageModes: TINY_SINGLE_IMAGE_MODES,
+    }),
+    'stage3-projector',
+  );
+  await run(
+    instructionStage({
+      ...stage(s.instruction),
+      ...tinyInstructionData(fashion, dev),
+      singleImageModes: TINY_SINGLE_IMAGE_MODES,
+    }),
     'stage4-instruction',
   );
 

@@ -143,6 +143,56 @@ describe('MaVEn training stages', () => {
       assert.ok([...def.params.keys()].some((n) => n.startsWith(prefix)) && !def.trainable(`${prefix}x`));
   });
 
+  it('stage 3 with trainLlm trains the LLM too, never the encoders or selector', async () => {
+    const def = projectorStage({ ...options, trainLlm: true });
+    const before = copy(def.params);
+    const { trainer, losses } = await trainOnOneBatch(def, 15);
+    assert.ok(losses[14] < losses[0] * 0.8, `${losses[0]} → ${losses[14]}`);
+    checkOnlyTrainable(def, before, trainer.parameters());
+    assert.ok(
+      def.trainable('model.layers.0.self_attn.q_proj.weight') && def.trainable('model.mm_projector.0.weight'),
+    );
+    for (const prefix of STAGE4_FROZEN) assert.ok(!def.trainable(`${prefix}x`));
+  });
+
+  it('singleImageModes: stage 3 and 4 single-image examples come in each encoding', async () => {
+    const vt = model.config.textVocabSize;
+    const q = model.config.seed.qformer.numQueryTokens;
+    const n = (model.config.vision.imageSize / model.config.vision.patchSize) ** 2;
+    const kept = Math.ceil(model.config.keepRatio * n);
+    /** Per example of a batch: visual ids and patch positions in it. */
+    const layoutOf = (feeds: Record<string, HostTensor>) => {
+      const [B, T] = feeds.ids.shape;
+      return Array.from({ length: B }, (_, b) => {
+        let ids = 0;
+        let patches = 0;
+        for (let t = 0; t < T; t++) {
+          if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
+          patches += (feeds.is_patch.data as Float32Array)[b * T + t];
+        }
+        return `${ids}/${patches}`;
+      });
+    };
+    const mix = { hybrid: 1, 'continuous-only': 1, 'discrete-only': 1 };
+    // Stage 3: every example is one image with its caption.
+    const seen3 = new Set<string>();
+    const it3 = projectorStage({ ...options, trainLlm: true, singleImageModes: mix }).batches(0);
+    for (let i = 0; i < 4; i++) for (const l of layoutOf((await it3.next()).value!)) seen3.add(l);
+    assert.deepEqual([...seen3].sort(), [`${q}/${kept}`, `${q}/0`, `0/${n}`].sort());
+    // Without the option stage 3 is the paper's: kept patches only, no ids.
+    const paper = new Set(layoutOf((await projectorStage(options).batches(0).next()).value!));
+    assert.deepEqual([...paper], [`0/${kept}`]);
+    // Stage 4: single-image questions only, so every example is one image in one of the modes.
+    const it4 = instructionStage({
+      ...options,
+      taskWeights: { 'box-count': 1, 'box-wall': 1 },
+      singleImageModes: mix,
+    }).batches(0);
+    const seen4 = new Set<string>();
+    for (let i = 0; i < 4; i++) for (const l of layoutOf((await it4.next()).value!)) seen4.add(l);
+    assert.deepEqual([...seen4].sort(), [`${q}/${kept}`, `${q}/0`, `0/${n}`].sort());
+  });
+
   it('batches are deterministic and resumable by step', async () => {
     const def = projectorStage(options);
     const it0 = def.batches(0);
@@ -269,6 +319,43 @@ describe('stage 4 with real NLVR statements', () => {
     const empty = await draw({ examples: [], share: 1 });
     assert.equal(empty.devPieces.length, 0);
     sameBatches(empty.batches, none.batches);
+  });
+
+  it('captionShare 1: every example is one image and its caption', async () => {
+    const tokenizer = new RecordingTokenizer(model.tokenizer);
+    const def = instructionStage({
+      config: model.config,
+      weights: model.weights,
+      tokenizer,
+      steps: 10,
+      batchSize: BATCH,
+      lr: 1e-3,
+      seed: 1,
+      captionShare: 1,
+    });
+    const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
+    assert.equal(feeds.ids.shape[0], BATCH);
+    // Per example: the empty pieces around one image, then the caption as the answer.
+    const answers = tokenizer.texts.filter((t) => t.trim().length > 0);
+    assert.equal(answers.length, BATCH);
+    assert.ok(
+      answers.every((t) => /^ [A-Z].*\.$/.test(t)),
+      answers.join(' | '),
+    );
+    assert.match(def.description, /100 % captions/);
+    assert.throws(
+      () =>
+        instructionStage({
+          config: model.config,
+          weights: model.weights,
+          tokenizer,
+          steps: 10,
+          batchSize: BATCH,
+          lr: 1e-3,
+          captionShare: 2,
+        }),
+      /captionShare must be in \[0, 1\], got 2/,
+    );
   });
 
   it('rejects a share outside [0, 1]', () => {

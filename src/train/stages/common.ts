@@ -1,11 +1,12 @@
 /** What the four MaVEn stages share: options, the frozen encoder snapshot, image preprocessing, batching. */
 
+import { Rng } from '../../data/scene/rng.ts';
 import type { ImageSource } from '../../data/tasks/task.ts';
 import type { TaskName } from '../../data/tasks/types.ts';
 import type { HostTensor, RuntimeOptions } from '../../engine/index.ts';
 import type { MavenConfig } from '../../maven/config.ts';
-import { type ImageBatch, MavenModel } from '../../maven/model.ts';
-import type { EncodingMode } from '../../maven/sequence.ts';
+import { type ImageBatch, type ImageEncoding, MavenModel } from '../../maven/model.ts';
+import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
 import type { MultimodalLayout } from '../multimodal.ts';
@@ -29,7 +30,51 @@ export interface MavenStageOptions {
    * modes retrain single-encoding baselines for the encoding ablation (the paper's Table 4).
    */
   mode?: EncodingMode;
+  /**
+   * Stages 3–4: instead of one `mode`, draw each single-image example's encoding from these
+   * relative weights (multi-image examples keep `mode`). A model trained only on hybrid sequences
+   * has never seen an image without its discrete ids, or without its patches, so it reads the
+   * other two encodings poorly; the tiny recipe mixes them in so that every mode works on one model.
+   */
+  singleImageModes?: Partial<Record<EncodingMode, number>>;
   runtime?: RuntimeOptions;
+}
+
+/** Encoding of single-image example `index` of a stage: `singleImageModes` drawn, else `mode`. */
+export function singleImageMode(o: MavenStageOptions, stage: string, index: number): EncodingMode {
+  const mix = o.singleImageModes;
+  if (!mix) return o.mode ?? 'hybrid';
+  const weights = ENCODING_MODES.map((m) => [m, mix[m] ?? 0] as const).filter(([, w]) => w > 0);
+  if (weights.length === 0) throw new Error(`${stage}: singleImageModes gives no mode a positive weight`);
+  return Rng.fromKey('maven-mode', o.seed ?? 0, stage, index).weighted(weights);
+}
+
+/**
+ * Encodes images with the frozen parts, each in its own mode (one pass per mode present), with
+ * the kept patches' raw ViT features for the projector in the training graph.
+ */
+export async function encodeInModes(
+  encoder: MavenModel,
+  images: readonly DecodedImage[],
+  modes: readonly EncodingMode[],
+): Promise<ImageEncoding[]> {
+  if (modes.length !== images.length)
+    throw new Error(`encodeInModes: ${modes.length} modes for ${images.length} images`);
+  const out: ImageEncoding[] = new Array(images.length);
+  for (const mode of new Set(modes)) {
+    const at = modes.flatMap((m, i) => (m === mode ? [i] : []));
+    const encoded = await encoder.encodeImages(
+      pixelsOf(
+        encoder,
+        at.map((i) => images[i]),
+      ),
+      { mode, rawFeatures: true },
+    );
+    at.forEach((i, k) => {
+      out[i] = encoded[k];
+    });
+  }
+  return out;
 }
 
 export function schedule(o: MavenStageOptions) {

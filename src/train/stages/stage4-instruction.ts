@@ -3,13 +3,17 @@
  * LLM with its extended vocabulary, and the projector), on multi-image instructions in hybrid
  * encoding, loss on the answer tokens only. Image encodings (discrete ids, selected patches) come
  * from the weights at the start of the stage. With `realStatements`, a share of the examples are
- * real NLVR dev sentences (see data/tasks/nlvr-dev.ts); the rest come from the task mix.
+ * real NLVR dev sentences (see data/tasks/nlvr-dev.ts); with `captionShare`, a share are the
+ * image–caption pairs of stages 2–3 (`<image>` → caption), so that what those stages taught is
+ * rehearsed rather than overwritten: without them stage 4 alone had to keep captioning alive, and
+ * a caption started at 12.5 nats/token after it. The rest come from the task mix. Single-image
+ * examples may be encoded in a mix of modes (`singleImageModes`).
  */
 
 import { Rng } from '../../data/scene/rng.ts';
 import { type LabelledNlvrExample, nlvrDevExample } from '../../data/tasks/nlvr-dev.ts';
-import { instructionExample } from '../../data/tasks/stage-datasets.ts';
-import type { TaskExample } from '../../data/tasks/types.ts';
+import { captionPair, instructionExample } from '../../data/tasks/stage-datasets.ts';
+import { IMAGE_TOKEN, type TaskExample } from '../../data/tasks/types.ts';
 import { warmupCosine } from '../../engine/index.ts';
 import { buildComponents } from '../../maven/model.ts';
 import { splitPrompt } from '../../maven/sequence.ts';
@@ -17,11 +21,12 @@ import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '
 import type { StageDefinition } from '../stage.ts';
 import {
   batchedFrom,
+  encodeInModes,
   frozenEncoder,
   type MavenStageOptions,
-  pixelsOf,
   schedule,
   sequenceLayout,
+  singleImageMode,
 } from './common.ts';
 
 export const STAGE4_FROZEN = ['vision_tower.', 'visual_tokenizer.', 'patch_selector.'];
@@ -29,41 +34,62 @@ export const STAGE4_FROZEN = ['vision_tower.', 'visual_tokenizer.', 'patch_selec
 export interface InstructionStageOptions extends MavenStageOptions {
   /** Real NLVR examples (dev only) mixed in at `share` of the examples (0–1). */
   realStatements?: { examples: readonly LabelledNlvrExample[]; share: number };
+  /** Share (0–1) of examples that are stage 2–3 image–caption pairs; default 0. */
+  captionShare?: number;
 }
+
+/** What stage 4 trains on: a prompt with its images, and the answer. */
+type InstructionItem = Pick<TaskExample, 'prompt' | 'images' | 'answer'> & { index: number };
+
+const NAME = 'stage4-instruction';
 
 export function instructionStage(o: InstructionStageOptions): StageDefinition {
   const real = o.realStatements;
   if (real && !(real.share >= 0 && real.share <= 1))
     throw new Error(`stage4-instruction: realStatements.share must be in [0, 1], got ${real.share}`);
+  const captionShare = o.captionShare ?? 0;
+  if (!(captionShare >= 0 && captionShare <= 1))
+    throw new Error(`${NAME}: captionShare must be in [0, 1], got ${captionShare}`);
   const seed = (o.seed ?? 0) + 2;
-  const example = (i: number): TaskExample =>
-    real && real.examples.length > 0 && Rng.fromKey('maven-real-share', seed, i).chance(real.share)
-      ? nlvrDevExample(real.examples, i, { seed })
-      : instructionExample(i, { seed, split: 'train', fashion: o.fashion, taskWeights: o.taskWeights });
+  const example = (index: number): InstructionItem => {
+    if (captionShare > 0 && Rng.fromKey('maven-caption-share', seed, index).chance(captionShare)) {
+      const pair = captionPair(index, { seed: seed + 1, split: 'train', fashion: o.fashion });
+      return { index, prompt: IMAGE_TOKEN, images: [pair.image], answer: pair.caption };
+    }
+    const t =
+      real && real.examples.length > 0 && Rng.fromKey('maven-real-share', seed, index).chance(real.share)
+        ? nlvrDevExample(real.examples, index, { seed })
+        : instructionExample(index, { seed, split: 'train', fashion: o.fashion, taskWeights: o.taskWeights });
+    return { index, prompt: t.prompt, images: t.images, answer: t.answer };
+  };
   const c = buildComponents(o.config);
   const encoder = frozenEncoder(o);
   const layout = sequenceLayout(encoder, o);
-  const collate = async (tasks: TaskExample[]) => {
-    const all = tasks.flatMap((t) => t.images);
-    const encoded = await encoder.encodeImages(pixelsOf(encoder, all), {
-      mode: o.mode ?? 'hybrid',
-      rawFeatures: true,
-    });
+  const collate = async (items: InstructionItem[]) => {
+    const images = items.flatMap((t) => t.images);
+    const modes = items.flatMap((t) =>
+      t.images.map(() => (t.images.length === 1 ? singleImageMode(o, NAME, t.index) : (o.mode ?? 'hybrid'))),
+    );
+    const encoded = await encodeInModes(encoder, images, modes);
     let next = 0;
-    const examples: MultimodalExample[] = tasks.map((t) => {
+    const examples: MultimodalExample[] = items.map((t) => {
       const pieces = splitPrompt(t.prompt, t.images.length, o.config.maxImages);
-      const images = t.images.map(() => encoded[next++]);
+      const imagesOf = t.images.map(() => encoded[next++]);
       return {
         pieces: pieces.map((p, i) => o.tokenizer.encode(p, { bos: i === 0 })),
-        images,
+        images: imagesOf,
         answer: [...o.tokenizer.encode(` ${t.answer}`), o.tokenizer.eosId],
       };
     });
     return collateMultimodal(examples, layout);
   };
+  const extras = [
+    ...(real?.share ? [`${Math.round(real.share * 100)} % real NLVR dev sentences`] : []),
+    ...(captionShare ? [`${Math.round(captionShare * 100)} % captions`] : []),
+  ];
   return {
-    name: 'stage4-instruction',
-    description: `LLM + projector on multi-image instructions${real?.share ? ` (${Math.round(real.share * 100)} % real NLVR dev sentences)` : ''} (vision encoders and selector frozen), loss on answers`,
+    name: NAME,
+    description: `LLM + projector on multi-image instructions${extras.length ? ` (${extras.join(', ')})` : ''} (vision encoders and selector frozen), loss on answers`,
     params: o.weights,
     build: (g) => ({ loss: traceMultimodalLoss(g, c, true).loss }),
     trainable: (name) => !STAGE4_FROZEN.some((p) => name.startsWith(p)),
