@@ -6,7 +6,9 @@
 import { captionBox } from '../data/scene/captions.ts';
 import { generateScene } from '../data/scene/generator.ts';
 import { Rng } from '../data/scene/rng.ts';
+import { FASHION_NOUNS } from '../data/tasks/fashion.ts';
 import { FASHION_TASK_NAMES, planExample, SCENE_TASK_NAMES } from '../data/tasks/registry.ts';
+import { photoCaptions } from '../data/tasks/stage-datasets.ts';
 import { WordTokenizer } from '../models/tokenizer.ts';
 
 export const IMAGE_DELIMITERS = ['<img>', '</img>'];
@@ -31,6 +33,9 @@ export function trainingCorpus(options: CorpusOptions = {}): string[] {
     const scene = generateScene(rng);
     texts.push(captionBox(scene.boxes[i % 3], scene.layout));
   }
+  // Captions the scene stream draws only rarely or never (an empty box), and the photo captions.
+  texts.push(captionBox([], 'scattered'));
+  if (options.fashion) for (const label of FASHION_NOUNS.keys()) texts.push(...photoCaptions(label));
   const fashionStub = { count: 100, image: () => new Uint8Array(28 * 28), label: (i: number) => i % 10 };
   const tasks = [...SCENE_TASK_NAMES, ...(options.fashion ? FASHION_TASK_NAMES : [])];
   for (const task of tasks) {

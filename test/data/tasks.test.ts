@@ -353,6 +353,29 @@ describe('tasks', () => {
   });
 });
 
+describe('single-image tasks on the held-out split', () => {
+  // A draw that gives up lets the registry draw a fresh answer; answers whose pictures are rare in
+  // the held-out tenth of the content would then come up less often than the training split's.
+  for (const task of ['box-color', 'box-shape', 'box-count', 'box-wall'] as const) {
+    it(`${task}: answers as balanced as on the training split`, () => {
+      const counts = new Map<string, number>();
+      let options = 0;
+      for (let i = 0; i < 300; i++) {
+        const plan = planExample(task, 'heldout', i);
+        options = plan.options?.length ?? 0;
+        counts.set(plan.answer, (counts.get(plan.answer) ?? 0) + 1);
+      }
+      const drawn = task === 'box-count' ? options - 1 : options; // box-count never asks about 0
+      assert.equal(counts.size, drawn, [...counts].join(' '));
+      const top = Math.max(...counts.values()) / 300;
+      assert.ok(
+        top < 1 / drawn + 0.1,
+        `most common answer ${(100 * top).toFixed(0)} %: ${[...counts].join(' ')}`,
+      );
+    });
+  }
+});
+
 describe('splits', () => {
   const imageSetHash = (example: TaskExample) =>
     example.images

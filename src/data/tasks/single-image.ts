@@ -7,14 +7,17 @@
  * - box-color: "What color is the circle?" about a box where that shape occurs exactly once.
  * - box-shape: "What shape is the yellow object?" where that colour occurs exactly once
  *   (scattered boxes: in tower boxes every object is a block).
- * - box-count: "How many objects are in this box?", 0–8 objects, the answer a digit.
+ * - box-count: "How many objects are in this box?", 1–8 objects (NLVR boxes are never empty, and
+ *   the one empty box falls in the training split), the answer a digit.
  * - box-wall: "Does an object touch the wall?", yes / no.
  * - fashion-class: one Fashion-MNIST photo, "What is in this photo?", answered with the item
  *   ("a sneaker").
  *
  * Every answer is drawn first (uniform over the options) and the picture and question are drawn
- * until they fit it, so guessing the commonest answer scores 1 / options. Labels come from the
- * scene graph or the photo's class, never from text.
+ * until they fit it — within one `draw`, since a draw that gave up would make the registry draw
+ * a fresh answer, and answers whose pictures are rarer in the held-out split (a tenth of the
+ * content) would come up less often — so guessing the commonest answer scores 1 / options.
+ * Labels come from the scene graph or the photo's class, never from text.
  *
  * Pure math: no Node I/O.
  */
@@ -28,6 +31,8 @@ import { IMAGE_TOKEN, type Visual } from './types.ts';
 
 /** The most objects box-count asks about (the scene generator's maximum). */
 export const MAX_BOX_COUNT = 8;
+/** Pictures a draw tries for its answer: enough that a held-out answer is (practically) always found. */
+const TRIES = 5000;
 export const BOX_COUNT_OPTIONS: readonly string[] = Array.from({ length: MAX_BOX_COUNT + 1 }, (_, i) =>
   String(i),
 );
@@ -61,7 +66,7 @@ export const boxColorTask: TaskDefinition = {
   splitBy: 'content',
   draw(rng, context) {
     const wanted: Color = rng.pick(COLORS);
-    for (let t = 0; t < 50; t++) {
+    for (let t = 0; t < TRIES; t++) {
       const drawn = sceneBox(rng, context);
       if (drawn === null) continue;
       // An object of the wanted colour whose shape is unique in the box: "the circle" is unambiguous.
@@ -90,7 +95,7 @@ export const boxShapeTask: TaskDefinition = {
   splitBy: 'content',
   draw(rng, context) {
     const wanted: Shape = rng.pick(SHAPES);
-    for (let t = 0; t < 50; t++) {
+    for (let t = 0; t < TRIES; t++) {
       const objects = scatteredBox(rng, context.sceneConfig);
       if (!context.inSplit([box(objects)])) continue;
       const candidates = objects.filter(
@@ -117,21 +122,22 @@ export const boxCountTask: TaskDefinition = {
   category: 'single-image-perception',
   splitBy: 'content',
   draw(rng, context) {
-    const wanted = rng.int(0, MAX_BOX_COUNT);
-    let objects: Box = [];
-    while (objects.length < wanted) {
-      const next = addRandomObject(rng, objects, context.sceneConfig);
-      if (next === null) return null; // crowded: draw again
-      objects = next;
+    const wanted = rng.int(1, MAX_BOX_COUNT);
+    for (let t = 0; t < TRIES; t++) {
+      let objects: Box | null = [];
+      while (objects !== null && objects.length < wanted)
+        objects = addRandomObject(rng, objects, context.sceneConfig); // null: crowded, try again
+      if (objects === null || !context.inSplit([box(objects)])) continue;
+      return {
+        visuals: [box(objects)],
+        prompt: prompt('How many objects are in this box?'),
+        answer: BOX_COUNT_OPTIONS[wanted],
+        options: [...BOX_COUNT_OPTIONS],
+        answerIndex: wanted,
+        meta: { rule: 'count all objects' },
+      };
     }
-    return {
-      visuals: [box(objects)],
-      prompt: prompt('How many objects are in this box?'),
-      answer: BOX_COUNT_OPTIONS[wanted],
-      options: [...BOX_COUNT_OPTIONS],
-      answerIndex: wanted,
-      meta: { rule: 'count all objects' },
-    };
+    return null;
   },
 };
 
@@ -141,7 +147,7 @@ export const boxWallTask: TaskDefinition = {
   splitBy: 'content',
   draw(rng, context) {
     const wanted = rng.chance(0.5);
-    for (let t = 0; t < 50; t++) {
+    for (let t = 0; t < TRIES; t++) {
       const drawn = sceneBox(rng, context);
       if (drawn === null) continue;
       const touches = drawn.objects.some((o) => wallsTouched(o).length > 0);

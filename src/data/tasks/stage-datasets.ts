@@ -125,6 +125,11 @@ const PHOTO_CAPTIONS = [
   (thing: string) => `This picture shows ${thing}.`,
 ];
 
+/** Every caption a photo of class `label` can get (for a tokenizer's corpus). */
+export function photoCaptions(label: number): string[] {
+  return PHOTO_CAPTIONS.map((caption) => caption(fashionPhrase(label)));
+}
+
 export function captionPair(index: number, options: CaptionOptions = {}): CaptionPair {
   const split = options.split ?? 'train';
   checkSplit(split);
