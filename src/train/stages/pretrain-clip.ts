@@ -57,6 +57,8 @@ export interface ClipPretrainOptions extends PretrainOptions {
   evalSplit?: Split;
   /** Weight of the dense patch-class objective added to InfoNCE (default 0: contrastive only). */
   patchSupervision?: number;
+  /** Weight of the photo-class head's loss relative to the patch losses (default 1). */
+  photoSupervision?: number;
 }
 
 /**
@@ -238,7 +240,7 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
     const centerLoss = ops.crossEntropy(probe('center', 2), centers);
     const pooledPatches = ops.mean(patches, 1, true); // [B, 1, Dv]
     const photoLoss = ops.crossEntropy(probe('photo_class', PHOTO_CLASS_COUNT, pooledPatches), photoClasses);
-    const patchLoss = ops.add(ops.add(classLoss, centerLoss), photoLoss);
+    const patchLoss = ops.add(ops.add(classLoss, centerLoss), ops.mul(photoLoss, o.photoSupervision ?? 1));
     return contrastive(g, head.imageEmbeds(g, imagePooled), head.textEmbeds(g, textPooled), {
       extra: ops.mul(patchLoss, dense),
       metrics: { classLoss, centerLoss, photoLoss },
