@@ -1,9 +1,11 @@
 /**
  * After `maven train --recipe tiny --out RUN`: evaluate the trained model (NLVR test, all six box
- * orders; the generated tasks' held-out split), install it as the embedded default model, and
- * write docs/training.md with the per-stage loss curves and every figure measured here.
+ * orders; the generated tasks' held-out split; the perception bench after stage 3 and after
+ * stage 4), install it as the embedded default model, and write docs/training.md with the
+ * per-stage loss curves and every figure measured here.
  *
  *   npx tsx scripts/training-report.ts --run RUN [--model-out models/maven-tiny] [--docs docs] [--per-task 100]
+ *     [--nlvr-limit N] [--perception-limit N]
  */
 
 import { existsSync } from 'node:fs';
@@ -14,10 +16,16 @@ import { parseArgs } from 'node:util';
 import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { FASHION_TASK_NAMES, SCENE_TASK_NAMES } from '../src/data/tasks/registry.ts';
 import type { ImageSource } from '../src/data/tasks/task.ts';
+import type { HostTensor } from '../src/engine/index.ts';
+import { loadSafetensors } from '../src/engine/safetensors-file.ts';
+import { type BenchResult, type BenchRow, runBenchmark } from '../src/eval/benchmarks.ts';
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
+import { perceptionComparison } from '../src/eval/perception.ts';
 import { pct } from '../src/eval/report.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
+import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
+import { ENCODING_MODES } from '../src/maven/sequence.ts';
 import { type StageReport, TINY_SCHEDULE } from '../src/train/recipe.ts';
 
 /** What scripts/caption-oracle.ts writes. */
@@ -118,6 +126,114 @@ dev's sentences does not carry over to test's), not seeing the boxes.`
 `;
 }
 
+/**
+ * The model as it stood after the stage in `folder`: the final weights of every stage up to and
+ * including it, merged in recipe order (a later stage's tensors replace an earlier one's), as the
+ * recipe merges them while it trains. Config and tokenizer are the final model's (no stage
+ * changes them).
+ */
+async function modelAfterStage(
+  run: string,
+  folders: readonly string[],
+  folder: string,
+  final: MavenModel,
+): Promise<MavenModel> {
+  const upTo = folders.indexOf(folder);
+  if (upTo < 0) throw new Error(`${run}: no stage folder ${folder} in report.json (${folders.join(', ')})`);
+  const expected = mavenParamShapes(buildComponents(final.config));
+  const weights = new Map<string, HostTensor>();
+  for (const f of folders.slice(0, upTo + 1)) {
+    const file = join(run, f, 'final.safetensors');
+    if (!existsSync(file)) throw new Error(`${file} not found: did ${f} finish?`);
+    for (const [name, tensor] of await loadSafetensors(file))
+      if (expected.has(name)) weights.set(name, tensor);
+  }
+  return new MavenModel(final.config, weights, final.tokenizer, final.runtime);
+}
+
+/** Accuracies further apart than 1.96 standard errors of their difference (binomial, n each). */
+function beyondNoise(a: BenchRow, b: BenchRow): boolean {
+  const se = Math.sqrt((a.value * (1 - a.value)) / a.examples + (b.value * (1 - b.value)) / b.examples);
+  return Math.abs(a.value - b.value) > 1.96 * se;
+}
+
+/** docs/training.md's perception section: the bench after stage 3 and after stage 4, side by side. */
+function perceptionSection(
+  stage3: BenchResult | undefined,
+  final: BenchResult,
+  stage3Folder: string,
+): string {
+  const results = [
+    ...(stage3 ? [{ label: 'after stage 3', rows: stage3.rows }] : []),
+    { label: 'final (after stage 4)', rows: final.rows },
+  ];
+  const lines: string[] = [];
+  const isProbe = (r: BenchRow) => r.task.includes('(probe:');
+  // The question a row is about: 'fashion-class/caption (hybrid)' → 'fashion-class', as its probes.
+  const task = (r: BenchRow) => r.task.replace(/ \(.*\)$/, '').replace(/\/.*$/, '');
+  if (stage3) {
+    const before = new Map(stage3.rows.map((r) => [`${r.task}/${r.metric}`, r]));
+    const pairs = final.rows
+      .filter((r) => r.metric === 'accuracy' && !isProbe(r))
+      .flatMap((r) => {
+        const b = before.get(`${r.task}/${r.metric}`);
+        return b ? [{ before: b, after: r }] : [];
+      });
+    const lost = pairs.filter((p) => p.after.value < p.before.value && beyondNoise(p.before, p.after));
+    const gained = pairs.filter((p) => p.after.value > p.before.value && beyondNoise(p.before, p.after));
+    const list = (ps: typeof pairs) =>
+      ps.map((p) => `${p.after.task} (${pct(p.before.value)} → ${pct(p.after.value)})`).join(', ');
+    lines.push(
+      `- Stage 4 against stage 3, LLM accuracy rows further apart than 1.96 standard errors: ${
+        lost.length ? `lower after stage 4: ${list(lost)}` : 'none lower'
+      }; ${gained.length ? `higher: ${list(gained)}` : 'none higher'}.`,
+    );
+    const captionRows = final.rows.filter((r) => r.metric === 'rouge-l' || r.metric === 'attribute-recall');
+    const value = (r: BenchRow) => (r.metric === 'rouge-l' ? r.value.toFixed(3) : pct(r.value));
+    lines.push(
+      `- Captions of held-out boxes, after stage 3 → after stage 4: ${captionRows
+        .map((r) => {
+          const b = before.get(`${r.task}/${r.metric}`);
+          return `${r.task} ${r.metric} ${b ? value(b) : '–'} → ${value(r)}`;
+        })
+        .join('; ')}.`,
+    );
+    const probes = final.rows.filter(isProbe);
+    const sameProbes = probes.every((r) => before.get(`${r.task}/${r.metric}`)?.value === r.value);
+    lines.push(
+      sameProbes
+        ? '- The probe rows are identical in both columns: they read only the frozen encoders, which stage 4 does not train.'
+        : `- The probe rows differ between the columns (${probes
+            .filter((r) => before.get(`${r.task}/${r.metric}`)?.value !== r.value)
+            .map((r) => r.task)
+            .join(', ')}): the encoders changed after stage 3.`,
+    );
+  }
+  // Per task: the best LLM mode of the final model against the best probe (the ceiling).
+  const tasks = [...new Set(final.rows.filter(isProbe).map(task))];
+  const gaps = tasks.map((t) => {
+    const rows = final.rows.filter((r) => r.metric === 'accuracy' && task(r) === t);
+    const llm = rows.filter((r) => !isProbe(r));
+    const best = (rs: BenchRow[]) => rs.reduce((a, b) => (b.value > a.value ? b : a));
+    const probe = best(rows.filter(isProbe));
+    const model = llm.length ? best(llm) : undefined;
+    return `${t}: ${model ? `${pct(model.value)} (${model.task.match(/\((.*)\)$/)![1]})` : '–'} against ${pct(probe.value)} (${probe.task.match(/\((.*)\)$/)![1]}), chance ${pct(probe.chance ?? Number.NaN)}`;
+  });
+  lines.push(`- Final model, best encoding mode against the best probe: ${gaps.join('; ')}.`);
+  return `## Perception: does the model see?
+
+\`maven eval --bench perception\` (\`src/eval/perception.ts\`) on the weights after stage 3 (the
+final weights of every stage up to \`${stage3Folder}\`, merged in recipe order) and on the final
+model, so what stage 4 forgets shows. ${ENCODING_MODES.length} encoding modes per question; the
+\`probe:\` rows are the ceiling, linear probes on the same frozen features. Protocol: ${final.protocol}.
+${stage3 ? `Wall time: ${stage3.seconds.toFixed(0)} s after stage 3, ${final.seconds.toFixed(0)} s final.` : `Wall time: ${final.seconds.toFixed(0)} s. (No stage-3 weights in this run: the final model only.)`}
+
+${perceptionComparison(results)}
+
+${lines.join('\n')}
+`;
+}
+
 const { values } = parseArgs({
   options: {
     run: { type: 'string' },
@@ -125,6 +241,8 @@ const { values } = parseArgs({
     docs: { type: 'string', default: 'docs' },
     'per-task': { type: 'string', default: '100' },
     'nlvr-limit': { type: 'string' },
+    // The perception bench's --limit (default: the bench's own, 200 photos and 100 per task).
+    'perception-limit': { type: 'string' },
     // Another run of the same recipe (e.g. from a fresh clone), already reported with this script:
     // its figures are set beside this run's, to show what reproduces.
     reproduction: { type: 'string' },
@@ -185,9 +303,33 @@ const tasks = await evaluateTasks(model, [...SCENE_TASK_NAMES, ...(fashion ? FAS
   generation: { fashion },
   onProgress: progress('tasks'),
 });
+// Perception after stage 3 (the captioning stages' end) and after stage 4, to show forgetting.
+const folders = report.stages.map((s) => s.folder ?? STAGE0_FOLDERS[s.stage] ?? s.stage);
+const stage3Folder = folders.find((f) => f.startsWith('stage3'));
+const perceptionOptions = {
+  limit: values['perception-limit'] ? Number(values['perception-limit']) : undefined,
+};
+const stage3Perception = stage3Folder
+  ? await runBenchmark(await modelAfterStage(run, folders, stage3Folder, model), 'perception', {
+      ...perceptionOptions,
+      onProgress: progress('perception after stage 3'),
+    })
+  : undefined;
+const finalPerception = await runBenchmark(model, 'perception', {
+  ...perceptionOptions,
+  onProgress: progress('perception, final model'),
+});
 await writeFile(
   join(run, 'eval.json'),
-  `${JSON.stringify({ nlvr: { ...nlvr, predictions: undefined }, tasks: tasks.accuracies }, null, 2)}\n`,
+  `${JSON.stringify(
+    {
+      nlvr: { ...nlvr, predictions: undefined },
+      tasks: tasks.accuracies,
+      perception: { stage3: stage3Perception?.rows, final: finalPerception.rows },
+    },
+    null,
+    2,
+  )}\n`,
 );
 
 // The caption oracle (scripts/caption-oracle.ts), when it has been run on this recipe run.
@@ -352,6 +494,7 @@ ${tasks.accuracies.map((a) => `| ${a.category} | ${a.task} | ${pct(a.accuracy)} 
 
 Each answer is the option with the highest length-normalised log-likelihood (SEED-Bench protocol).
 
+${perceptionSection(stage3Perception, finalPerception, stage3Folder ?? 'stage3')}
 ${oracle ? oracleSection(oracle, nlvr.accuracy) : ''}
 ${reproduction}
 ## Loss curves

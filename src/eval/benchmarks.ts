@@ -13,6 +13,8 @@
  *   against the exact reference caption.
  * - fashion: the Fashion-MNIST multi-image tasks on the t10k photos (never seen in training), by
  *   likelihood like seed-mc.
+ * - perception: single-image questions and captions in each encoding mode, beside linear probes
+ *   on the same frozen features (src/eval/perception.ts).
  *
  * Examples come in a fixed order and answers are greedy / argmax, so a rerun gives the same
  * predictions.
@@ -27,9 +29,10 @@ import { IMAGE_TOKEN, OPTION_LETTERS, type TaskExample, type TaskName } from '..
 import type { EncodeOptions, MavenModel } from '../maven/model.ts';
 import { closestOption, mean, type Normalization, rougeL } from './metrics.ts';
 import { evaluateNlvr, visualTokensPerImage } from './nlvr.ts';
+import { type PerceptionOptions, perceptionBench } from './perception.ts';
 import { answerCandidates, scoreOptions } from './tasks.ts';
 
-export const BENCH_NAMES = ['nlvr-test', 'nlvr-dev', 'seed-mc', 'demon', 'fashion'] as const;
+export const BENCH_NAMES = ['nlvr-test', 'nlvr-dev', 'seed-mc', 'demon', 'fashion', 'perception'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 /** SEED-Bench-style dimensions: frame sequences, multiple choice by likelihood. */
@@ -65,7 +68,11 @@ export interface BenchOptions extends EncodeOptions, DataDirOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export type BenchMetric = 'accuracy' | 'consistency' | 'rouge-l';
+/**
+ * attribute-recall: share of a reference caption's colour and shape words the generated one has;
+ * codebook-usage: share of the discrete codebook the held-out images use (perception bench).
+ */
+export type BenchMetric = 'accuracy' | 'consistency' | 'rouge-l' | 'attribute-recall' | 'codebook-usage';
 
 export interface BenchRow {
   category: string;
@@ -93,6 +100,8 @@ export interface BenchPrediction {
   correct?: boolean;
   /** Open-ended questions: ROUGE-L F against the reference. */
   rougeL?: number;
+  /** Captions of boxes: share of the reference's colour and shape words the caption has. */
+  attributeRecall?: number;
   /** Likelihood questions: each option's score as compared (NLVR: log p(true), log p(false)). */
   scores?: number[];
   /** Generation questions: the raw generated text, and whether the option match was a tie. */
@@ -134,7 +143,10 @@ export async function loadFashionTest(options: DataDirOptions = {}): Promise<Ima
   };
 }
 
-/** Is the data a bench needs present? null when it is, else the reason (for skipping). */
+/**
+ * Is the data a bench needs present? null when it is, else the reason (for skipping). perception
+ * always runs: its box rows need no data, and it says in its protocol which photo rows it skipped.
+ */
 export async function benchUnavailable(
   bench: BenchName,
   options: DataDirOptions = {},
@@ -161,15 +173,18 @@ function checkLimit(limit: number | undefined): void {
     throw new Error(`limit must be a positive integer, got ${limit}`);
 }
 
+/** `options`: the common BenchOptions, plus PerceptionOptions' own for the perception bench. */
 export async function runBenchmark(
   model: MavenModel,
   bench: BenchName,
-  options: BenchOptions = {},
+  options: BenchOptions & Omit<PerceptionOptions, keyof BenchOptions> = {},
 ): Promise<BenchResult> {
   checkBenchName(bench);
   checkLimit(options.limit);
   const t0 = performance.now();
-  let partial: Omit<BenchResult, 'bench' | 'headline' | 'visualTokensPerImage' | 'promptTokens' | 'seconds'>;
+  // A bench may set its own headline and cost figures (perception: its hybrid rows only).
+  let partial: Omit<BenchResult, 'bench' | 'headline' | 'visualTokensPerImage' | 'promptTokens' | 'seconds'> &
+    Partial<Pick<BenchResult, 'headline' | 'visualTokensPerImage' | 'promptTokens'>>;
   switch (bench) {
     case 'nlvr-test':
     case 'nlvr-dev':
@@ -187,6 +202,9 @@ export async function runBenchmark(
     case 'demon':
       partial = await demonBench(model, options);
       break;
+    case 'perception':
+      partial = await perceptionBench(model, options);
+      break;
   }
   const rows = partial.rows.map((row) =>
     row.metric === 'accuracy'
@@ -202,9 +220,10 @@ export async function runBenchmark(
     bench,
     ...partial,
     rows,
-    headline: headline(rows),
-    visualTokensPerImage: mean(partial.predictions.map((p) => p.visualTokens)),
-    promptTokens: mean(partial.predictions.map((p) => p.promptTokens)),
+    headline: partial.headline ?? headline(rows),
+    visualTokensPerImage:
+      partial.visualTokensPerImage ?? mean(partial.predictions.map((p) => p.visualTokens)),
+    promptTokens: partial.promptTokens ?? mean(partial.predictions.map((p) => p.promptTokens)),
     seconds: (performance.now() - t0) / 1000,
   };
 }

@@ -46,6 +46,19 @@ export function columnsFor(benches: readonly BenchName[]): Column[] {
           samples: (r) => r.predictions.filter((p) => p.rougeL !== undefined).map((p) => p.rougeL!),
         },
       );
+    } else if (bench === 'perception') {
+      // Its headline: the hybrid-mode LLM rows (the bench also runs the other modes and probes).
+      out.push({
+        id: bench,
+        label: 'Perception (hybrid rows)',
+        short: 'Perception',
+        bench,
+        metric: 'accuracy',
+        samples: (r) =>
+          r.predictions
+            .filter((p) => p.correct !== undefined && p.task.endsWith('(hybrid)'))
+            .map((p) => (p.correct ? 1 : 0)),
+      });
     } else {
       const [label, short] = {
         'nlvr-test': ['NLVR test', 'NLVR test'],

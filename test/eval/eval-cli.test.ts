@@ -56,7 +56,7 @@ describe('maven eval', () => {
     assert.equal(bad.code, 2);
     assert.match(
       bad.stderr,
-      /--bench: unknown benchmark "mmlu" \(known: nlvr-test, nlvr-dev, seed-mc, demon, fashion\)/,
+      /--bench: unknown benchmark "mmlu" \(known: nlvr-test, nlvr-dev, seed-mc, demon, fashion, perception\)/,
     );
     const limit = await maven(['eval', '--model', model, '--bench', 'demon', '--limit', '0']);
     assert.match(limit.stderr, /--limit: invalid value '0'/);

@@ -26,6 +26,13 @@ benchmarks (--bench, comma-separated or repeated):
   demon        DEMON-style categories by generation: choice tasks matched to the closest option
                (accuracy), captions of held-out scenes (ROUGE-L)
   fashion      Fashion-MNIST multi-image tasks on the t10k photos, by likelihood
+  perception   does the model see? single-image questions (photo class, box colour / shape /
+               count / wall), captions (class named; ROUGE-L and colour/shape recall) and
+               fashion-same, by summed likelihood, in all three encoding modes, each beside
+               linear probes on the same frozen ViT features and discrete ids; codebook usage.
+               ${2 * DEFAULT_PER_TASK} photos and ${DEFAULT_PER_TASK} examples per other task (--limit N: 2N and N); --mode
+               and --normalize do not apply, --keep-ratio and --selection shape the hybrid rows;
+               the box rows run without the data folder
 
 options:
   --model DIR          model directory
@@ -42,7 +49,7 @@ options:
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'benchmarks: NLVR, SEED-style multiple choice, DEMON-style tasks, Fashion-MNIST',
+  summary: 'benchmarks: NLVR, SEED-style multiple choice, DEMON-style tasks, Fashion-MNIST, perception',
   usage,
   async run(argv) {
     const { values } = parseArgs({
@@ -106,7 +113,9 @@ export const evalCommand: Command = {
       console.log(`${benchTable(result)}\n`);
     }
     console.log(
-      `model ${values.model} (${model.config.name}); mode ${mode}, selection ${selection}, keep ratio ${settings.keepRatio ?? model.config.keepRatio}, normalisation ${normalization}`,
+      `model ${values.model} (${model.config.name}); mode ${mode}, selection ${selection}, keep ratio ${settings.keepRatio ?? model.config.keepRatio}, normalisation ${normalization}${
+        benches.includes('perception') ? ' (perception: every mode, summed log-likelihood)' : ''
+      }`,
     );
     if (values.json) {
       await writeFile(
