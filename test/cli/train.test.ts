@@ -34,7 +34,12 @@ describe('maven train', () => {
     const html = join(out, 'demo.html');
     const demo = await maven(['demo', '--model', join(out, 'model'), '--out', html]);
     assert.equal(demo.code, 0, demo.stderr);
-    assert.match(demo.stdout, /\d+\/\d+ right \(hybrid\)/);
+    const tally = /(\d+)\/8 right \(hybrid\): (\d+)\/2 single-image, (\d+)\/6 multi-image questions/.exec(
+      demo.stdout,
+    );
+    assert.ok(tally, demo.stdout);
+    assert.equal(Number(tally[1]), Number(tally[2]) + Number(tally[3]));
+    assert.match(demo.stdout, /One photo: what is it\?/);
     assert.match(readFileSync(html, 'utf8'), /data:image\/png;base64/);
   });
 

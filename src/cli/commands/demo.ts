@@ -1,5 +1,6 @@
 /**
- * `maven demo` (what `npm start` runs): the embedded default model answers multi-image
+ * `maven demo` (what `npm start` runs): the embedded default model answers single-image
+ * questions (what is in a Fashion-MNIST photo, how many objects are in a box) and multi-image
  * questions — two real NLVR pictures, generated what-changed / motion scenes, Fashion-MNIST
  * photos — printing each answer with the expected one and the visual tokens per image, and
  * writes an HTML page showing every image with its kept patches highlighted and its discrete ids.
@@ -38,6 +39,12 @@ interface Question {
   options: string[];
   expected: string;
   source: string;
+  /**
+   * How options are compared: 'mean' log-likelihood per token (SEED-Bench's protocol, the
+   * multi-image questions) or the 'sum' (the option's likelihood; the single-image questions,
+   * whose options differ in length: "a T-shirt or top" against "a bag").
+   */
+  scoring: 'mean' | 'sum';
 }
 
 interface Answered extends Question {
@@ -60,6 +67,7 @@ function fromTask(ex: TaskExample, title: string): Question {
     options: answerCandidates(ex),
     expected: ex.answer,
     source: `generated (${ex.task}, held-out #${ex.index})`,
+    scoring: ex.images.length === 1 ? 'sum' : 'mean',
   };
 }
 
@@ -68,22 +76,6 @@ async function questions(): Promise<Question[]> {
     nlvr: { file: string; sentence: string; label: boolean; identifier: string }[];
     fashion: { file: string; label: number; className: string }[];
   };
-  const out: Question[] = [];
-  for (const s of samples.nlvr) {
-    const png = await rgbOf(join(SAMPLES, s.file));
-    const boxes = cropNlvrBoxes(png.pixels, png.width, png.height, png.channels, s.file);
-    out.push({
-      title: `NLVR: “${s.sentence}”`,
-      prompt: nlvrPrompt(s.sentence),
-      images: boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
-      options: ['true', 'false'],
-      expected: String(s.label),
-      source: `NLVR test ${s.identifier} (CC BY-SA 4.0)`,
-    });
-  }
-  out.push(fromTask(generateExample('what-changed', 'heldout', 0), 'What changed?'));
-  out.push(fromTask(generateExample('motion-direction', 'heldout', 1), 'Which way did it move?'));
-  out.push(fromTask(generateExample('nlvr-statement', 'heldout', 2), 'A generated NLVR-style statement'));
   const photos = await Promise.all(
     samples.fashion.map(async (f) => {
       const { pixels, width } = await rgbOf(join(SAMPLES, f.file));
@@ -98,6 +90,29 @@ async function questions(): Promise<Question[]> {
     label: (i: number) => photos[i].label,
     name: 'assets/samples',
   };
+  const out: Question[] = [
+    {
+      ...fromTask(generateExample('fashion-class', 'heldout', 0, { fashion }), 'One photo: what is it?'),
+      source: 'Fashion-MNIST test photo (MIT)',
+    },
+    fromTask(generateExample('box-count', 'heldout', 0), 'One box: how many objects?'),
+  ];
+  for (const s of samples.nlvr) {
+    const png = await rgbOf(join(SAMPLES, s.file));
+    const boxes = cropNlvrBoxes(png.pixels, png.width, png.height, png.channels, s.file);
+    out.push({
+      title: `NLVR: “${s.sentence}”`,
+      prompt: nlvrPrompt(s.sentence),
+      images: boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
+      options: ['true', 'false'],
+      expected: String(s.label),
+      source: `NLVR test ${s.identifier} (CC BY-SA 4.0)`,
+      scoring: 'mean',
+    });
+  }
+  out.push(fromTask(generateExample('what-changed', 'heldout', 0), 'What changed?'));
+  out.push(fromTask(generateExample('motion-direction', 'heldout', 1), 'Which way did it move?'));
+  out.push(fromTask(generateExample('nlvr-statement', 'heldout', 2), 'A generated NLVR-style statement'));
   out.push({
     ...fromTask(generateExample('fashion-which', 'heldout', 0, { fashion }), 'Which image shows …?'),
     source: 'Fashion-MNIST test photos (MIT)',
@@ -111,9 +126,10 @@ async function answer(model: MavenModel, q: Question, options: EncodeOptions): P
     prepared,
     q.options.map((o) => ` ${o}`),
   );
+  const score = (s: (typeof scores)[number]) => (q.scoring === 'sum' ? s.logLikelihood : s.meanLogLikelihood);
   let best = 0;
   scores.forEach((s, i) => {
-    if (s.meanLogLikelihood > scores[best].meanLogLikelihood) best = i;
+    if (score(s) > score(scores[best])) best = i;
   });
   return { ...q, answer: q.options[best], prepared };
 }
@@ -157,7 +173,7 @@ pre { background: #f6f6f6; padding: .6em; white-space: pre-wrap; }
 .right { color: #0a6b2e; } .wrong { color: #a01818; } .source, .tokens { color: #666; font-size: 13px; }
 </style></head><body>
 <h1>MaVEn demo: ${escapeHtml(model.config.name)}</h1>
-<p>Each image is shown with the patches the selector kept (bright, outlined) and the ones it dropped (dark); the numbers under it are its discrete codebook ids. Answers are the option with the highest length-normalised log-likelihood.</p>
+<p>Each image is shown with the patches the selector kept (bright, outlined) and the ones it dropped (dark); the numbers under it are its discrete codebook ids. Answers are the option with the highest log-likelihood: summed over its tokens for the single-image questions, length-normalised (per token) for the multi-image ones.</p>
 ${sections.join('\n')}
 </body></html>
 `;
@@ -197,8 +213,13 @@ export const demoCommand: Command = {
         );
       });
     }
-    const right = answered.filter((a) => a.answer === a.expected).length;
-    console.log(`\n${right}/${answered.length} right (${mode}).`);
+    const tally = (group: Answered[]) =>
+      `${group.filter((a) => a.answer === a.expected).length}/${group.length}`;
+    const single = answered.filter((a) => a.images.length === 1);
+    const multi = answered.filter((a) => a.images.length > 1);
+    console.log(
+      `\n${tally(answered)} right (${mode}): ${tally(single)} single-image, ${tally(multi)} multi-image questions.`,
+    );
     const out = values.out ?? 'demo.html';
     await writeFile(out, await page(model, answered, mode));
     console.log(`HTML page with the kept patches: ${out}`);
