@@ -33,8 +33,9 @@ import { IMAGE_TOKEN, type Visual } from './types.ts';
 export const MAX_BOX_COUNT = 8;
 /** Pictures a draw tries for its answer: enough that a held-out answer is (practically) always found. */
 const TRIES = 5000;
-export const BOX_COUNT_OPTIONS: readonly string[] = Array.from({ length: MAX_BOX_COUNT + 1 }, (_, i) =>
-  String(i),
+/** "1" … "8": the answer to box-count with n objects is option n − 1. */
+export const BOX_COUNT_OPTIONS: readonly string[] = Array.from({ length: MAX_BOX_COUNT }, (_, i) =>
+  String(i + 1),
 );
 export const COLOR_OPTIONS: readonly string[] = COLORS.map((c) => COLOR_WORD[c]);
 export const SHAPE_OPTIONS: readonly string[] = SHAPES.map((s) => s);
@@ -131,9 +132,9 @@ export const boxCountTask: TaskDefinition = {
       return {
         visuals: [box(objects)],
         prompt: prompt('How many objects are in this box?'),
-        answer: BOX_COUNT_OPTIONS[wanted],
+        answer: BOX_COUNT_OPTIONS[wanted - 1],
         options: [...BOX_COUNT_OPTIONS],
-        answerIndex: wanted,
+        answerIndex: wanted - 1,
         meta: { rule: 'count all objects' },
       };
     }
