@@ -29,9 +29,8 @@ import {
   fashionTrainingSource,
   nlvrDevForTraining,
   TINY_SCHEDULE,
-  tinyInstructionData,
+  tinyInstructionStage,
 } from '../src/train/recipe.ts';
-import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
 import { lastJsonLine } from './baselines/torch.ts';
 import { torchStage4Step } from './baselines/torch-stage4.ts';
 import { writeBenchSection } from './write-section.ts';
@@ -102,18 +101,10 @@ async function stage4(withData: boolean) {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const fashion = withData ? await fashionTrainingSource({}, () => {}) : undefined;
   const dev = withData ? await nlvrDevForTraining({}, log) : [];
-  const s = TINY_SCHEDULE.instruction;
-  const def = instructionStage({
-    config: model.config,
-    weights: model.weights,
-    tokenizer: model.tokenizer,
-    steps: s.steps,
-    batchSize: s.batchSize,
-    lr: s.lr,
-    seed: 0,
-    fashion,
-    ...tinyInstructionData(fashion, dev),
-  });
+  const def = tinyInstructionStage(
+    { config: model.config, weights: model.weights, tokenizer: model.tokenizer, seed: 0, fashion },
+    dev,
+  );
   return { model, def, data: { fashion: fashion !== undefined, nlvrDev: dev.length > 0 } };
 }
 

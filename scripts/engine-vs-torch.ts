@@ -43,13 +43,10 @@ import { lossCurveSvg, svgToPng } from '../src/train/plot.ts';
 import {
   fashionTrainingSource,
   nlvrDevForTraining,
-  TINY_SCHEDULE,
-  TINY_SINGLE_IMAGE_MODES,
-  tinyInstructionData,
+  tinyInstructionStage,
+  tinyProjectorStage,
 } from '../src/train/recipe.ts';
 import type { StageDefinition } from '../src/train/stage.ts';
-import { projectorStage } from '../src/train/stages/stage3-projector.ts';
-import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const argv = process.argv.slice(2);
@@ -98,7 +95,7 @@ interface StageData {
 }
 
 function stageDefinition(stage: 3 | 4, model: MavenModel, data: StageData): StageDefinition {
-  const common = {
+  const base = {
     config: model.config,
     weights: model.weights,
     tokenizer: model.tokenizer,
@@ -107,22 +104,7 @@ function stageDefinition(stage: 3 | 4, model: MavenModel, data: StageData): Stag
     fashion: data.fashion,
     runtime,
   };
-  const s = TINY_SCHEDULE;
-  return stage === 3
-    ? projectorStage({
-        ...common,
-        batchSize: s.projector.batchSize,
-        lr: s.projector.lr,
-        trainLlm: s.projector.trainLlm,
-        singleImageModes: TINY_SINGLE_IMAGE_MODES,
-      })
-    : instructionStage({
-        ...common,
-        batchSize: s.instruction.batchSize,
-        lr: s.instruction.lr,
-        ...tinyInstructionData(data.fashion, data.dev),
-        singleImageModes: TINY_SINGLE_IMAGE_MODES,
-      });
+  return stage === 3 ? tinyProjectorStage(base) : tinyInstructionStage(base, data.dev);
 }
 
 // ---- measurements -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import type { TextTokenizer } from '../models/tokenizer.ts';
 import { buildTokenizer, trainingCorpus } from './corpus.ts';
 import { runStage } from './run.ts';
 import type { StageDefinition } from './stage.ts';
+import type { MavenStageOptions } from './stages/common.ts';
 import { clipPretrainStage } from './stages/pretrain-clip.ts';
 import { llmPretrainStage } from './stages/pretrain-llm.ts';
 import { tokenizerPretrainStage } from './stages/pretrain-tokenizer.ts';
@@ -98,6 +99,41 @@ export function tinyInstructionData(
     realStatements: { examples: dev, share: TINY_SCHEDULE.instruction.realShare },
     captionShare: TINY_SCHEDULE.instruction.captionShare,
   };
+}
+
+/** What stages 3–4 of the tiny recipe start from; their steps, batch size and rate come from TINY_SCHEDULE. */
+export type TinyStageBase = Omit<MavenStageOptions, 'steps' | 'batchSize' | 'lr'> & {
+  /** Steps of the stage (default: the schedule's). */
+  steps?: number;
+};
+
+/** Stage 3 exactly as the tiny recipe runs it (the LLM trains with the projector; every encoding). */
+export function tinyProjectorStage(base: TinyStageBase): StageDefinition {
+  const s = TINY_SCHEDULE.projector;
+  return projectorStage({
+    ...base,
+    steps: base.steps ?? s.steps,
+    batchSize: s.batchSize,
+    lr: s.lr,
+    trainLlm: s.trainLlm,
+    singleImageModes: TINY_SINGLE_IMAGE_MODES,
+  });
+}
+
+/** Stage 4 exactly as the tiny recipe runs it: its data (`tinyInstructionData`) in every encoding. */
+export function tinyInstructionStage(
+  base: TinyStageBase,
+  dev: readonly LabelledNlvrExample[],
+): StageDefinition {
+  const s = TINY_SCHEDULE.instruction;
+  return instructionStage({
+    ...base,
+    steps: base.steps ?? s.steps,
+    batchSize: s.batchSize,
+    lr: s.lr,
+    ...tinyInstructionData(base.fashion, dev),
+    singleImageModes: TINY_SINGLE_IMAGE_MODES,
+  });
 }
 
 /** NLVR dev examples for stage 4, or none (with a line saying so) when the data folder lacks them. */
@@ -271,20 +307,13 @@ export async function runTinyRecipe(
   });
   await run(selectorStage(stage(s.selector)), 'stage1-selector', steps(s.selector.steps));
   await run(visualEmbeddingStage(stage(s.embeddings)), 'stage2-visual-embeddings');
+  // `weights` is read at each call: every stage starts from the one before.
   await run(
-    projectorStage({
-      ...stage(s.projector),
-      trainLlm: s.projector.trainLlm,
-      singleImageModes: TINY_SINGLE_IMAGE_MODES,
-    }),
+    tinyProjectorStage({ ...common, weights, tokenizer, steps: steps(s.projector.steps) }),
     'stage3-projector',
   );
   await run(
-    instructionStage({
-      ...stage(s.instruction),
-      ...tinyInstructionData(fashion, dev),
-      singleImageModes: TINY_SINGLE_IMAGE_MODES,
-    }),
+    tinyInstructionStage({ ...common, weights, tokenizer, steps: steps(s.instruction.steps) }, dev),
     'stage4-instruction',
   );
 
