@@ -260,7 +260,10 @@ describe('stage 4 with real NLVR statements', () => {
   before(() => {
     model = smallModel();
   });
-  const stageWith = (realStatements: { examples: LabelledNlvrExample[]; share: number } | undefined) => {
+  const stageWith = (
+    realStatements: { examples: LabelledNlvrExample[]; share: number } | undefined,
+    more: { captionShare?: number } = {},
+  ) => {
     const tokenizer = new RecordingTokenizer(model.tokenizer);
     const def = instructionStage({
       config: model.config,
@@ -271,6 +274,7 @@ describe('stage 4 with real NLVR statements', () => {
       lr: 1e-3,
       seed: 1,
       realStatements,
+      ...more,
     });
     return { def, tokenizer };
   };
@@ -322,17 +326,7 @@ describe('stage 4 with real NLVR statements', () => {
   });
 
   it('captionShare 1: every example is one image and its caption', async () => {
-    const tokenizer = new RecordingTokenizer(model.tokenizer);
-    const def = instructionStage({
-      config: model.config,
-      weights: model.weights,
-      tokenizer,
-      steps: 10,
-      batchSize: BATCH,
-      lr: 1e-3,
-      seed: 1,
-      captionShare: 1,
-    });
+    const { def, tokenizer } = stageWith(undefined, { captionShare: 1 });
     const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
     assert.equal(feeds.ids.shape[0], BATCH);
     // Per example: the empty pieces around one image, then the caption as the answer.
@@ -343,19 +337,7 @@ describe('stage 4 with real NLVR statements', () => {
       answers.join(' | '),
     );
     assert.match(def.description, /100 % captions/);
-    assert.throws(
-      () =>
-        instructionStage({
-          config: model.config,
-          weights: model.weights,
-          tokenizer,
-          steps: 10,
-          batchSize: BATCH,
-          lr: 1e-3,
-          captionShare: 2,
-        }),
-      /captionShare must be in \[0, 1\], got 2/,
-    );
+    assert.throws(() => stageWith(undefined, { captionShare: 2 }), /captionShare must be in \[0, 1\], got 2/);
   });
 
   it('rejects a share outside [0, 1]', () => {
