@@ -38,6 +38,7 @@ except Exception as e:  # noqa: BLE001 - any import failure means "no torch here
     sys.exit(0)
 
 from safetensors_reader import read_safetensors  # noqa: E402  (after the torch check)
+from torch_stage_run import make_loss  # noqa: E402
 
 
 def main() -> int:
@@ -52,66 +53,13 @@ def main() -> int:
 
     cfg = json.load(open(args.config))
     llm, opt_cfg, lrs, warmup = cfg["llm"], cfg["optimizer"], cfg["lrs"], cfg["warmup"]
-    D, H, KV = llm["hiddenSize"], llm["numAttentionHeads"], llm["numKeyValueHeads"]
-    hd = llm.get("headDim") or D // H
-    L, eps, theta, V = llm["numHiddenLayers"], llm["rmsNormEps"], llm["ropeTheta"], llm["vocabSize"]
-
     w = {k: torch.nn.Parameter(v) for k, v in read_safetensors(args.weights).items()}
     batch = read_safetensors(args.batch)
-    ids, targets = batch["ids"], batch["targets"]
-    patch_index, is_patch, features = batch["patch_index"], batch["is_patch"], batch["patch_features"]
-    B, T = ids.shape
     start_rss = max_rss_kib()
-
-    embed = w["model.embed_tokens.weight"]
-    head = w.get("lm_head.weight", embed)
-    proj = "model.mm_projector."
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-
-    def rms(x, weight):
-        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
-
-    def rotate_half(x):
-        return torch.cat((-x[..., hd // 2 :], x[..., : hd // 2]), dim=-1)
-
-    def repeat_kv(x):  # HF: [B, KV, T, hd] -> [B, H, T, hd]
-        if H == KV:
-            return x
-        b, kv, t, d = x.shape
-        return x[:, :, None].expand(b, kv, H // KV, t, d).reshape(b, H, t, d)
-
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-
-    def attention(q, k, v):
-        if use_sdpa:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        scores = (q @ k.transpose(-1, -2)) / hd**0.5  # torch < 2.0: HF's eager attention
-        return torch.softmax(scores.masked_fill(~causal, float("-inf")), dim=-1) @ v
+    loss_of = make_loss(w, llm, use_sdpa)  # the same maths as the multi-batch run (torch_stage_run.py)
 
     def loss_fn():
-        x = F.embedding(ids, embed)  # [B, T, D]
-        h = F.gelu(F.linear(features, w[proj + "0.weight"], w[proj + "0.bias"]))  # exact (erf) GELU
-        projected = F.linear(h, w[proj + "2.weight"], w[proj + "2.bias"])  # [B, P, D]
-        placed = torch.gather(projected, 1, patch_index[..., None].expand(B, T, D))
-        x = placed * is_patch + x * (1 - is_patch)
-        freqs = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-        for i in range(L):
-            pre = f"model.layers.{i}."
-            h = rms(x, w[pre + "input_layernorm.weight"])
-            q = F.linear(h, w[pre + "self_attn.q_proj.weight"]).view(B, T, H, hd).transpose(1, 2)
-            k = F.linear(h, w[pre + "self_attn.k_proj.weight"]).view(B, T, KV, hd).transpose(1, 2)
-            v = F.linear(h, w[pre + "self_attn.v_proj.weight"]).view(B, T, KV, hd).transpose(1, 2)
-            q = q * cos + rotate_half(q) * sin
-            k = k * cos + rotate_half(k) * sin
-            a = attention(q, repeat_kv(k), repeat_kv(v))
-            x = x + F.linear(a.transpose(1, 2).reshape(B, T, H * hd), w[pre + "self_attn.o_proj.weight"])
-            h = rms(x, w[pre + "post_attention_layernorm.weight"])
-            gate = F.silu(F.linear(h, w[pre + "mlp.gate_proj.weight"])) * F.linear(h, w[pre + "mlp.up_proj.weight"])
-            x = x + F.linear(gate, w[pre + "mlp.down_proj.weight"])
-        logits = F.linear(rms(x, w["model.norm.weight"]), head)
-        return F.cross_entropy(logits.view(-1, V), targets.view(-1), ignore_index=-100)
+        return loss_of(batch)
 
     params = list(w.values())
     opt = torch.optim.AdamW(
