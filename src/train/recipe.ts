@@ -47,7 +47,17 @@ export const TINY_SCHEDULE = {
   // The ViT's photo features grow with every photo it sees (700 steps left a linear probe at 76 %
   // on Fashion-MNIST, and the LLM, once it reads them, at 71 %), and a ViT step is cheap next to
   // stage 4's: most of the recipe's added time. The photo head weighs double for the same reason.
-  clip: { steps: 3000, batchSize: 32, lr: 1e-3, patchSupervision: 1, photoSupervision: 2 },
+  // The object-patch loss: with the class loss alone (nine patches in ten are background), a
+  // linear probe on the patches of one held-out object named its shape 64 % of the time after
+  // 1,000 steps; with the object loss at weight 1, 70 %; at 4, 85 % (Fashion probe unchanged, 78 %).
+  clip: {
+    steps: 3000,
+    batchSize: 32,
+    lr: 1e-3,
+    patchSupervision: 1,
+    photoSupervision: 2,
+    objectSupervision: 4,
+  },
   // The Q-Former now trains here too; its semantic loss was still falling at 400 steps.
   tokenizer: { steps: 1000, batchSize: 32, lr: 1e-3 },
   llm: { steps: 600, batchSize: 32, lr: 2e-3 },
@@ -68,7 +78,9 @@ export const TINY_SINGLE_IMAGE_MODES = { hybrid: 2, 'continuous-only': 1, 'discr
  * then counting questions about the same kind of pictures (a curriculum step: most NLVR sentences
  * count objects of some colour or shape), every other generated task, the single-image
  * perception questions (one box's colours, shapes, count, walls; one photo's item) and the
- * Fashion-MNIST tasks once each.
+ * Fashion-MNIST tasks. Colour, shape and count questions weigh double: at weight 1 the LLM
+ * answered them 60 / 31 / 32 % (hybrid) against 75 / 52 / 38 % for linear probes on the same
+ * features, while touches-the-wall was at its probe's level (85 % against 84 %).
  */
 export const TINY_TASK_WEIGHTS = {
   'nlvr-statement': 4,
@@ -77,9 +89,9 @@ export const TINY_TASK_WEIGHTS = {
   'motion-direction': 1,
   'procedure-order': 1,
   'object-count': 3,
-  'box-color': 1,
-  'box-shape': 1,
-  'box-count': 1,
+  'box-color': 2,
+  'box-shape': 2,
+  'box-count': 2,
   'box-wall': 1,
 } as const;
 const FASHION_WEIGHTS = {
@@ -250,6 +262,7 @@ export async function runTinyRecipe(
       tokenizer,
       patchSupervision: s.clip.patchSupervision,
       photoSupervision: s.clip.photoSupervision,
+      objectSupervision: s.clip.objectSupervision,
     }),
     'stage0a-clip',
   );

@@ -263,7 +263,10 @@ describe('CLIP pretraining with patch supervision', () => {
       label: 8,
     };
     const empty: CaptionPair = { ...scene, key: 'empty', objects: [] };
-    const { patch_classes, patch_centers, photo_classes } = collatePatchTargets([photo, scene, empty], grid);
+    const { patch_classes, patch_objects, patch_centers, photo_classes } = collatePatchTargets(
+      [photo, scene, empty],
+      grid,
+    );
     // The photo's class for the photo head; scene boxes are ignored there.
     assert.deepEqual(photo_classes.shape, [3, 1]);
     assert.deepEqual(Array.from(photo_classes.data as BigInt64Array, Number), [
@@ -271,7 +274,7 @@ describe('CLIP pretraining with patch supervision', () => {
       IGNORE_INDEX,
       IGNORE_INDEX,
     ]);
-    for (const t of [patch_classes, patch_centers]) {
+    for (const t of [patch_classes, patch_objects, patch_centers]) {
       assert.equal(t.dtype, 'int64');
       assert.deepEqual(t.shape, [3, N]);
     }
@@ -281,6 +284,13 @@ describe('CLIP pretraining with patch supervision', () => {
     const want = patchObjectClasses(scene.objects, grid);
     assert.deepEqual(row(patch_classes, 1), Array.from(want.classes));
     assert.deepEqual(row(patch_centers, 1), Array.from(want.centers));
+    // The object-only targets: the same classes on object patches, background ignored too.
+    assert.deepEqual(
+      row(patch_objects, 1),
+      Array.from(want.classes, (c) => (c > 0 ? c : IGNORE_INDEX)),
+    );
+    assert.deepEqual(row(patch_objects, 2), ignored);
+    assert.deepEqual(row(patch_objects, 0), ignored);
     assert.ok(row(patch_classes, 1).some((c) => c > 0) && row(patch_centers, 1).includes(1));
     // A scene box with no objects is all background, not ignored.
     assert.deepEqual(row(patch_classes, 2), new Array(N).fill(0));
@@ -356,6 +366,27 @@ describe('CLIP pretraining with patch supervision', () => {
     // Evaluation reads only the contrastive part: it runs on the trained dense weights.
     const evaluation = await dense.evaluate!(trainer.parameters());
     assert.ok(Number.isFinite(evaluation.loss) && evaluation.imageToText >= 0);
+  });
+
+  it('objectSupervision adds its weight × the class loss over object patches alone', async () => {
+    const objects = clipPretrainStage({ ...options, patchSupervision: 1, objectSupervision: 3 });
+    const [withObjects] = await take(objects.batches(0), 1);
+    const [fixed] = await take(dense.batches(0), 1);
+    assert.deepEqual(Object.keys(withObjects).sort(), [...Object.keys(fixed), 'patch_objects'].sort());
+    const r1 = await (await trainerFor(dense)).trainStep(fixed);
+    const r3 = await (await trainerFor(objects)).trainStep(withObjects);
+    const objectLoss = Number(r3.metrics.objectLoss.data[0]);
+    assert.ok(
+      Math.abs(r3.loss - (r1.loss + 3 * objectLoss)) < 1e-4,
+      `${r3.loss} vs ${r1.loss} + 3·${objectLoss}`,
+    );
+    // Over objects alone the loss differs from the class loss over every patch (most are background).
+    const classLoss = Number(r3.metrics.classLoss.data[0]);
+    assert.ok(
+      objectLoss > 0 && Math.abs(objectLoss - classLoss) > 1e-3,
+      `object ${objectLoss}, class ${classLoss}`,
+    );
+    assert.equal(r1.metrics.objectLoss, undefined);
   });
 });
 

@@ -59,6 +59,12 @@ export interface ClipPretrainOptions extends PretrainOptions {
   patchSupervision?: number;
   /** Weight of the photo-class head's loss relative to the patch losses (default 1). */
   photoSupervision?: number;
+  /**
+   * Weight of the class head's loss on object patches alone, relative to the patch losses
+   * (default 0). The class loss averages over every patch, nine in ten of them background, so the
+   * few patches that tell a circle from a square weigh little in it.
+   */
+  objectSupervision?: number;
 }
 
 /**
@@ -102,9 +108,15 @@ export const PHOTO_CLASS_COUNT = FASHION_NOUNS.length;
 export function collatePatchTargets(
   pairs: readonly CaptionPair[],
   grid: { imageSize: number; patchSize: number },
-): { patch_classes: HostTensor; patch_centers: HostTensor; photo_classes: HostTensor } {
+): {
+  patch_classes: HostTensor;
+  patch_objects: HostTensor;
+  patch_centers: HostTensor;
+  photo_classes: HostTensor;
+} {
   const n = (grid.imageSize / grid.patchSize) ** 2;
   const classes = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
+  const objects = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
   const centers = new BigInt64Array(pairs.length * n).fill(BigInt(IGNORE_INDEX));
   const photo = new BigInt64Array(pairs.length).fill(BigInt(IGNORE_INDEX));
   pairs.forEach((p, b) => {
@@ -113,11 +125,13 @@ export function collatePatchTargets(
     const t = patchObjectClasses(p.objects, grid);
     for (let i = 0; i < n; i++) {
       classes[b * n + i] = BigInt(t.classes[i]);
+      if (t.classes[i] > 0) objects[b * n + i] = BigInt(t.classes[i]);
       centers[b * n + i] = BigInt(t.centers[i]);
     }
   });
   return {
     patch_classes: new HostTensor('int64', [pairs.length, n], classes),
+    patch_objects: new HostTensor('int64', [pairs.length, n], objects),
     patch_centers: new HostTensor('int64', [pairs.length, n], centers),
     photo_classes: new HostTensor('int64', [pairs.length, 1], photo),
   };
@@ -236,14 +250,23 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
         g.param(`patch_probe.${name}.weight`, [classesOut, width]),
         g.param(`patch_probe.${name}.bias`, [classesOut]),
       ); // [B, N, C]
-    const classLoss = ops.crossEntropy(probe('class', PATCH_CLASS_COUNT), classes);
+    const classLogits = probe('class', PATCH_CLASS_COUNT);
+    const classLoss = ops.crossEntropy(classLogits, classes);
     const centerLoss = ops.crossEntropy(probe('center', 2), centers);
     const pooledPatches = ops.mean(patches, 1, true); // [B, 1, Dv]
     const photoLoss = ops.crossEntropy(probe('photo_class', PHOTO_CLASS_COUNT, pooledPatches), photoClasses);
-    const patchLoss = ops.add(ops.add(classLoss, centerLoss), ops.mul(photoLoss, o.photoSupervision ?? 1));
+    let patchLoss = ops.add(ops.add(classLoss, centerLoss), ops.mul(photoLoss, o.photoSupervision ?? 1));
+    const objectWeight = o.objectSupervision ?? 0;
+    const objectMetrics: Record<string, Tensor> = {};
+    if (objectWeight > 0) {
+      const objectClasses = g.input('patch_objects', 'int64', ['B', N]);
+      const objectLoss = ops.crossEntropy(classLogits, objectClasses);
+      patchLoss = ops.add(patchLoss, ops.mul(objectLoss, objectWeight));
+      objectMetrics.objectLoss = objectLoss;
+    }
     return contrastive(g, head.imageEmbeds(g, imagePooled), head.textEmbeds(g, textPooled), {
       extra: ops.mul(patchLoss, dense),
-      metrics: { classLoss, centerLoss, photoLoss },
+      metrics: { classLoss, centerLoss, photoLoss, ...objectMetrics },
     });
   };
   function contrastive(
@@ -293,8 +316,13 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
   const grid = { imageSize: S, patchSize: config.vision.patchSize };
   const collate = (pairs: CaptionPair[]): ClipBatch => ({
     ...collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength),
-    ...(dense > 0 ? collatePatchTargets(pairs, grid) : {}),
+    ...(dense > 0 ? patchTargets(pairs) : {}),
   });
+  // The graph reads patch_objects only when its loss weighs anything.
+  const patchTargets = (pairs: readonly CaptionPair[]): Record<string, HostTensor> => {
+    const { patch_objects, ...rest } = collatePatchTargets(pairs, grid);
+    return (o.objectSupervision ?? 0) > 0 ? { ...rest, patch_objects } : rest;
+  };
 
   const evalSplit = o.evalSplit ?? 'heldout';
   const evalCount = o.evalCount ?? 64;
