@@ -3,6 +3,7 @@
  * exports `{ name, summary, usage, run(argv) }`.
  */
 
+import { readFileSync } from 'node:fs';
 import { type Command, UsageError } from './command.ts';
 import { dataCommand } from './commands/data.ts';
 import { demoCommand } from './commands/demo.ts';
@@ -11,6 +12,7 @@ import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
+import { PACKAGE_JSON } from './default-model.ts';
 
 const commands: Command[] = [
   demoCommand,
@@ -30,8 +32,13 @@ function help(): string {
     'commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "run 'maven <command> --help' for a command's options",
+    "run 'maven <command> --help' for a command's options; 'maven --version' for the version",
   ].join('\n');
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')) as { name: string; version: string };
+  return `${pkg.name} ${pkg.version} (node ${process.version})`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -39,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(help());
     return name ? 0 : 1;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(version());
+    return 0;
   }
   const command = commands.find((c) => c.name === name);
   if (!command) {

@@ -7,7 +7,8 @@
  *   model.safetensors.index.json      Hugging Face's sharded layout with model-0000k-of-0000n files
  *
  * Loading checks every expected tensor's presence and shape first and reports all problems at
- * once; large shards are read tensor by tensor.
+ * once; large shards are read tensor by tensor. Every weight is then checked for NaN and ±Inf,
+ * so a damaged file fails at load, by name, instead of answering garbage.
  */
 
 import { existsSync } from 'node:fs';
@@ -48,7 +49,38 @@ export async function loadMavenConfig(dir: string): Promise<MavenConfig> {
   return config;
 }
 
-/** Read every weight the config expects from `dir` (single file or shards). */
+/** A checkpoint whose weights hold NaN or ±Inf (damaged bytes, or a diverged run saved). */
+export class NonFiniteWeightsError extends Error {
+  override readonly name = 'NonFiniteWeightsError';
+  constructor(
+    message: string,
+    readonly tensors: number,
+  ) {
+    super(message);
+  }
+}
+
+/** How many values of a floating-point tensor are NaN or ±Inf, and the first one's index. */
+function nonFinite(t: HostTensor): { count: number; first: number } | null {
+  const data = t.data;
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return null;
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for every finite x, NaN for NaN and ±Inf: one test per value.
+    if (data[i] - data[i] !== 0) {
+      if (count === 0) first = i;
+      count++;
+    }
+  }
+  return count ? { count, first } : null;
+}
+
+/**
+ * Read every weight the config expects from `dir` (single file or shards). Refuses a checkpoint
+ * with missing or misshapen tensors, or with NaN/±Inf in any weight (NonFiniteWeightsError),
+ * naming each tensor.
+ */
 export async function loadMavenWeights(dir: string, config: MavenConfig): Promise<Map<string, HostTensor>> {
   const expected = mavenParamShapes(buildComponents(config));
   const single = join(dir, 'model.safetensors');
@@ -74,7 +106,23 @@ export async function loadMavenWeights(dir: string, config: MavenConfig): Promis
       );
     }
     const weights = new Map<string, HostTensor>();
-    for (const name of expected.keys()) weights.set(name, await source.get(name));
+    const damaged: string[] = [];
+    for (const name of expected.keys()) {
+      const tensor = await source.get(name);
+      const bad = nonFinite(tensor);
+      if (bad) {
+        damaged.push(
+          `"${name}" [${tensor.shape.join(', ')}]: ${bad.count} of ${tensor.data.length} values are NaN or infinite (the first at index ${bad.first})`,
+        );
+      }
+      weights.set(name, tensor);
+    }
+    if (damaged.length) {
+      throw new NonFiniteWeightsError(
+        `${dir}: ${damaged.length} weight tensor(s) hold NaN or infinite values, so the model's output would be garbage; the file is damaged or was saved from a diverged run (restore it from a good copy):\n  ${damaged.slice(0, 20).join('\n  ')}${damaged.length > 20 ? `\n  … and ${damaged.length - 20} more` : ''}`,
+        damaged.length,
+      );
+    }
     return weights;
   } finally {
     await source.close();

@@ -29,6 +29,12 @@ export interface TextTokenizer {
    * as their text. An incomplete UTF-8 character at the very end is withheld (streaming).
    */
   decode(ids: readonly number[]): string;
+  /**
+   * The words of `text` this vocabulary has no id for (each becomes the unknown token), in
+   * order, repeats included. Only tokenizers that can lose words implement it (the word-level
+   * one); byte-fallback vocabularies (LLaMA) encode every string.
+   */
+  unknownWords?(text: string): string[];
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
   /**

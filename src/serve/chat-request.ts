@@ -73,6 +73,13 @@ export interface RequestLimits {
   maxTokens: number;
   /** Strings that may not appear in text (the placeholder and the model's image delimiters). */
   reservedText: readonly string[];
+  /**
+   * Most characters of text (all messages together), checked before anything is tokenized, so
+   * an oversized prompt costs a length count rather than a tokenizer pass; undefined = no limit.
+   */
+  maxTextChars?: number;
+  /** The model's context in tokens, for the message of the text-length refusal. */
+  context?: number;
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -110,14 +117,35 @@ const ROLES: Record<string, ChatRole> = {
   assistant: 'assistant',
 };
 
+/** Running total of text characters over a request, refused past the limit. */
+class TextBudget {
+  private used = 0;
+  constructor(private readonly limits: RequestLimits) {}
+
+  add(text: string, param: string): void {
+    this.used += text.length;
+    const max = this.limits.maxTextChars;
+    if (max !== undefined && this.used > max) {
+      const context = this.limits.context ? ` (its context is ${this.limits.context} tokens)` : '';
+      throw badRequest(
+        `the messages hold more than ${max} characters of text, more than this server accepts for the model${context}; send a shorter prompt`,
+        param,
+        'context_length_exceeded',
+      );
+    }
+  }
+}
+
 function parseParts(
   content: unknown,
   role: ChatRole,
   at: string,
   limits: RequestLimits,
   images: ImageRef[],
+  budget: TextBudget,
 ): MessagePart[] {
   const checkText = (text: string, param: string) => {
+    budget.add(text, param);
     for (const reserved of limits.reservedText) {
       if (text.includes(reserved)) {
         throw badRequest(
@@ -192,6 +220,7 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
   if (!Array.isArray(raw) || raw.length === 0)
     throw badRequest('messages must be a non-empty list', 'messages', 'missing_required_parameter');
   const images: ImageRef[] = [];
+  const budget = new TextBudget(limits);
   const messages = raw.map((m: unknown, i): ChatMessage => {
     const at = `messages[${i}]`;
     if (!isRecord(m)) throw badRequest(`${at} must be an object, got ${describe(m)}`, at);
@@ -202,7 +231,7 @@ export function parseChatRequest(body: unknown, limits: RequestLimits): ChatRequ
         `${at}.role`,
       );
     }
-    return { role, parts: parseParts(m.content, role, at, limits, images) };
+    return { role, parts: parseParts(m.content, role, at, limits, images, budget) };
   });
   if (messages[messages.length - 1].role !== 'user') {
     throw badRequest(

@@ -1,10 +1,15 @@
 /**
  * A chat request → a prepared MaVEn prompt → tokens, with the HTTP layer left out. The steps are
  * split by where they run:
- *   gather   (before the queue) image bytes from their sources, hashed; uncached ones decoded;
- *   prepare  (in the queue)     encode uncached images, choose and project the kept patches,
- *                               assemble and embed the prompt (MavenModel.prepareEncoded);
+ *   gather   (before the queue) image bytes from their sources, hashed, their format checked
+ *                               from the first bytes (raster formats only; no SVG);
+ *   prepare  (in the queue)     decode and encode uncached images, choose and project the kept
+ *                               patches, tokenize, assemble and embed the prompt
+ *                               (MavenModel.prepareEncoded);
  *   generate (in the queue)     stream tokens from the model's KV-cache decoder.
+ * Everything that costs CPU in proportion to what the client sent (decoding, tokenizing,
+ * encoding, generating) is in the queue, so `--concurrency` bounds it, and under the request's
+ * deadline (server.ts). Text is refused by its length before it is tokenized (chat-request.ts).
  */
 
 import type { GenerationPiece, SamplingOptions } from '../maven/generation.ts';
@@ -15,8 +20,10 @@ import { type DecodedImage, ImageError } from '../models/image.ts';
 import { type ChatRequest, imageMode, type RequestLimits } from './chat-request.ts';
 import { type ChatTemplate, renderPrompt } from './chat-template.ts';
 import { ApiError, badRequest } from './errors.ts';
+import { ImageDecoderPool } from './image-decoder.ts';
 import { CachedImageEncoder, type EncodedImage, type PendingImage } from './image-encoder.ts';
-import { type ImageSourcePolicy, loadImageBytes } from './image-source.ts';
+import { ACCEPTED_FORMATS, sniffImageFormat } from './image-format.ts';
+import { type ImageSourcePolicy, isRemote, loadImageBytes, remoteImageFailed } from './image-source.ts';
 
 export interface ChatServiceOptions {
   /** The id clients pass as `model`; default the config's name. */
@@ -37,6 +44,18 @@ export interface ChatServiceOptions {
   cacheBytes?: number;
   /** Largest decoded image (width × height); 25 MP covers a 24 MP photo. */
   maxImagePixels?: number;
+  /**
+   * Most characters of text per request (all messages together), checked before tokenizing.
+   * Default 32 characters per position of the model's context: more than any prompt that fits
+   * (a token of the tiny model's word vocabulary averages ~5 characters, a LLaMA token ~4).
+   */
+  maxPromptChars?: number;
+  /**
+   * Decode and resize new images in worker threads, which a request's deadline terminates,
+   * keeping up to this many idle for reuse; 0 (the default here) decodes on the main thread.
+   * startServer uses its concurrency.
+   */
+  imageWorkers?: number;
   images?: Partial<ImageSourcePolicy>;
 }
 
@@ -61,6 +80,8 @@ export interface PreparedChat {
   imageTokens: number;
   sampling: SamplingOptions;
   encodeMs: number;
+  /** Words of the prompt the tokenizer has no id for (they became `<unk>`), each once, in order. */
+  unknownWords: string[];
 }
 
 /** Smallest side of an overlay picture in pixels. */
@@ -83,6 +104,7 @@ export class ChatService {
   readonly defaultTemperature: number;
   readonly maxImages: number;
   readonly policy: ImageSourcePolicy;
+  readonly maxPromptChars: number;
 
   constructor(
     readonly model: MavenModel,
@@ -99,7 +121,21 @@ export class ChatService {
     this.defaultTemperature = options.defaultTemperature ?? 0;
     this.maxImages = Math.min(options.maxImages ?? config.maxImages, config.maxImages);
     this.policy = { ...DEFAULT_POLICY, ...options.images };
-    this.encoder = new CachedImageEncoder(model, options.cacheBytes ?? 256 * 2 ** 20, options.maxImagePixels);
+    this.maxPromptChars = options.maxPromptChars ?? config.llm.maxPositionEmbeddings * 32;
+    if (!(Number.isInteger(this.maxPromptChars) && this.maxPromptChars > 0))
+      throw new Error(`maxPromptChars must be a positive integer, got ${this.maxPromptChars}`);
+    const workers = options.imageWorkers ?? 0;
+    this.encoder = new CachedImageEncoder(
+      model,
+      options.cacheBytes ?? 256 * 2 ** 20,
+      options.maxImagePixels,
+      workers > 0 ? new ImageDecoderPool(workers) : null,
+    );
+  }
+
+  /** Stop the image-decoding workers, if any. */
+  async close(): Promise<void> {
+    await this.encoder.decoder?.close();
   }
 
   limits(): RequestLimits {
@@ -108,31 +144,62 @@ export class ChatService {
       maxImages: this.maxImages,
       maxTokens: this.maxTokens,
       reservedText: [IMAGE_PLACEHOLDER, c.imageStartToken, c.imageEndToken],
+      maxTextChars: this.maxPromptChars,
+      context: c.llm.maxPositionEmbeddings,
     };
   }
 
-  /** Before the queue: every image's bytes, hash, and (uncached) pixels; 400s for bad images. */
+  /**
+   * Before the queue: every image's bytes, hash and cache entry; 400s for images that cannot be
+   * read or are not in a raster format this server decodes. Nothing is decoded here.
+   */
   async gather(request: ChatRequest, signal?: AbortSignal): Promise<PendingImage[]> {
     return Promise.all(
       request.images.map(async (ref) => {
         const bytes = await loadImageBytes(ref, this.policy, signal);
-        try {
-          return await this.encoder.resolve(bytes, ref.param);
-        } catch (e) {
-          if (e instanceof ImageError) throw badRequest(e.message, ref.param, 'invalid_image');
-          throw e;
+        const sniffed = sniffImageFormat(bytes);
+        if (!sniffed.ok) {
+          if (isRemote(ref)) throw remoteImageFailed(ref, `not a raster image (${sniffed.format})`);
+          if (sniffed.format === 'unknown') {
+            throw badRequest(
+              `${ref.param}: not a readable image (its first bytes are not those of ${ACCEPTED_FORMATS})`,
+              ref.param,
+              'invalid_image',
+            );
+          }
+          throw badRequest(
+            `${ref.param}: ${sniffed.format.toUpperCase()} images are not accepted here (rendering one can take unbounded time); send it as ${ACCEPTED_FORMATS}`,
+            ref.param,
+            'unsupported_image_format',
+          );
         }
+        return this.encoder.resolve(bytes, ref.param);
       }),
     );
   }
 
   /** In the queue: the prompt's embeddings with every image encoded (cached where possible). */
-  async prepare(request: ChatRequest, pending: readonly PendingImage[]): Promise<PreparedChat> {
+  async prepare(
+    request: ChatRequest,
+    pending: readonly PendingImage[],
+    signal?: AbortSignal,
+  ): Promise<PreparedChat> {
     const model = this.model;
     const rendered = renderPrompt(request.messages, this.template);
     const modes = request.images.map((img) => imageMode(img, request.maven.mode));
     const encoded: EncodedImage[] = [];
-    for (const p of pending) encoded.push(await this.encoder.encode(p));
+    for (const [i, p] of pending.entries()) {
+      signal?.throwIfAborted();
+      try {
+        encoded.push(await this.encoder.encode(p, signal));
+      } catch (e) {
+        if (!(e instanceof ImageError)) throw e;
+        const ref = request.images[i];
+        if (ref && isRemote(ref)) throw remoteImageFailed(ref, e.reason);
+        throw badRequest(e.message, ref?.param ?? p.label, 'invalid_image');
+      }
+    }
+    signal?.throwIfAborted();
     const budget = request.maven.visualTokenBudget;
     const hybridPatches = encoded.reduce(
       (n, e, i) => n + (modes[i] === 'hybrid' ? e.image.scores.length : 0),
@@ -149,7 +216,9 @@ export class ChatService {
       modes,
       { keepRatio: request.maven.keepRatio ?? this.keepRatio, visualTokenBudget: budget },
     );
+    signal?.throwIfAborted();
     const { sequence, embeds } = model.prepareEncoded(rendered.pieces, images);
+    const unknownWords = unknownWordsOf(model, rendered.pieces);
     const sampling: SamplingOptions = {
       maxNewTokens: request.sampling.maxTokens ?? this.defaultMaxTokens,
       temperature: request.sampling.temperature ?? this.defaultTemperature,
@@ -187,6 +256,7 @@ export class ChatService {
       imageTokens: sequence.images.reduce((n, s) => n + s.end - s.start, 0),
       sampling,
       encodeMs: encoded.reduce((n, e) => n + e.ms, 0),
+      unknownWords,
     };
   }
 
@@ -209,4 +279,21 @@ export class ChatService {
       yield piece;
     }
   }
+}
+
+/** At most this many distinct unknown words are reported per request. */
+const MAX_UNKNOWN_REPORTED = 100;
+
+/** Unknown words of the prompt's text pieces, when the tokenizer can tell (see TextTokenizer). */
+function unknownWordsOf(model: MavenModel, pieces: readonly string[]): string[] {
+  const tokenizer = model.tokenizer;
+  if (!tokenizer.unknownWords) return [];
+  const seen = new Set<string>();
+  for (const piece of pieces) {
+    for (const w of tokenizer.unknownWords(piece)) {
+      if (seen.size >= MAX_UNKNOWN_REPORTED) return [...seen];
+      seen.add(w.length > 64 ? `${w.slice(0, 63)}…` : w);
+    }
+  }
+  return [...seen];
 }

@@ -19,6 +19,8 @@ export interface ApiErrorBody {
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
+  /** What went wrong in more detail, for the server's log only (never sent to the client). */
+  detail?: string;
   constructor(
     readonly status: number,
     message: string,

@@ -15,10 +15,11 @@
  */
 import { createHash } from 'node:crypto';
 import { HostTensor } from '../engine/index.ts';
-import type { ImageEncoding, MavenModel } from '../maven/model.ts';
+import type { ImageBatch, ImageEncoding, MavenModel } from '../maven/model.ts';
 import { allocateBudget, keepCount, topKInOrder } from '../maven/patch-selector.ts';
 import type { EncodingMode } from '../maven/sequence.ts';
 import { type DecodedImage, decodeImage, fitToSquare, ImageError } from '../models/image.ts';
+import type { ImageDecoderPool } from './image-decoder.ts';
 import { ByteLru, type LruStats } from './lru.ts';
 
 /** The request-independent encoding of one image. */
@@ -37,11 +38,16 @@ export interface CachedImage {
   bytes: number;
 }
 
-/** An image of a request before the queue: its hash, and either its cached encoding or its pixels. */
+/**
+ * An image of a request before the queue: its hash, and either its cached encoding or its bytes
+ * (decoded only inside the queue, under the request's deadline).
+ */
 export interface PendingImage {
   hash: string;
   cached: CachedImage | null;
-  decoded: DecodedImage | null;
+  bytes: Uint8Array | null;
+  /** Names the image in decoding errors (the request field it came from). */
+  label: string;
 }
 
 export interface SelectOptions {
@@ -75,33 +81,43 @@ export class CachedImageEncoder {
   private encoded = 0;
   private encodeMs = 0;
 
+  /**
+   * `decoder`: where new images are decoded and resized — worker threads the deadline can
+   * terminate (the server's choice), or null to do it on this thread (same pixels either way).
+   */
   constructor(
     readonly model: MavenModel,
     cacheBytes: number,
     readonly maxPixels = 25_000_000,
+    readonly decoder: ImageDecoderPool | null = null,
   ) {
     this.cache = new ByteLru(cacheBytes);
   }
 
   /**
-   * Outside the queue: hash the bytes and, unless cached, decode them (sharp works off the main
-   * thread), so a bad image is refused without waiting for a turn. Throws ImageError.
+   * Outside the queue: hash the bytes and look them up. Nothing is decoded here: decoding is
+   * work the request pays for inside the queue (`encode`), under its deadline.
    */
-  async resolve(bytes: Uint8Array, label: string): Promise<PendingImage> {
+  resolve(bytes: Uint8Array, label: string): PendingImage {
     const hash = imageHash(bytes);
     const cached = this.cache.get(hash) ?? null;
-    if (cached) return { hash, cached, decoded: null };
-    return { hash, cached: null, decoded: await decodeImage(bytes, label, { maxPixels: this.maxPixels }) };
+    return cached ? { hash, cached, bytes: null, label } : { hash, cached: null, bytes, label };
   }
 
-  /** Inside the queue: the encoding of one image, from the cache or by running the model. */
-  async encode(pending: PendingImage): Promise<EncodedImage> {
+  /**
+   * Inside the queue: the encoding of one image, from the cache or by decoding it and running
+   * the model. Throws ImageError for bytes that do not decode; stops before the model run when
+   * `signal` has aborted during the decode.
+   */
+  async encode(pending: PendingImage, signal?: AbortSignal): Promise<EncodedImage> {
     // peek: resolve() already counted this lookup; another request may have encoded it since.
     const hit = pending.cached ?? this.cache.peek(pending.hash);
     if (hit) return { image: hit, cached: true, ms: 0 };
-    if (!pending.decoded) throw new ImageError(pending.hash, 'neither cached nor decoded');
+    if (!pending.bytes) throw new ImageError(pending.label, 'neither cached nor given as bytes');
     const t0 = performance.now();
-    const image = await this.run(pending.hash, pending.decoded);
+    const { batch, view } = await this.pixels(pending.bytes, pending.label, signal);
+    signal?.throwIfAborted();
+    const image = await this.run(pending.hash, batch, view);
     const ms = performance.now() - t0;
     this.encoded++;
     this.encodeMs += ms;
@@ -109,10 +125,38 @@ export class CachedImageEncoder {
     return { image, cached: false, ms };
   }
 
-  private async run(hash: string, decoded: DecodedImage): Promise<CachedImage> {
+  /**
+   * The model's input pixels for one image (as MavenModel.preprocessRgb makes them) and the
+   * square the ViT sees, decoded in a worker when there is a decoder pool.
+   */
+  private async pixels(
+    bytes: Uint8Array,
+    label: string,
+    signal?: AbortSignal,
+  ): Promise<{ batch: ImageBatch; view: DecodedImage }> {
+    const model = this.model;
+    if (!this.decoder) {
+      const decoded = await decodeImage(bytes, label, { maxPixels: this.maxPixels });
+      return { batch: model.preprocessRgb([decoded]), view: fitToSquare(decoded, model.preprocessConfig()) };
+    }
+    const sizes = [model.config.vision.imageSize];
+    if (model.tokenizerImageSize) sizes.push(model.tokenizerImageSize);
+    const configs = sizes.map((size) => model.preprocessConfig(size));
+    const { pixels, view } = await this.decoder.decode(
+      { bytes, label, maxPixels: this.maxPixels, configs },
+      signal,
+    );
+    const tensor = (i: number) => new HostTensor('float32', [1, 3, sizes[i], sizes[i]], pixels[i]);
+    return {
+      batch: { pixels: tensor(0), ...(sizes.length > 1 ? { tokenizerPixels: tensor(1) } : {}) },
+      view,
+    };
+  }
+
+  private async run(hash: string, batch: ImageBatch, view: DecodedImage): Promise<CachedImage> {
     const model = this.model;
     // Hybrid at ρ = 1 with raw features: ids, scores, and the features of every patch in order.
-    const [e] = await model.encodeImages(model.preprocessRgb([decoded]), {
+    const [e] = await model.encodeImages(batch, {
       mode: 'hybrid',
       keepRatio: 1,
       rawFeatures: true,
@@ -123,7 +167,6 @@ export class CachedImageEncoder {
         `encoding ${hash.slice(0, 12)}: expected all ${e.totalPatches} patches with scores, got ${features.shape[0]}`,
       );
     }
-    const view = fitToSquare(decoded, model.preprocessConfig());
     const bytes =
       features.data.byteLength +
       e.scores.byteLength +

@@ -42,9 +42,12 @@ button.primary:disabled { opacity: .5; cursor: default; }
 .answer.streaming::after { content: '▍'; color: var(--accent); }
 .images { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 10px; }
 .images figure { margin: 0; width: 200px; } .images img { width: 200px; height: 200px; image-rendering: pixelated; border: 1px solid #ccc; }
-figcaption { font-size: 12px; color: #555; } figcaption code { word-break: break-all; font-size: 11px; }
+figcaption { font-size: 12px; color: #555; }
+/* ids wrap between numbers, never inside one */
+figcaption code { font-size: 11px; word-break: normal; overflow-wrap: normal; white-space: normal; }
 .badge { display: inline-block; background: #e6f4ea; color: #0a6b2e; border-radius: 3px; padding: 0 4px; margin-left: 4px; }
 .usage { color: var(--muted); font-size: 12px; margin-top: 6px; }
+.note { color: #8a5a00; font-size: 12px; margin-top: 4px; }
 .error { color: #a01818; white-space: pre-wrap; }
 </style></head>
 <body>
@@ -121,8 +124,8 @@ async function ask() {
   const turn = el('div', 'turn');
   const user = el('div', 'user'); user.append(el('b', '', 'You'), (attached.length ? '[' + attached.length + ' image(s)] ' : '') + text);
   const bot = el('div', 'bot'); const answer = el('span', 'answer streaming'); bot.append(el('b', '', 'MaVEn'), answer);
-  const images = el('div', 'images'); const usage = el('div', 'usage');
-  turn.append(user, bot, images, usage); $('log').prepend(turn);
+  const images = el('div', 'images'); const usage = el('div', 'usage'); const note = el('div', 'note unknown'); note.hidden = true;
+  turn.append(user, bot, note, images, usage); $('log').prepend(turn);
   attached = []; showThumbs(); $('prompt').value = '';
   $('send').disabled = true; $('status').textContent = 'waiting…';
   const body = { model: MODEL, messages, stream: true, stream_options: { include_usage: true }, maven_overlays: true,
@@ -148,7 +151,11 @@ async function ask() {
         if (data === '[DONE]') continue;
         const msg = JSON.parse(data);
         if (msg.error) throw new Error(msg.error.message);
-        if (msg.maven) { showImages(images, msg.maven.images); $('status').textContent = 'answering…'; }
+        if (msg.maven) {
+          showImages(images, msg.maven.images); $('status').textContent = 'answering…';
+          const unknown = msg.maven.unknown_words || [];
+          if (unknown.length) { note.hidden = false; note.textContent = 'The model does not know ' + (unknown.length === 1 ? 'this word' : 'these words') + ' and read ' + (unknown.length === 1 ? 'it' : 'them') + ' as <unk>: ' + unknown.map((w) => /^[\\p{L}\\p{N}]+$/u.test(w) ? w : JSON.stringify(w)).join(', '); }
+        }
         const delta = msg.choices?.[0]?.delta?.content;
         if (delta) { reply += delta; answer.textContent = reply; }
         if (msg.usage) usage.textContent = msg.usage.prompt_tokens + ' prompt tokens (' + msg.usage.prompt_tokens_details.image_tokens + ' for images), ' + msg.usage.completion_tokens + ' generated';

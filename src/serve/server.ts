@@ -10,7 +10,8 @@
  * Every error is JSON in OpenAI's shape, `{error: {message, type, param, code}}`, with a 4xx
  * status for anything the client can fix. Bodies are capped (413), requests wait their turn in
  * a FIFO queue (429 when it is full) and are cut off after a deadline that includes the wait
- * (504); an optional API key guards /v1/*.
+ * (504); an optional API key guards /v1/*. Everything a request costs beyond reading it
+ * (decoding its images, tokenizing, encoding, generating) runs while it holds its queue slot.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { MavenModel } from '../maven/model.ts';
 import { type ChatRequest, parseChatRequest } from './chat-request.ts';
 import { ChatService, type ChatServiceOptions, type PreparedChat } from './chat-service.ts';
+import { Deadline, holdUntilSettled } from './deadline.ts';
 import { ApiError } from './errors.ts';
 import { servePage } from './page.ts';
 import { type Release, RequestQueue } from './queue.ts';
@@ -105,6 +107,8 @@ function mavenOf(chat: PreparedChat, timings: Record<string, number>) {
       discrete_ids: i.discreteIds,
       ...(i.overlay ? { overlay: i.overlay } : {}),
     })),
+    // Words of the prompt the model's vocabulary does not have: it read each as <unk>.
+    unknown_words: chat.unknownWords,
     timings_ms: timings,
   };
 }
@@ -145,7 +149,9 @@ export function createApp(service: ChatService, queue: RequestQueue, options: Se
     const err = c.req.raw.signal.aborted
       ? new ApiError(499, 'the client closed the connection', 'client_closed')
       : asApiError(e, timeoutMs);
-    log(`${c.req.method} ${c.req.path} ${err.status} ${err.code}: ${err.message}`);
+    log(
+      `${c.req.method} ${c.req.path} ${err.status} ${err.code}: ${err.message}${err.detail ? ` [${err.detail}]` : ''}`,
+    );
     if (err.status >= 500 && err.status !== 504 && e instanceof Error && e.stack) log(e.stack);
     return errorResponse(c, err);
   });
@@ -237,19 +243,29 @@ export function createApp(service: ChatService, queue: RequestQueue, options: Se
         'model',
       );
     }
-    const signal = AbortSignal.any([c.req.raw.signal, AbortSignal.timeout(timeoutMs)]);
-    const pending = await service.gather(request, signal);
-    const tRead = performance.now();
-    const release = await queue.acquire(signal);
-    const tQueue = performance.now();
+    // One deadline for the whole request, a timer owned here (not a combined AbortSignal).
+    const deadline = new Deadline(timeoutMs, c.req.raw.signal);
+    const signal = deadline.signal;
+    let slot: Release;
     let chat: PreparedChat;
+    let tRead: number;
+    let tQueue: number;
     try {
-      chat = await service.prepare(request, pending);
-      signal.throwIfAborted();
+      const pending = await deadline.race(service.gather(request, signal));
+      tRead = performance.now();
+      slot = await queue.acquire(signal); // rejects with the deadline's reason when it passes
+      tQueue = performance.now();
+      // Decoding, tokenizing and encoding run in the queue slot; at the deadline the response goes
+      // out at once, and the slot stays taken until the abandoned work has really stopped.
+      chat = await holdUntilSettled(deadline, service.prepare(request, pending, signal), slot);
     } catch (e) {
-      release();
+      deadline.clear();
       throw e;
     }
+    const release: Release = () => {
+      deadline.clear();
+      slot();
+    };
     const tEncode = performance.now();
     const id = `chatcmpl-${randomUUID().replaceAll('-', '')}`;
     const done = (status: number, answer: Answer) => {
@@ -259,19 +275,23 @@ export function createApp(service: ChatService, queue: RequestQueue, options: Se
       );
     };
     const timings = (tEnd: number) => ({
-      read: Math.round(tRead - t0), // parse, image bytes, hashes, decoding of new images
+      read: Math.round(tRead - t0), // parse, image bytes (fetches included), hashes
       queue: Math.round(tQueue - tRead),
-      encode: Math.round(tEncode - tQueue),
+      encode: Math.round(tEncode - tQueue), // decoding of new images, encoding, tokenizing
       generate: Math.round(tEnd - tEncode),
       total: Math.round(tEnd - t0),
     });
     if (request.stream) return streamAnswer(c, { request, chat, id, signal, release, done, timings });
 
     const answer = new Answer();
-    try {
+    const generation = (async () => {
       for await (const piece of service.generate(chat, signal)) answer.add(piece);
+    })();
+    try {
+      await deadline.race(generation);
     } finally {
-      release();
+      // The slot is free once generation has stopped (it stops at the next token after a deadline).
+      generation.then(release, release);
     }
     done(200, answer);
     return c.json({
@@ -401,8 +421,13 @@ export async function startServer(
   options: ServerOptions & { host?: string; port?: number } = {},
 ): Promise<ServerHandle> {
   const imageRoot = await resolveImageRoot(options.images?.imageRoot);
-  const service = new ChatService(model, { ...options, images: { ...options.images, imageRoot } });
-  const queue = new RequestQueue(options.concurrency ?? 1, options.maxWaiting ?? 64);
+  const concurrency = options.concurrency ?? 1;
+  const service = new ChatService(model, {
+    imageWorkers: concurrency, // one decoding worker per request that can hold the model
+    ...options,
+    images: { ...options.images, imageRoot },
+  });
+  const queue = new RequestQueue(concurrency, options.maxWaiting ?? 64);
   const app = createApp(service, queue, options);
   const host = options.host ?? '127.0.0.1';
   return new Promise((resolve, reject) => {
@@ -416,11 +441,13 @@ export async function startServer(
           service,
           queue,
           server,
-          close: () =>
-            new Promise<void>((done) => {
+          close: async () => {
+            await new Promise<void>((done) => {
               server.close(() => done());
               if ('closeAllConnections' in server) server.closeAllConnections();
-            }),
+            });
+            await service.close();
+          },
         });
       },
     );

@@ -75,6 +75,50 @@ describe('maven generate', () => {
     assert.equal(JSON.parse(c.stdout).images[0].keptPatches, 16);
   });
 
+  it('names the words the model cannot read, in the summary and in --json', async () => {
+    const r = await maven([
+      'generate',
+      '--model',
+      dir,
+      '--max-tokens',
+      '1',
+      'there is a Zebra , a zebra and a yak',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /\nunknown words \(not in the model's vocabulary, read as <unk>\): zebra, ",", and, yak\n/,
+    );
+    const j = await maven([
+      'generate',
+      '--model',
+      dir,
+      '--json',
+      '--max-tokens',
+      '1',
+      'a yak <image>',
+      '--image',
+      join(IMAGES, 'gray.png'),
+    ]);
+    assert.deepEqual(JSON.parse(j.stdout).unknown_words, ['yak']);
+    const known = await maven(['generate', '--model', dir, '--max-tokens', '1', 'there is a black circle .']);
+    assert.doesNotMatch(known.stdout, /unknown words/);
+  });
+
+  it('uses the embedded model when --model is left out', async () => {
+    const r = await maven([
+      'generate',
+      '--json',
+      '--max-tokens',
+      '1',
+      '--image',
+      join(IMAGES, 'gray.png'),
+      '<image> what is it ?',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).images.length, 1);
+  });
+
   it('fails clearly on bad input', async () => {
     const notImage = await maven([
       'generate',

@@ -268,6 +268,18 @@ describe('WordTokenizer', () => {
     assert.throws(() => WordTokenizer.build(corpus, { minCount: 0 }), /minCount must be a positive integer/);
   });
 
+  it('unknownWords names exactly the words encode turns into <unk>, in order', () => {
+    const t = WordTokenizer.build(corpus, { minCount: 2 });
+    t.addSpecialTokens(IMAGE_TOKENS);
+    const text = 'A GREEN square <img></img> and a green ? <unk> <image>';
+    const unknown = t.unknownWords(text);
+    assert.deepEqual(unknown, ['green', 'and', 'green', '?']);
+    // The same count as the <unk> ids encode produces for words (the typed "<unk>" is the control id).
+    const unkIds = t.encode(text).filter((id) => id === 0).length;
+    assert.equal(unkIds, unknown.length + 1);
+    assert.deepEqual(t.unknownWords('the red circle'), []);
+  });
+
   it('special tokens are single ids; decode → encode gives the same ids back', () => {
     const t = WordTokenizer.build(corpus);
     const n = t.vocabSize;

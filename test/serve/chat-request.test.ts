@@ -178,6 +178,32 @@ describe('parseChatRequest', () => {
     );
   });
 
+  it('refuses text over the character limit, counted over all messages, before looking at it', () => {
+    const small: RequestLimits = { ...limits, maxTextChars: 10, context: 4 };
+    const body = (...texts: string[]) => ({
+      messages: [
+        ...texts.map((t, i) => ({ role: i % 2 ? 'assistant' : 'user', content: t as unknown })),
+        { role: 'user', content: [text('')] },
+      ],
+    });
+    assert.equal(parseChatRequest(body('12345', '67890'), small).messages.length, 3);
+    assert.throws(
+      () => parseChatRequest(body('12345', '678901'), small),
+      (e: unknown) =>
+        e instanceof ApiError &&
+        e.status === 400 &&
+        e.code === 'context_length_exceeded' &&
+        e.param === 'messages[1].content' &&
+        /more than 10 characters of text.*context is 4 tokens/.test(e.message),
+    );
+    // Counted first: an oversized text is refused for its length even if it also holds <image>.
+    assert.throws(
+      () => parseChatRequest(body(`<image>${'x'.repeat(20)}`), small),
+      (e: unknown) => e instanceof ApiError && e.code === 'context_length_exceeded',
+    );
+    assert.equal(parse(body('x'.repeat(100_000))).messages.length, 2, 'no limit unless one is given');
+  });
+
   it('range-checks sampling and MaVEn fields', () => {
     const user = [{ role: 'user', content: 'q' }];
     rejects({ messages: user, max_tokens: 0 }, 'max_tokens', /1\.\.100/);

@@ -21,13 +21,9 @@ describe('maven serve (the command)', () => {
   });
 
   it('starts, warms up, serves the API with a key, and stops cleanly on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      [BIN, 'serve', '--model', dir, '--port', '0', '--api-key', 'k', '--quiet'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(process.execPath, [BIN, 'serve', '--model', dir, '--port', '0', '--api-key', 'k'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stderr.on('data', (d) => {
@@ -60,6 +56,10 @@ describe('maven serve (the command)', () => {
       });
       assert.equal(r.status, 200);
       assert.equal((await r.json()).object, 'chat.completion');
+      // One request line: this request's. The warm-up request, before the banner, is not logged.
+      const posts = stderr.split('\n').filter((l) => /POST \/v1\/chat\/completions/.test(l));
+      assert.equal(posts.length, 1, stderr);
+      assert.match(posts[0], /^\[\d{4}-.*\] POST \/v1\/chat\/completions 200 /);
       assert.match(await (await fetch(`${url}/`)).text(), /<title>MaVEn — maven-tiny<\/title>/);
     } finally {
       child.kill('SIGTERM');

@@ -110,6 +110,20 @@ describe('the web page in headless Chromium', { timeout: 120_000 }, () => {
       ids,
       api.maven.images.map((im: { discrete_ids: number[] }) => im.discrete_ids.join(' ')),
     );
+    // Ids wrap between numbers, never inside one.
+    const wordBreak = await turn
+      .locator('code.ids')
+      .first()
+      .evaluate((e) => getComputedStyle(e).wordBreak);
+    assert.equal(wordBreak, 'normal');
+    // The words the model cannot read are named under the answer, as the API reports them.
+    const unknown: string[] = api.maven.unknown_words;
+    const note = turn.locator('.note.unknown');
+    if (unknown.length) {
+      assert.ok(await note.isVisible());
+      const shown = unknown.map((w) => (/^[\p{L}\p{N}]+$/u.test(w) ? w : JSON.stringify(w)));
+      assert.ok(((await note.textContent()) ?? '').endsWith(`as <unk>: ${shown.join(', ')}`));
+    } else assert.equal(await note.isVisible(), false);
     const captions = await turn.locator('figcaption').allTextContents();
     api.maven.images.forEach((im: { kept_patches: number; total_patches: number }, i: number) => {
       assert.match(captions[i], new RegExp(`${im.kept_patches}/${im.total_patches} patches kept`));

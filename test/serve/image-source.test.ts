@@ -105,19 +105,51 @@ describe('image sources', () => {
     await refused(loadImageBytes(ref('ftp://host/x.png'), p), 'invalid_image_url', /"ftp:"/);
   });
 
-  describe('remote URLs (a loopback server; nothing leaves this machine)', () => {
+  describe('remote URLs (loopback servers only; nothing leaves this machine)', () => {
     let server: ReturnType<typeof createServer>;
+    let secret: ReturnType<typeof createServer>;
     let base: string;
+    let port: number;
+    let secretUrl: string;
+    let secretConnections = 0;
+    let requests = 0;
     before(async () => {
       server = createServer((req, res) => {
+        requests++;
         if (req.url === '/a.png') res.writeHead(200, { 'content-type': 'image/png' }).end(PNG);
         else if (req.url === '/big') res.writeHead(200).end(Buffer.alloc(20_000));
-        else res.writeHead(404).end();
+        else if (req.url === '/big-chunked') {
+          // No Content-Length: the cap must hold while the body streams.
+          res.writeHead(200, { 'content-type': 'image/png' });
+          res.write(Buffer.alloc(6000));
+          res.write(Buffer.alloc(6000));
+          res.end(Buffer.alloc(6000));
+        } else if (req.url === '/to-secret') res.writeHead(302, { location: secretUrl }).end();
+        else if (req.url === '/to-localhost')
+          res.writeHead(301, { location: secretUrl.replace('127.0.0.1', 'localhost') }).end();
+        else if (req.url === '/to-a') res.writeHead(307, { location: '/a.png' }).end();
+        else if (req.url === '/loop') res.writeHead(302, { location: '/loop' }).end();
+        else if (req.url === '/hang') {
+          // never answers
+        } else res.writeHead(404).end();
       });
+      secret = createServer((_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(PNG));
+      secret.on('connection', () => secretConnections++);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await new Promise<void>((r) => secret.listen(0, '127.0.0.1', r));
+      port = (server.address() as AddressInfo).port;
+      base = `http://127.0.0.1:${port}`;
+      secretUrl = `http://127.0.0.1:${(secret.address() as AddressInfo).port}/a.png`;
     });
-    after(() => server.close());
+    after(() => {
+      server.closeAllConnections();
+      server.close();
+      secret.close();
+    });
+
+    /** Enabled, with loopback allowed for the test server's port only (as if it were public). */
+    const onlyTestServer = (over: Partial<ImageSourcePolicy> = {}) =>
+      policy({ allowRemote: true, allowAddress: (a, p) => a === '127.0.0.1' && p === port, ...over });
 
     it('are refused unless the operator enabled them', async () => {
       await refused(
@@ -127,11 +159,76 @@ describe('image sources', () => {
       );
     });
 
-    it('are fetched with a size cap when enabled', async () => {
+    it('never connect to loopback when enabled: literal, decimal, IPv6 and DNS names', async () => {
+      const before = requests;
       const p = policy({ allowRemote: true });
+      for (const url of [
+        `${base}/a.png`,
+        `http://2130706433:${port}/a.png`, // 127.0.0.1 as one number
+        `http://0x7f.1:${port}/a.png`,
+        `http://[::1]:${port}/a.png`,
+        `http://[::ffff:127.0.0.1]:${port}/a.png`,
+        `http://localhost:${port}/a.png`,
+      ]) {
+        await refused(loadImageBytes(ref(url), p), 'image_fetch_failed', /could not get an image/);
+      }
+      // A name that an (injected) resolver maps to loopback is refused after resolution.
+      await refused(
+        loadImageBytes(
+          ref(`http://images.example:${port}/a.png`),
+          policy({ allowRemote: true, resolver: async () => [{ address: '127.0.0.1', family: 4 }] }),
+        ),
+        'image_fetch_failed',
+        /could not get an image/,
+      );
+      assert.equal(requests, before, 'the loopback server was never asked');
+    });
+
+    it('check every redirect: a public-looking URL cannot bounce the fetch to loopback', async () => {
+      const before = secretConnections;
+      await refused(
+        loadImageBytes(ref(`${base}/to-secret`), onlyTestServer()),
+        'image_fetch_failed',
+        /could not get an image/,
+      );
+      await refused(
+        loadImageBytes(ref(`${base}/to-localhost`), onlyTestServer()),
+        'image_fetch_failed',
+        /could not get an image/,
+      );
+      assert.equal(secretConnections, before, 'no connection reached the redirect target');
+      // Redirects to allowed addresses are followed (relative ones included), up to a limit.
+      assert.deepEqual(Buffer.from(await loadImageBytes(ref(`${base}/to-a`), onlyTestServer())), PNG);
+      await refused(loadImageBytes(ref(`${base}/loop`), onlyTestServer()), 'image_fetch_failed', /could not/);
+    });
+
+    it('fetch allowed addresses with a byte cap, and answer every failure with one message', async () => {
+      const p = onlyTestServer({ fetchTimeoutMs: 300 });
       assert.deepEqual(Buffer.from(await loadImageBytes(ref(`${base}/a.png`), p)), PNG);
-      await refused(loadImageBytes(ref(`${base}/missing`), p), 'image_fetch_failed', /HTTP 404/);
-      await refused(loadImageBytes(ref(`${base}/big`), p), 'image_too_large', /20000 bytes/);
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const closedPort = (closed.address() as AddressInfo).port;
+      await new Promise<void>((r) => closed.close(() => r()));
+      const messages = new Set<string>();
+      const failures: [string, Partial<ImageSourcePolicy>][] = [
+        [`${base}/missing`, {}], // HTTP 404
+        [`${base}/big`, {}], // Content-Length over the cap
+        [`${base}/big-chunked`, {}], // streamed past the cap
+        [`${base}/hang`, {}], // times out
+        [`http://127.0.0.1:${closedPort}/a.png`, { allowAddress: () => true }], // closed port
+        [`${base}/to-secret`, {}], // refused redirect
+      ];
+      for (const [url, over] of failures) {
+        await assert.rejects(loadImageBytes(ref(url), { ...p, ...over }), (e: unknown) => {
+          assert.ok(e instanceof ApiError, String(e));
+          assert.equal(e.status, 400);
+          assert.equal(e.code, 'image_fetch_failed');
+          assert.ok(e.detail, 'the reason is kept for the server log');
+          messages.add(e.message);
+          return true;
+        });
+      }
+      assert.equal(messages.size, 1, `one message for every failure, got ${[...messages].join(' | ')}`);
     });
   });
 });

@@ -21,9 +21,9 @@ import { renderPatchOverlay } from '../../maven/overlay.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-export const DEFAULT_MODEL_DIR = join(ROOT, 'models', 'maven-tiny');
 const SAMPLES = join(ROOT, 'assets', 'samples');
 
 const usage = `usage: maven demo [--model DIR] [--out FILE.html] [--mode MODE] [--keep-ratio R]
@@ -168,7 +168,7 @@ body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em aut
 section { border-top: 1px solid #ddd; padding: 1em 0; }
 .images { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; width: 192px; } figure img { width: 192px; height: 192px; image-rendering: pixelated; border: 1px solid #ccc; }
-figcaption { font-size: 12px; color: #555; } figcaption code { word-break: break-all; }
+figcaption { font-size: 12px; color: #555; } figcaption code { word-break: normal; overflow-wrap: normal; white-space: normal; }
 pre { background: #f6f6f6; padding: .6em; white-space: pre-wrap; }
 .right { color: #0a6b2e; } .wrong { color: #a01818; } .source, .tokens { color: #666; font-size: 13px; }
 </style></head><body>

@@ -16,8 +16,9 @@ import { loadMaven } from '../../maven/checkpoint.ts';
 import { PATCH_SELECTIONS, type PatchSelection } from '../../maven/model.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
-const usage = `usage: maven eval --model DIR --bench NAME[,NAME...] [options]
+const usage = `usage: maven eval [--model DIR] --bench NAME[,NAME...] [options]
 
 benchmarks (--bench, comma-separated or repeated):
   nlvr-test    real NLVR test sentences in all six box orders: accuracy and consistency
@@ -35,7 +36,7 @@ benchmarks (--bench, comma-separated or repeated):
                the box rows run without the data folder
 
 options:
-  --model DIR          model directory
+  --model DIR          model directory (default: the embedded models/maven-tiny)
   --mode MODE          hybrid (default) | discrete-only | continuous-only
   --keep-ratio R       share of patches kept per image, in (0, 1] (default: the model's)
   --selection S        how hybrid mode picks patches: selector (default) | random | grid | norm
@@ -68,7 +69,7 @@ export const evalCommand: Command = {
         quiet: { type: 'boolean' },
       },
     });
-    if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
+    const modelDir = values.model ?? DEFAULT_MODEL_DIR;
     const names = (values.bench ?? [])
       .flatMap((b) => b.split(','))
       .map((b) => b.trim())
@@ -98,7 +99,7 @@ export const evalCommand: Command = {
       normalization,
       seed: numberOption(values.seed, 'seed', Number.isInteger) ?? 0,
     };
-    const model = await loadMaven(values.model);
+    const model = await loadMaven(modelDir);
     const progress = new EvalProgress('', { mode: values.quiet ? 'off' : undefined });
     const results: BenchResult[] = [];
     for (const bench of benches) {
@@ -113,7 +114,7 @@ export const evalCommand: Command = {
       console.log(`${benchTable(result)}\n`);
     }
     console.log(
-      `model ${values.model} (${model.config.name}); mode ${mode}, selection ${selection}, keep ratio ${settings.keepRatio ?? model.config.keepRatio}, normalisation ${normalization}${
+      `model ${modelDir} (${model.config.name}); mode ${mode}, selection ${selection}, keep ratio ${settings.keepRatio ?? model.config.keepRatio}, normalisation ${normalization}${
         benches.includes('perception') ? ' (perception: every mode, summed log-likelihood)' : ''
       }`,
     );
@@ -121,7 +122,7 @@ export const evalCommand: Command = {
       await writeFile(
         values.json,
         evalJson({
-          model: values.model,
+          model: modelDir,
           settings: { ...settings, keepRatio: settings.keepRatio ?? model.config.keepRatio },
           results,
         }),

@@ -1,14 +1,16 @@
 /** `maven generate`: answer a prompt about one or more images. */
 import { parseArgs } from 'node:util';
 import { loadMaven } from '../../maven/checkpoint.ts';
-import { summarize } from '../../maven/model.ts';
-import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
+import { type MavenModel, summarize } from '../../maven/model.ts';
+import { ENCODING_MODES, type EncodingMode, IMAGE_PLACEHOLDER } from '../../maven/sequence.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
-const usage = `usage: maven generate --model DIR [--image FILE]... [options] "prompt with one <image> per image"
+const usage = `usage: maven generate [--model DIR] [--image FILE]... [options] "prompt with one <image> per image"
 
 options:
-  --model DIR          model directory (config.json, tokenizer.json, model.safetensors)
+  --model DIR          model directory (config.json, tokenizer.json, model.safetensors);
+                       default: the embedded models/maven-tiny
   --image FILE         an image (PNG, JPEG, WebP, …); repeat for several, in <image> order
   --mode MODE          hybrid (default) | discrete-only | continuous-only
   --keep-ratio R       share of patches kept per image, in (0, 1] (default: the model's, 0.25)
@@ -45,7 +47,6 @@ export const generateCommand: Command = {
         json: { type: 'boolean' },
       },
     });
-    if (!values.model) throw new UsageError(`--model is required\n\n${usage}`);
     if (positionals.length !== 1) throw new UsageError(`give exactly one prompt (quote it)\n\n${usage}`);
     const mode = (values.mode ?? 'hybrid') as EncodingMode;
     if (!ENCODING_MODES.includes(mode))
@@ -61,7 +62,8 @@ export const generateCommand: Command = {
       seed: numberOption(values.seed, 'seed', Number.isInteger),
       stop: values.stop,
     };
-    const model = await loadMaven(values.model);
+    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
+    const unknownWords = unknownWordsOf(model, positionals[0]);
     const images = values.image ?? [];
     const t0 = performance.now();
     const prepared = await model.prepare(positionals[0], await model.preprocess(images), options);
@@ -79,6 +81,7 @@ export const generateCommand: Command = {
             answer: answer.trim(),
             mode,
             prompt_tokens: prepared.sequence.slots.length,
+            unknown_words: unknownWords,
             images: perImage.map((s, i) => ({ file: images[i], ...s, kept: prepared.images[i].keptPatches })),
             ms: Math.round(ms),
           },
@@ -97,6 +100,21 @@ export const generateCommand: Command = {
       );
     });
     console.log(`prompt: ${prepared.sequence.slots.length} tokens (${mode}); ${ms.toFixed(0)} ms`);
+    if (unknownWords.length) {
+      console.log(
+        `unknown words (not in the model's vocabulary, read as <unk>): ${unknownWords.map(shown).join(', ')}`,
+      );
+    }
     return 0;
   },
 };
+
+/** A word as listed: marks and anything that is not a plain word in quotes (`","`). */
+const shown = (w: string) => (/^[\p{L}\p{N}]+$/u.test(w) ? w : JSON.stringify(w));
+
+/** The prompt's words the tokenizer has no id for, each once, in order (placeholders left out). */
+function unknownWordsOf(model: MavenModel, prompt: string): string[] {
+  const tokenizer = model.tokenizer;
+  if (!tokenizer.unknownWords) return [];
+  return [...new Set(prompt.split(IMAGE_PLACEHOLDER).flatMap((piece) => tokenizer.unknownWords!(piece)))];
+}

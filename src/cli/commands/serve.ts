@@ -5,7 +5,7 @@ import { loadMaven } from '../../maven/checkpoint.ts';
 import { CHAT_TEMPLATES, type ChatTemplate } from '../../serve/chat-template.ts';
 import { startServer } from '../../serve/server.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
-import { DEFAULT_MODEL_DIR } from './demo.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
 const MiB = 2 ** 20;
 
@@ -19,15 +19,18 @@ options:
   --host H, --port P       where to listen (default 127.0.0.1:8080; port 0 picks a free one)
   --api-key KEY            require "Authorization: Bearer KEY" on /v1/* (or MAVEN_API_KEY)
   --image-root DIR         allow local image paths (and file: URLs), only inside DIR
-  --allow-remote-images    allow http(s) image URLs, fetched by the server (off by default)
+  --allow-remote-images    allow http(s) image URLs, fetched by the server (off by default;
+                           public addresses only, never loopback or private networks)
   --template T             plain (default; the tiny recipe's format) | vicuna (USER:/ASSISTANT:)
   --keep-ratio R           ρ for images in hybrid mode (default: the model's)
   --max-tokens N           default max_tokens (64); --max-tokens-limit N caps requests (1024)
   --temperature T          temperature when a request gives none (default 0, greedy)
   --concurrency N          requests using the model at once (default 1; the rest wait in order)
   --max-waiting N          requests allowed to wait before 429s (default 64)
-  --timeout S              per-request deadline in seconds, queue wait included (default 120)
+  --timeout S              per-request deadline in seconds, everything included (default 120)
   --max-body-mb M          request body limit (default 32)
+  --max-text-chars N       characters of text per request, checked before tokenizing
+                           (default 32 per position of the model's context)
   --max-image-mb M         per-image limit (default 20)
   --max-images N           images per request (default: the model's maximum)
   --cache-mb M             image-encoding cache size (default 256)
@@ -58,6 +61,7 @@ export const serveCommand: Command = {
         'max-waiting': { type: 'string' },
         timeout: { type: 'string' },
         'max-body-mb': { type: 'string' },
+        'max-text-chars': { type: 'string' },
         'max-image-mb': { type: 'string' },
         'max-images': { type: 'string' },
         'cache-mb': { type: 'string' },
@@ -77,6 +81,7 @@ export const serveCommand: Command = {
       return n === undefined ? undefined : Math.round(n * MiB);
     };
     const timeout = numberOption(values.timeout, 'timeout', positive);
+    let ready = false;
     const options = {
       host: values.host ?? '127.0.0.1',
       port,
@@ -90,6 +95,7 @@ export const serveCommand: Command = {
       maxWaiting: numberOption(values['max-waiting'], 'max-waiting', (n) => Number.isInteger(n) && n >= 0),
       requestTimeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
       maxBodyBytes: mb(values['max-body-mb'], 'max-body-mb'),
+      maxPromptChars: numberOption(values['max-text-chars'], 'max-text-chars', positiveInt),
       maxImages: numberOption(values['max-images'], 'max-images', positiveInt),
       cacheBytes: mb(values['cache-mb'], 'cache-mb'),
       images: {
@@ -97,9 +103,12 @@ export const serveCommand: Command = {
         allowRemote: values['allow-remote-images'] ?? false,
         ...(values['max-image-mb'] ? { maxImageBytes: mb(values['max-image-mb'], 'max-image-mb') } : {}),
       },
+      // Request lines start after the banner: the warm-up request is not traffic.
       log: values.quiet
         ? undefined
-        : (line: string) => console.error(`[${new Date().toISOString()}] ${line}`),
+        : (line: string) => {
+            if (ready) console.error(`[${new Date().toISOString()}] ${line}`);
+          },
     };
     const dir = values.model ?? DEFAULT_MODEL_DIR;
     const model = await loadMaven(dir);
@@ -131,7 +140,8 @@ export const serveCommand: Command = {
       `  API:       ${handle.url}/v1/chat/completions (OpenAI format)${options.apiKey ? ', API key required' : ''}`,
     );
     if (options.images.imageRoot) console.log(`  local images under ${options.images.imageRoot}`);
-    if (options.images.allowRemote) console.log('  remote image URLs enabled');
+    if (options.images.allowRemote) console.log('  remote image URLs enabled (public addresses only)');
+    ready = true;
     await new Promise<void>((resolve) => {
       const stop = () => {
         console.error('shutting down');

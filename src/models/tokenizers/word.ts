@@ -81,6 +81,17 @@ export class WordTokenizer implements TextTokenizer {
     return ids;
   }
 
+  unknownWords(text: string): string[] {
+    if (typeof text !== 'string')
+      throw new Error(`WordTokenizer.unknownWords: expected a string, got ${typeof text}`);
+    const unknown: string[] = [];
+    for (const segment of this.specials.split(text)) {
+      if (typeof segment !== 'number')
+        for (const w of splitWords(segment)) if (!this.byToken.has(w)) unknown.push(w);
+    }
+    return unknown;
+  }
+
   decode(ids: readonly number[]): string {
     checkIds('WordTokenizer', ids, this.vocabSize);
     let text = '';
