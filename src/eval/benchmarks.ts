@@ -30,6 +30,7 @@ import type { EncodeOptions, MavenModel } from '../maven/model.ts';
 import { closestOption, mean, type Normalization, rougeL } from './metrics.ts';
 import { evaluateNlvr, visualTokensPerImage } from './nlvr.ts';
 import { type PerceptionOptions, perceptionBench } from './perception.ts';
+import { clusteredAccuracy, mostCommon } from './statistics.ts';
 import { answerCandidates, scoreOptions } from './tasks.ts';
 
 export const BENCH_NAMES = ['nlvr-test', 'nlvr-dev', 'seed-mc', 'demon', 'fashion', 'perception'] as const;
@@ -80,8 +81,13 @@ export interface BenchRow {
   metric: BenchMetric;
   examples: number;
   value: number;
-  /** What guessing scores (accuracy rows). */
+  /** What guessing scores (accuracy rows): uniform over the options, or the commonest expected answer's share. */
   chance?: number;
+  /**
+   * 95 % half-width of `value` when its `examples` are not independent (NLVR: six orders of one
+   * sentence), computed over `units` independent units; absent: the examples are independent.
+   */
+  interval?: { halfWidth: number; units: number };
   /**
    * Accuracy rows: the answer given most often and its share of the predictions — a model that
    * says the same thing whatever the images shows up here, not in the accuracy.
@@ -228,21 +234,35 @@ export async function runBenchmark(
   };
 }
 
-/** The most frequent value and its share (ties: the first seen). */
-export function mostCommon(values: readonly string[]): { answer: string; share: number } {
-  const counts = new Map<string, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  let best = { answer: '', count: 0 };
-  for (const [answer, count] of counts) if (count > best.count) best = { answer, count };
-  return { answer: best.answer, share: values.length ? best.count / values.length : 0 };
-}
-
 /** Mean accuracy over a bench's per-task accuracy rows; ROUGE-L when it has none. */
 export function headline(rows: readonly BenchRow[]): { metric: BenchMetric; value: number } {
   const accuracy = rows.filter((r) => r.metric === 'accuracy');
   if (accuracy.length) return { metric: 'accuracy', value: mean(accuracy.map((r) => r.value)) };
   const rouge = rows.filter((r) => r.metric === 'rouge-l');
   return { metric: 'rouge-l', value: mean(rouge.map((r) => r.value)) };
+}
+
+/**
+ * NLVR's accuracy row: its interval over sentences (the six orders of a sentence are one sample:
+ * their answers nearly always agree) and its chance the commonest label's share in the sentences
+ * evaluated (a subset need not be half true).
+ */
+export function nlvrAccuracyRow(
+  split: NlvrSplit,
+  predictions: readonly { identifier: string; label: boolean; predicted: boolean }[],
+): BenchRow {
+  const clustered = clusteredAccuracy(
+    predictions.map((p) => ({ cluster: p.identifier, correct: p.predicted === p.label })),
+  );
+  return {
+    category: 'multi-image-reasoning',
+    task: `nlvr-${split}`,
+    metric: 'accuracy',
+    examples: predictions.length,
+    value: clustered.value,
+    chance: mostCommon(predictions.map((p) => String(p.label))).share,
+    interval: { halfWidth: clustered.halfWidth, units: clustered.units },
+  };
 }
 
 async function nlvrBench(model: MavenModel, split: NlvrSplit, options: BenchOptions) {
@@ -252,18 +272,10 @@ async function nlvrBench(model: MavenModel, split: NlvrSplit, options: BenchOpti
     limit: options.limit,
     onProgress: options.onProgress,
   });
-  const examples = r.predictions.length;
   return {
-    protocol: `NLVR ${split}: each sentence in all six box orders; answer = the likelier of "true" / "false"; consistency = share of sentences right in all six orders`,
+    protocol: `NLVR ${split}: each sentence in all six box orders; answer = the likelier of "true" / "false"; consistency = share of sentences right in all six orders; interval over sentences (the six orders of one sentence are one sample); chance = the commonest label's share in the sentences evaluated`,
     rows: [
-      {
-        category: 'multi-image-reasoning',
-        task: `nlvr-${split}`,
-        metric: 'accuracy' as const,
-        examples,
-        value: r.accuracy,
-        chance: 0.5,
-      },
+      nlvrAccuracyRow(split, r.predictions),
       {
         category: 'multi-image-reasoning',
         task: `nlvr-${split}`,

@@ -124,14 +124,3 @@ export function consistency(items: readonly { group: string; correct: boolean }[
 export function mean(values: readonly number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
 }
-
-/**
- * Half-width of the 95 % Wilson score interval around an accuracy measured on n examples: how
- * far apart two accuracies must be before the difference means something.
- */
-export function wilsonHalfWidth(accuracy: number, n: number): number {
-  if (n <= 0) return 1;
-  const z = 1.96;
-  const z2n = (z * z) / n;
-  return (z * Math.sqrt((accuracy * (1 - accuracy)) / n + z2n / (4 * n))) / (1 + z2n);
-}

@@ -4,7 +4,7 @@
  * every prediction.
  */
 import type { BenchResult, BenchRow } from './benchmarks.ts';
-import { wilsonHalfWidth } from './metrics.ts';
+import { wilsonHalfWidth } from './statistics.ts';
 
 /** `62.5 %`. */
 export function pct(x: number, digits = 1): string {
@@ -33,7 +33,8 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
 function rowCells(r: BenchRow): string[] {
   const isRate = r.metric !== 'rouge-l';
   const value = isRate ? pct(r.value) : r.value.toFixed(3);
-  const interval = r.metric === 'accuracy' ? `± ${pct(wilsonHalfWidth(r.value, r.examples))}` : '';
+  const interval =
+    r.metric === 'accuracy' ? `± ${pct(r.interval?.halfWidth ?? wilsonHalfWidth(r.value, r.examples))}` : '';
   return [
     r.category,
     r.task,

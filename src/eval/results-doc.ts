@@ -1,7 +1,8 @@
 /**
  * docs/results.md from the experiments' results: tables, charts (SVG + PNG) and a plain verdict on
- * each of the paper's claims, computed from the numbers with their noise (a difference counts
- * only when it exceeds ~95 % of the sampling noise of the two means compared).
+ * each of the paper's claims, computed from the numbers with their noise (`statistics.ts`: a
+ * difference counts only beyond the 95 % interval of the paired per-unit differences, an NLVR
+ * sentence over its six orders being one unit; degenerate columns get no verdict).
  */
 import type { BenchName, BenchResult } from './benchmarks.ts';
 import type { ExperimentResults, Variant } from './experiments.ts';
@@ -9,8 +10,9 @@ import { KEEP_RATIOS, MODES, SELECTIONS, variantKey } from './experiments.ts';
 import { mean } from './metrics.ts';
 import { barChartSvg, type LineSeries, linePlotSvg } from './plots.ts';
 import { benchTable, markdownTable, pct } from './report.ts';
+import { compareUnits, degenerate, nlvrSentence, type Unit, type Verdict } from './statistics.ts';
 
-/** One number per benchmark and question kind, with its per-question samples (for noise). */
+/** One number per benchmark and question kind, with its per-unit samples (for noise). */
 export interface Column {
   id: string;
   label: string;
@@ -18,11 +20,27 @@ export interface Column {
   short: string;
   bench: BenchName;
   metric: 'accuracy' | 'rouge-l';
-  samples: (r: BenchResult) => number[];
+  /** One score per prediction counted, with the independent unit it belongs to. */
+  samples: (r: BenchResult) => Sample[];
 }
 
-const correctness = (r: BenchResult) =>
-  r.predictions.filter((p) => p.correct !== undefined).map((p) => (p.correct ? 1 : 0));
+/** One prediction's score and its unit (an NLVR sentence; otherwise the question itself). */
+export interface Sample {
+  unit: string;
+  value: number;
+  predicted: string;
+}
+
+const isNlvr = (bench: BenchName) => bench === 'nlvr-test' || bench === 'nlvr-dev';
+
+const correctness = (r: BenchResult): Sample[] =>
+  r.predictions
+    .filter((p) => p.correct !== undefined)
+    .map((p) => ({
+      unit: isNlvr(r.bench) ? nlvrSentence(p.id) : `${p.task}/${p.id}`,
+      value: p.correct ? 1 : 0,
+      predicted: p.predicted,
+    }));
 
 export function columnsFor(benches: readonly BenchName[]): Column[] {
   const out: Column[] = [];
@@ -43,7 +61,10 @@ export function columnsFor(benches: readonly BenchName[]): Column[] {
           short: 'DEMON caption R-L',
           bench,
           metric: 'rouge-l',
-          samples: (r) => r.predictions.filter((p) => p.rougeL !== undefined).map((p) => p.rougeL!),
+          samples: (r) =>
+            r.predictions
+              .filter((p) => p.rougeL !== undefined)
+              .map((p) => ({ unit: `${p.task}/${p.id}`, value: p.rougeL!, predicted: p.predicted })),
         },
       );
     } else if (bench === 'perception') {
@@ -55,9 +76,7 @@ export function columnsFor(benches: readonly BenchName[]): Column[] {
         bench,
         metric: 'accuracy',
         samples: (r) =>
-          r.predictions
-            .filter((p) => p.correct !== undefined && p.task.endsWith('(hybrid)'))
-            .map((p) => (p.correct ? 1 : 0)),
+          correctness({ ...r, predictions: r.predictions.filter((p) => p.task.endsWith('(hybrid)')) }),
       });
     } else {
       const [label, short] = {
@@ -72,48 +91,54 @@ export function columnsFor(benches: readonly BenchName[]): Column[] {
   return out;
 }
 
-function variance(values: readonly number[]): number {
-  const m = mean(values);
-  return values.length > 1 ? values.reduce((a, v) => a + (v - m) ** 2, 0) / (values.length - 1) : 0;
-}
-
 export interface Measured {
+  /** Mean over the predictions. */
   value: number;
-  samples: number[];
+  /** Per independent unit, the mean of its predictions' scores (what the noise is computed over). */
+  units: Unit[];
+  samples: Sample[];
 }
 
 export function measure(runs: Record<string, BenchResult[]>, key: string, column: Column): Measured | null {
   const r = runs[key]?.find((x) => x.bench === column.bench);
   if (!r) return null;
   const samples = column.samples(r);
-  return { value: mean(samples), samples };
+  const byUnit = new Map<string, { sum: number; n: number }>();
+  for (const x of samples) {
+    const u = byUnit.get(x.unit) ?? { sum: 0, n: 0 };
+    u.sum += x.value;
+    u.n++;
+    byUnit.set(x.unit, u);
+  }
+  const units = [...byUnit].map(([id, u]) => ({ id, value: u.sum / u.n }));
+  return { value: mean(samples.map((x) => x.value)), units, samples };
 }
 
-/** ~95 % noise of the difference of two means: 1.96 · √(var_a/n_a + var_b/n_b) (at least one question's worth for 0/1 data). */
+/** ~95 % noise of the difference of two measurements (paired over their shared units). */
 export function differenceNoise(a: Measured, b: Measured): number {
-  const se = Math.sqrt(
-    variance(a.samples) / Math.max(1, a.samples.length) + variance(b.samples) / Math.max(1, b.samples.length),
-  );
-  return 1.96 * se;
+  return compareUnits(a.units, b.units).halfWidth;
 }
 
-export type Verdict = 'higher' | 'lower' | 'within noise';
+export type { Verdict };
 
 /** Share of one answer above which a column is called constant: the model ignores the question. */
 export const CONSTANT_SHARE = 0.9;
 
 /**
  * Does the model give (nearly) the same answer to every question of this column — the same option
- * in each of its tasks, or an empty caption? Then its score reflects answer priors, not the images.
+ * in each of its tasks, the same text (empty or not) to ≥ 90 % of them, or the same score on every
+ * one (a column of zeros)? Then its score reflects answer priors, not the images.
  */
 export function isConstant(runs: readonly BenchResult[] | undefined, c: Column): boolean {
   const r = runs?.find((x) => x.bench === c.bench);
   if (!r) return false;
   if (c.metric === 'rouge-l') {
-    const captions = r.predictions.filter((p) => p.rougeL !== undefined);
+    const samples = c.samples(r);
     return (
-      captions.length > 0 &&
-      captions.filter((p) => p.predicted.trim() === '').length / captions.length >= CONSTANT_SHARE
+      degenerate(
+        samples.map((x) => x.value),
+        samples.map((x) => x.predicted),
+      ) !== null
     );
   }
   const rows = r.rows.filter((row) => row.metric === 'accuracy');
@@ -123,14 +148,12 @@ export function isConstant(runs: readonly BenchResult[] | undefined, c: Column):
 /** The verdict for a constant column: its differences are answer priors, not visual encoding. */
 export function constantVerdict(c: Column): string {
   return c.metric === 'rouge-l'
-    ? 'uninformative: the captions are empty (see the note on captions)'
+    ? 'uninformative: the captions are (nearly) all the same text or score the same'
     : 'uninformative: one answer to ≥ 90 % of the questions, whatever the images';
 }
 
 export function compare(a: Measured, b: Measured): Verdict {
-  const noise = differenceNoise(a, b);
-  const d = a.value - b.value;
-  return d > noise ? 'higher' : d < -noise ? 'lower' : 'within noise';
+  return compareUnits(a.units, b.units).verdict;
 }
 
 const fmtValue = (c: Column, v: number | undefined) =>
@@ -471,7 +494,8 @@ reproduce it (evaluation is deterministic; timings are not).
 
 Sizes: NLVR test ${sizes.nlvrSentences} sentences × 6 orders; ${sizes.perTask} held-out examples per generated task;
 ${sizes.coverageImages} boxes for patch coverage, ${sizes.codebookImages} for the codebook study, ${sizes.costQuestions} questions for the cost.
-Differences are called significant only beyond 1.96 standard errors of the difference of the two means.
+Differences are called significant only beyond the 95 % interval of the paired per-unit differences (the same questions
+under both settings; an NLVR sentence over its six orders is one unit, so ${sizes.nlvrSentences} NLVR units, not ${6 * sizes.nlvrSentences}).
 The NLVR numbers here are on the first ${sizes.nlvrSentences} test sentences; the default model's score on the whole test
 split is in [training.md](training.md).
 ${ctx.skipped.length ? `\nSkipped here: ${ctx.skipped.map((s) => `${s.bench} (${s.reason})`).join('; ')}.\n` : ''}

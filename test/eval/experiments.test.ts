@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchResult } from '../../src/eval/benchmarks.ts';
-import { mostCommon } from '../../src/eval/benchmarks.ts';
 import { experimentVariants, runExperiments } from '../../src/eval/experiments.ts';
 import { boxAttributes, codeMeanings, heldoutBoxes, objectPatches } from '../../src/eval/figures.ts';
 import { barChartSvg, linePlotSvg, svgToPng } from '../../src/eval/plots.ts';
@@ -20,6 +19,7 @@ import {
   isConstant,
   resultsDoc,
 } from '../../src/eval/results-doc.ts';
+import { mostCommon } from '../../src/eval/statistics.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 describe('experiment variants', () => {
@@ -159,21 +159,37 @@ describe('codebook and coverage studies', () => {
 });
 
 describe('verdicts', () => {
-  it('calls a difference only beyond ~2 standard errors', () => {
-    const of = (ones: number, n: number) => {
-      const samples = Array.from({ length: n }, (_, i) => (i < ones ? 1 : 0));
-      return { value: ones / n, samples };
-    };
-    // 0.7 vs 0.5 on 400 questions each: SE = √(.21/399·… ) ≈ 0.034, noise ≈ 0.067 < 0.2.
+  /** A measurement of `ones` right answers among n questions `q0`…: each its own unit. */
+  const of = (ones: number, n: number, right = (i: number) => i < ones) => {
+    const units = Array.from({ length: n }, (_, i) => ({ id: `q${i}`, value: right(i) ? 1 : 0 }));
+    const samples = units.map((u) => ({ unit: u.id, value: u.value, predicted: '' }));
+    return { value: ones / n, units, samples };
+  };
+
+  it('calls a difference only beyond the paired interval of the per-question differences', () => {
+    // 0.7 vs 0.5 on the same 400 questions, the better one right on a superset: 80 discordant pairs.
     assert.equal(compare(of(280, 400), of(200, 400)), 'higher');
     assert.equal(compare(of(200, 400), of(280, 400)), 'lower');
-    // 0.6 vs 0.5 on 20 questions: noise ≈ 0.31 > 0.1.
+    // 0.6 vs 0.5 on 20 questions: 2 discordant pairs of 20 are within noise.
     assert.equal(compare(of(12, 20), of(10, 20)), 'within noise');
-    const a = of(280, 400);
+    // The paired half-width: 1.96 · sd(d) / √n over d_i ∈ {0, 1}, 80 ones among 400.
+    const p = 80 / 400;
+    const sd = Math.sqrt((400 * p * (1 - p)) / 399);
+    assert.ok(Math.abs(differenceNoise(of(280, 400), of(200, 400)) - (1.96 * sd) / 20) < 1e-12);
+  });
+
+  it('pairs: the same 5-point gain on the same questions is real; on disjoint halves it is noise', () => {
+    // b right on questions 0..199; a right on those and 20 more: 20 discordant pairs, all one way.
+    const a = of(220, 400);
     const b = of(200, 400);
-    const varA = (280 * 0.3 ** 2 + 120 * 0.7 ** 2) / 399;
-    const varB = (200 * 0.5 ** 2 + 200 * 0.5 ** 2) / 399;
-    assert.ok(Math.abs(differenceNoise(a, b) - 1.96 * Math.sqrt(varA / 400 + varB / 400)) < 1e-12);
+    assert.equal(compare(a, b), 'higher');
+    // The unpaired rule on the same two means (0.55 vs 0.50, n 400 each) calls it noise (± 6.9 pt).
+    assert.ok(
+      differenceNoise(a, { ...b, units: b.units.map((u) => ({ ...u, id: `other-${u.id}` })) }) > 0.06,
+    );
+    // Equal accuracy, answers swapped on 40 questions each way: no difference, and not "higher".
+    const c = of(200, 400, (i) => (i < 160 ? true : i >= 200 && i < 240));
+    assert.equal(compare(c, b), 'within noise');
   });
 });
 
@@ -197,7 +213,12 @@ describe('constant answers', () => {
       commonAnswer: { answer: 'D', share },
     });
     const captions = (empty: number, of: number) =>
-      Array.from({ length: of }, (_, i) => ({ rougeL: 0, predicted: i < empty ? '' : 'there is' }));
+      Array.from({ length: of }, (_, i) => ({
+        task: 'caption',
+        id: `heldout/${i}`,
+        rougeL: i < empty ? 0 : 0.1 * i,
+        predicted: i < empty ? '' : `there is ${i}`,
+      }));
     assert.equal(isConstant([result([row(1), row(0.9)], captions(1, 10))], choice), true);
     assert.equal(isConstant([result([row(1), row(0.6)], captions(1, 10))], choice), false);
     assert.equal(isConstant([result([row(1)], captions(9, 10))], caption), true);

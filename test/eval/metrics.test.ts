@@ -13,8 +13,8 @@ import {
   lcsLength,
   rougeL,
   rougeTokens,
-  wilsonHalfWidth,
 } from '../../src/eval/metrics.ts';
+import { wilsonHalfWidth } from '../../src/eval/statistics.ts';
 import { scoreCandidates } from '../../src/maven/generation.ts';
 
 const close = (a: number, b: number, what: string) =>

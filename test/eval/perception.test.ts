@@ -12,7 +12,7 @@ import { FASHION_NOUNS } from '../../src/data/tasks/fashion.ts';
 import { generateExample } from '../../src/data/tasks/registry.ts';
 import { captionPair } from '../../src/data/tasks/stage-datasets.ts';
 import type { ImageSource } from '../../src/data/tasks/task.ts';
-import { type BenchResult, loadFashionTest, mostCommon, runBenchmark } from '../../src/eval/benchmarks.ts';
+import { type BenchResult, loadFashionTest, runBenchmark } from '../../src/eval/benchmarks.ts';
 import { rougeL } from '../../src/eval/metrics.ts';
 import {
   askedValue,
@@ -38,6 +38,7 @@ import {
   predictRidge,
   trainRidgeProbe,
 } from '../../src/eval/ridge-probe.ts';
+import { mostCommon } from '../../src/eval/statistics.ts';
 import { ENCODING_MODES } from '../../src/maven/sequence.ts';
 import { uniformSource } from '../../src/models/init.ts';
 import { smallModel } from '../maven/small-model.ts';
