@@ -21,7 +21,7 @@ import { loadSafetensors } from '../src/engine/safetensors-file.ts';
 import { type BenchResult, type BenchRow, runBenchmark } from '../src/eval/benchmarks.ts';
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
 import { perceptionComparison } from '../src/eval/perception.ts';
-import { pct } from '../src/eval/report.ts';
+import { minutesSeconds, pct } from '../src/eval/report.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
@@ -86,7 +86,7 @@ all tasks.
 ${o.runs
   .map(
     (r) =>
-      `| ${pct(r.devShare)} | ${r.steps} | ${Math.round(r.seconds / 60)} min | ${pct(r.generated.accuracy)} | **${pct(r.nlvrTest.accuracy)}** | ${pct(r.nlvrTest.consistency)} | ${pct(r.nlvrTest.trueRate)} | ${pct(r.nlvrDev.accuracy)}${r.devShare > 0 ? ' (trained on)' : ''} |`,
+      `| ${pct(r.devShare)} | ${r.steps} | ${minutesSeconds(r.seconds)} | ${pct(r.generated.accuracy)} | **${pct(r.nlvrTest.accuracy)}** | ${pct(r.nlvrTest.consistency)} | ${pct(r.nlvrTest.trueRate)} | ${pct(r.nlvrDev.accuracy)}${r.devShare > 0 ? ' (trained on)' : ''} |`,
   )
   .join('\n')}
 
@@ -356,11 +356,7 @@ if (values.reproduction) {
     : { how: 'another run of the recipe' };
   const secondsOf = (r: typeof report) => r.stages.reduce((n, s) => n + s.seconds, 0);
   const rows: string[][] = [
-    [
-      'training wall time',
-      `${Math.round(secondsOf(report) / 60)} min`,
-      `${Math.round(secondsOf(otherReport) / 60)} min`,
-    ],
+    ['training wall time', minutesSeconds(secondsOf(report)), minutesSeconds(secondsOf(otherReport))],
     ...report.stages.map((s) => {
       const o = otherReport.stages.find((x) => x.stage === s.stage);
       return [`${s.stage} last loss`, s.lastLoss.toFixed(3), o ? o.lastLoss.toFixed(3) : '–'];
@@ -451,7 +447,7 @@ model in \`${values['model-out']}\` (its \`training-report.json\` is the raw rec
 ${report.stages
   .map(
     (s) =>
-      `| ${s.stage} | ${s.description} | ${s.steps} | ${Math.round(s.seconds / 60)} min ${s.seconds % 60} s | ${fmt(s.firstLoss)} → ${fmt(s.lastLoss)} | ${
+      `| ${s.stage} | ${s.description} | ${s.steps} | ${minutesSeconds(s.seconds)} | ${fmt(s.firstLoss)} → ${fmt(s.lastLoss)} | ${
         s.eval
           ? Object.entries(s.eval)
               .map(([k, v]) => `${k} ${fmt(v)}`)
@@ -461,7 +457,7 @@ ${report.stages
   )
   .join('\n')}
 
-Total training wall time: **${Math.floor(total / 60)} min ${total % 60} s** (target ≤ ${RECIPE_MINUTES_TARGET} min on 2 cores).
+Total training wall time: **${minutesSeconds(total)}** (target ≤ ${RECIPE_MINUTES_TARGET} min on 2 cores).
 
 ## Patch selector (stage 1, held-out generated boxes)
 

@@ -11,6 +11,13 @@ export function pct(x: number, digits = 1): string {
   return Number.isFinite(x) ? `${(100 * x).toFixed(digits)} %` : '–';
 }
 
+/** A wall time in words: `51 s`, `1 min 51 s`, `46 min 16 s` (whole seconds; minutes never rounded up). */
+export function minutesSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '–';
+  const s = Math.round(seconds);
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
 /** A Markdown table from a header and rows (cells already formatted); numeric-looking columns right-aligned. */
 export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   for (const [i, r] of rows.entries()) {

@@ -57,6 +57,46 @@ describe('Trainer', () => {
     });
   });
 
+  it('five AdamW steps match a hand computation where clipping and bias correction both matter', async () => {
+    // loss = ½·Σ c·w²: the gradient c·w changes every step, so the clipped gradients of different
+    // steps differ in scale (clipping does not cancel in m/√v) and, with β1² ≠ 1 − β2, bias
+    // correction changes every step's size.
+    const c = [3, 4, 5];
+    const w0 = [1, -2, 3];
+    const cfg = { lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.1, clipNorm: 1 };
+    const trainer = await Trainer.create({
+      params: new Map([['w', f32([1, 3], w0)]]),
+      build: (g) => {
+        const w = g.param('w', [1, 3]);
+        return { loss: ops.mul(ops.sum(ops.mul(ops.mul(w, w), g.constant(f32([1, 3], c)))), 0.5) };
+      },
+      optimizer: cfg,
+    });
+    const w = [...w0];
+    const m = [0, 0, 0];
+    const v = [0, 0, 0];
+    for (let t = 1; t <= 5; t++) {
+      const grad = w.map((x, i) => c[i] * x);
+      const norm = Math.hypot(...grad);
+      const scale = Math.min(1, cfg.clipNorm / (norm + 1e-6));
+      assert.ok(scale < 0.2, `clipping is active at step ${t} (scale ${scale})`);
+      for (let i = 0; i < 3; i++) {
+        const gi = grad[i] * scale;
+        m[i] = cfg.beta1 * m[i] + (1 - cfg.beta1) * gi;
+        v[i] = cfg.beta2 * v[i] + (1 - cfg.beta2) * gi * gi;
+        const mhat = m[i] / (1 - cfg.beta1 ** t);
+        const vhat = v[i] / (1 - cfg.beta2 ** t);
+        w[i] = w[i] * (1 - cfg.lr * cfg.weightDecay) - (cfg.lr * mhat) / (Math.sqrt(vhat) + cfg.eps);
+      }
+      const r = await trainer.trainStep({});
+      assert.ok(Math.abs(r.gradNorm - norm) < 1e-4 * norm, `step ${t}: grad norm ${r.gradNorm} vs ${norm}`);
+      const got = [...(trainer.parameters().get('w')!.data as Float32Array)];
+      got.forEach((x, i) => {
+        assert.ok(Math.abs(x - w[i]) < 1e-5, `step ${t}: w[${i}] = ${x}, expected ${w[i]}`);
+      });
+    }
+  });
+
   it('warm-up + cosine schedule', () => {
     const s = warmupCosine({ peak: 1, warmupSteps: 10, totalSteps: 110, min: 0.1 });
     assert.equal(s(5), 0.5);

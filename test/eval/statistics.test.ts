@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchResult } from '../../src/eval/benchmarks.ts';
 import { nlvrAccuracyRow } from '../../src/eval/benchmarks.ts';
-import { benchTable } from '../../src/eval/report.ts';
+import { benchTable, minutesSeconds } from '../../src/eval/report.ts';
 import { columnsFor, isConstant } from '../../src/eval/results-doc.ts';
 import {
   clusteredAccuracy,
@@ -152,5 +152,12 @@ describe('statistics', () => {
       ),
       false,
     );
+  });
+
+  it('wall times: minutes never rounded up', () => {
+    assert.equal(minutesSeconds(51), '51 s');
+    assert.equal(minutesSeconds(111), '1 min 51 s');
+    assert.equal(minutesSeconds(2776), '46 min 16 s');
+    assert.equal(minutesSeconds(89.6), '1 min 30 s');
   });
 });

@@ -20,9 +20,11 @@ import { type ServerHandle, startServer } from '../../src/serve/server.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM)
-  ? false
-  : `headless Chromium is not installed at ${CHROMIUM} (apt-get install chromium, as .ci/run does); browser test skipped`;
+const missing = `headless Chromium is not installed at ${CHROMIUM} (apt-get install chromium, as .ci/run does)`;
+// CI sets MAVEN_REQUIRE_BROWSER: there a missing browser fails the suite instead of skipping it unseen.
+if (!existsSync(CHROMIUM) && process.env.MAVEN_REQUIRE_BROWSER === '1')
+  throw new Error(`${missing}, and MAVEN_REQUIRE_BROWSER=1 requires it`);
+const skip = existsSync(CHROMIUM) ? false : `${missing}; browser test skipped`;
 const SAMPLES = fileURLToPath(new URL('../../assets/samples/', import.meta.url));
 const FILES = [join(SAMPLES, 'fashion-test-0.png'), join(SAMPLES, 'fashion-test-2.png')];
 const QUESTION = "Which image shows a pair of trousers? Answer with the image's number (1–2).";
