@@ -278,12 +278,18 @@ export async function runStage(def: StageDefinition, options: RunOptions): Promi
 
   // Ctrl-C and the abort signal only raise a flag; the loop stops between steps.
   let stopReason: string | null = null;
+  /** From fetching a step's batch to the end of its update: a stop request lets it finish. */
+  let stepInFlight = false;
   const handleSigint = options.handleSigint ?? true;
   const requestStop = (why: string) => {
     if (stopReason) return;
     stopReason = why;
+    // A signal between steps (while logging, evaluating or checkpointing) stops before the next one.
+    const what = stepInFlight
+      ? `finishing step ${trainer.step + 1}, then saving a checkpoint`
+      : `saving a checkpoint at step ${trainer.step}`;
     progress.print(
-      `${why}: finishing step ${trainer.step + 1}, then saving a checkpoint` +
+      `${why}: ${what}` +
         (handleSigint ? ' (Ctrl-C again quits at once; the last complete checkpoint is kept)' : ''),
     );
   };
@@ -338,6 +344,7 @@ export async function runStage(def: StageDefinition, options: RunOptions): Promi
   try {
     while (trainer.step < def.steps && !stopReason) {
       const t0 = performance.now();
+      stepInFlight = true;
       const next = await batches.next();
       if (next.done) {
         throw new Error(
@@ -348,6 +355,7 @@ export async function runStage(def: StageDefinition, options: RunOptions): Promi
       let result: Awaited<ReturnType<Trainer['trainStep']>>;
       try {
         result = await trainer.trainStep(feeds);
+        stepInFlight = false;
       } catch (e) {
         if (!(e instanceof NonFiniteLossError)) throw e;
         progress.finish();

@@ -257,6 +257,27 @@ describe('runStage', () => {
     assert.ok(existsSync(join(dir, 'final.safetensors')));
   });
 
+  it('a stop between steps (while checkpointing) says it saves the step it has, not the next one', async () => {
+    const dir = freshDir();
+    const controller = new AbortController();
+    const lines: string[] = [];
+    const stopped = await runStage(mlpStage(), {
+      ...quiet,
+      outDir: dir,
+      checkpointEvery: 4,
+      signal: controller.signal,
+      log: (l) => {
+        lines.push(l);
+        if (/checkpoint at step 4\b/.test(l)) controller.abort();
+      },
+    });
+    assert.equal(stopped.steps, 4);
+    assert.equal(stateStep(dir), 4);
+    const text = lines.join('\n');
+    assert.match(text, /stop requested: saving a checkpoint at step 4/);
+    assert.doesNotMatch(text, /finishing step 5/);
+  });
+
   it('Ctrl-C (SIGINT) takes the same path, and the handler is removed afterwards', async () => {
     const dir = freshDir();
     const listeners = process.listenerCount('SIGINT');

@@ -13,15 +13,17 @@ import { visualEmbeddingStage } from '../../train/stages/stage2-visual-embedding
 import { projectorStage } from '../../train/stages/stage3-projector.ts';
 import { instructionStage } from '../../train/stages/stage4-instruction.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
+import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
 const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S] [--data DIR]
-       maven train --stage 1|2|3|4 --model DIR --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S]
+       maven train --stage 1|2|3|4 [--model DIR] --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S]
 
 --recipe tiny   pretrain a small ViT, tokenizer and LLM (stage 0), then run stages 1–4; the
                 model lands in DIR/model. Each stage checkpoints under DIR/<stage>; run the same
                 command again after an interruption to resume. --scale multiplies every stage's
                 steps (e.g. 0.02 for a quick smoke run).
---stage N       one MaVEn stage, starting from the model in --model: 1 patch selector, 2 visual
+--stage N       one MaVEn stage, starting from the model in --model (default: the embedded
+                models/maven-tiny): 1 patch selector, 2 visual
                 embedding rows, 3 projector, 4 instruction tuning. Options may come from a JSON
                 file ({"steps", "batchSize", "lr", "seed"}); flags override it. The trained model
                 is written to DIR/model.
@@ -78,11 +80,10 @@ export const trainCommand: Command = {
     }
     const make = values.stage ? STAGES[values.stage] : undefined;
     if (!make) throw new UsageError(`give --recipe tiny or --stage 1|2|3|4\n\n${usage}`);
-    if (!values.model) throw new UsageError('--stage needs --model DIR (the weights to start from)');
     const file = values.config
       ? (JSON.parse(await readFile(values.config, 'utf8')) as Record<string, number>)
       : {};
-    const model = await loadMaven(values.model);
+    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
     const positive = (n: number) => n > 0;
     const def = make({
       config: model.config,
