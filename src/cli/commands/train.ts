@@ -23,8 +23,8 @@ const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S]
                 command again after an interruption to resume. --scale multiplies every stage's
                 steps (e.g. 0.02 for a quick smoke run).
 --stage N       one MaVEn stage, starting from the model in --model (default: the embedded
-                models/maven-tiny): 1 patch selector, 2 visual
-                embedding rows, 3 projector, 4 instruction tuning. Options may come from a JSON
+                models/maven-tiny): 1 patch selector, 2 visual embedding rows, 3 projector,
+                4 instruction tuning. Options may come from a JSON
                 file ({"steps", "batchSize", "lr", "seed"}); flags override it. The trained model
                 is written to DIR/model.
 
