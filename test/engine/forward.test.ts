@@ -101,8 +101,12 @@ describe('forward against reference loops', () => {
     const r = await evaluate((g) => {
       const t = g.constant(f32([4, 2], table));
       const picked = ops.gather(t, g.constant(i64([3], [3, 0, 3])));
-      const tk = ops.topk(g.constant(f32([5], [0.5, -1, 3, 2, 0])), 2);
+      const five = g.constant(f32([5], [0.5, -1, 3, 2, 0]));
+      const tk = ops.topk(five, 2);
+      const bk = ops.topk(five, 2, -1, false);
       return {
+        botv: bk.values,
+        boti: bk.indices,
         picked,
         cat: ops.concat([picked, ops.slice(t, 0, 1, 3)], 0),
         tr: ops.transpose(t, [1, 0]),
@@ -127,6 +131,8 @@ describe('forward against reference loops', () => {
     );
     assert.deepEqual([...(r.topv.data as Float32Array)], [3, 2]);
     assert.deepEqual([...(r.topi.data as BigInt64Array)], [2n, 3n]);
+    assert.deepEqual([...(r.botv.data as Float32Array)], [-1, 0]);
+    assert.deepEqual([...(r.boti.data as BigInt64Array)], [1n, 4n]);
     const argminCol = (c: number) =>
       [0, 1, 2, 3].reduce((best, i) => (table[i * 2 + c] < table[best * 2 + c] ? i : best), 0);
     assert.deepEqual([...(r.amin.data as BigInt64Array)], [BigInt(argminCol(0)), BigInt(argminCol(1))]);
@@ -167,15 +173,30 @@ describe('forward against reference loops', () => {
   });
 
   it('reshape splits a flattened dynamic axis back using a source tensor', async () => {
+    const xs = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
     const r = await evaluate(
       (g) => {
         const x = g.input('x', 'float32', ['B', 'T', 2]);
         const flat = ops.reshape(x, [-1, 2]);
         assert.deepEqual(flat.shape, ['B*T', 2]);
-        return { back: ops.reshape(flat, ['B', 'T', 2], [x]) };
+        // Per row of the flattened [B*T, 2]: swap the pair and scale it, [x0, x1] → [10·x1, 100·x0].
+        const mixed = ops.matmul(flat, g.constant(f32([2, 2], [0, 100, 10, 0])));
+        const back = ops.reshape(mixed, ['B', 'T', 2], [x]);
+        assert.deepEqual(back.shape, ['B', 'T', 2]);
+        return { flat, back, perB: ops.sum(back, 1) };
       },
-      { x: f32([2, 3, 2], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) },
+      { x: f32([2, 3, 2], xs) },
     );
+    assert.deepEqual(r.flat.shape, [6, 2]);
+    assert.deepEqual([...(r.flat.data as Float32Array)], xs);
     assert.deepEqual(r.back.shape, [2, 3, 2]);
+    const back = [0, 1, 2, 3, 4, 5].flatMap((row) => [10 * xs[2 * row + 1], 100 * xs[2 * row]]);
+    assert.deepEqual([...(r.back.data as Float32Array)], back);
+    // Summed over T: which rows make up each b depends on the split being [B, T], not [T, B].
+    assert.deepEqual(r.perB.shape, [2, 2]);
+    assert.deepEqual(
+      [...(r.perB.data as Float32Array)],
+      [10 * (1 + 3 + 5), 100 * (0 + 2 + 4), 10 * (7 + 9 + 11), 100 * (6 + 8 + 10)],
+    );
   });
 });

@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import { HostTensor } from '../../src/engine/host-tensor.ts';
 import * as ops from '../../src/engine/ops/index.ts';
-import { gradCheck, i64, uniform } from './helpers.ts';
+import { f64, gradCheck, i64, uniform } from './helpers.ts';
 
 const x = (shape: number[], seed: number, lo = -1, hi = 1) => ({
   shape,
@@ -79,6 +79,8 @@ describe('gradients: matrix products', () => {
     gradCheck((_, [a, w, b]) => ops.linear(a, w, b), [x([3, 4], 36), x([2, 4], 37), x([2], 38)]));
   it('linear 3-D without bias', () =>
     gradCheck((_, [a, w]) => ops.linear(a, w), [x([2, 3, 4], 39), x([5, 4], 40)]));
+  it('linear 3-D with bias (bias gradient summed over both leading axes)', () =>
+    gradCheck((_, [a, w, b]) => ops.linear(a, w, b), [x([2, 3, 4], 41), x([5, 4], 42), x([5], 43)]));
 });
 
 describe('gradients: reductions and softmaxes', () => {
@@ -88,14 +90,34 @@ describe('gradients: reductions and softmaxes', () => {
   it('sumSquares', () => gradCheck((_, [a]) => ops.sumSquares(a, 1), [x([3, 4], 53)]));
   it('max', () => gradCheck((_, [a]) => ops.max(a, -1), [x([3, 4], 54)]));
   it('min', () => gradCheck((_, [a]) => ops.min(a, 0), [x([3, 4], 55)]));
+  it('max, keepDims', () => gradCheck((_, [a]) => ops.max(a, 1, true), [x([3, 4], 110)]));
+  it('max over several axes', () => gradCheck((_, [a]) => ops.max(a, [0, 2]), [x([2, 3, 4], 111)]));
+  it('min, keepDims', () => gradCheck((_, [a]) => ops.min(a, -1, true), [x([3, 4], 112)]));
+  it('min over several axes', () => gradCheck((_, [a]) => ops.min(a, [0, 2]), [x([2, 3, 4], 113)]));
+  it('max over several axes, keepDims', () =>
+    gradCheck((_, [a]) => ops.max(a, [0, 2], true), [x([2, 3, 4], 117)]));
   it('softmax', () => gradCheck((_, [a]) => ops.softmax(a, -1), [x([2, 5], 56)]));
   it('softmax over axis 0', () => gradCheck((_, [a]) => ops.softmax(a, 0), [x([3, 2], 57)]));
   it('logSoftmax', () => gradCheck((_, [a]) => ops.logSoftmax(a, -1), [x([2, 5], 58)]));
   it('topk values', () => gradCheck((_, [a]) => ops.topk(a, 2, -1).values, [x([3, 5], 59)]));
+  it('topk values, smallest (largest = false)', () =>
+    gradCheck((_, [a]) => ops.topk(a, 2, -1, false).values, [x([3, 5], 114)]));
 });
 
 describe('gradients: data movement', () => {
   it('reshape', () => gradCheck((_, [a]) => ops.reshape(a, [3, 2, 2]), [x([2, 6], 60)]));
+  it('reshape with dynamic dims: split by a source tensor, flatten, split back', () =>
+    gradCheck(
+      (g, [a]) => {
+        const src = g.input('src', 'float64', ['B', 'T', 2]); // only its run-time shape is read
+        const bt = ops.reshape(a, ['B', 'T', 2], [src]); // [6, 2] → [B, T, 2]
+        const flat = ops.reshape(ops.transpose(bt, [1, 0, 2]), [-1, 2]); // [B*T, 2], one dynamic dim
+        const back = ops.reshape(flat, ['T', 'B', 2], [bt]); // dims from bt's run-time shape
+        return ops.reshape(back, [3, 4]);
+      },
+      [x([6, 2], 115)],
+      { feeds: { src: f64([2, 3, 2], uniform([2, 3, 2], 116)) } },
+    ));
   it('transpose', () => gradCheck((_, [a]) => ops.transpose(a, [2, 0, 1]), [x([2, 3, 4], 61)]));
   it('concat', () => gradCheck((_, [a, b]) => ops.concat([a, b, a], 1), [x([2, 2], 62), x([2, 3], 63)]));
   it('slice with negative start', () => gradCheck((_, [a]) => ops.slice(a, 1, -3, -1), [x([2, 5], 64)]));

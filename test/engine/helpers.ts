@@ -43,6 +43,11 @@ export interface GradCheckOptions {
   eps?: number;
   rtol?: number;
   atol?: number;
+  /**
+   * Run-time inputs the build declares besides the checked parameters (held fixed, not
+   * differentiated): a tensor whose shape names dynamic dims, say.
+   */
+  feeds?: Record<string, HostTensor>;
 }
 
 /**
@@ -74,13 +79,15 @@ export async function gradCheck(
   const program = await compile(g, outputs);
   const make = (values: number[], shape: number[]) =>
     dtype === 'float64' ? f64(shape, values) : f32(shape, values);
-  const feeds: Record<string, HostTensor> = {};
+  const feeds: Record<string, HostTensor> = { ...options.feeds };
   inputs.forEach((x, i) => {
     feeds[`x${i}`] = make(x.values, x.shape);
   });
   const analytic = await program.run(feeds);
   for (let i = 0; i < inputs.length; i++) {
     const base = feeds[`x${i}`];
+    // A gradient of the right size but the wrong shape would pass the element-wise comparison.
+    assert.deepEqual(analytic[`g${i}`].shape, inputs[i].shape, `input ${i}: shape of the engine gradient`);
     for (let j = 0; j < base.size; j++) {
       const orig = Number(base.data[j]);
       const at = async (v: number) => {

@@ -4,9 +4,10 @@ import { type MavenConfig, tinyConfig } from '../../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel } from '../../src/maven/model.ts';
 import { WordTokenizer } from '../../src/models/tokenizer.ts';
 
-export function smallModel(): MavenModel {
+/** `extraCorpus`: more text for the word vocabulary (answer words a test scores, say). */
+export function smallModel(extraCorpus: readonly string[] = []): MavenModel {
   const tokenizer = WordTokenizer.build(
-    ['how many yellow squares are there ?', 'there is a black circle .', 'yes no'],
+    ['how many yellow squares are there ?', 'there is a black circle .', 'yes no', ...extraCorpus],
     { minCount: 1 },
   );
   tokenizer.addSpecialTokens(['<img>', '</img>']);
