@@ -38,7 +38,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function timeIt(fn: () => Promise<unknown>, warmup: number, reps: number): Promise<number> {
+/** Median, min and max wall time of `reps` calls after `warmup` untimed ones. */
+async function timeRuns(
+  fn: () => Promise<unknown>,
+  warmup: number,
+  reps: number,
+): Promise<{ median: number; min: number; max: number }> {
   for (let i = 0; i < warmup; i++) await fn();
   const ts: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -46,8 +51,14 @@ async function timeIt(fn: () => Promise<unknown>, warmup: number, reps: number):
     await fn();
     ts.push(performance.now() - t0);
   }
-  return median(ts);
+  return { median: median(ts), min: Math.min(...ts), max: Math.max(...ts) };
 }
+
+async function timeIt(fn: () => Promise<unknown>, warmup: number, reps: number): Promise<number> {
+  return (await timeRuns(fn, warmup, reps)).median;
+}
+
+const spread = (t: { min: number; max: number }) => `${t.min.toFixed(1)}–${t.max.toFixed(1)} ms`;
 
 /** Forward FLOPs of one block step (matmuls only; attention counted in full, as PyTorch computes it). */
 function blockForwardFlops(c: BlockConfig): number {
@@ -105,16 +116,17 @@ async function blockStep(): Promise<void> {
   const compileMs = performance.now() - t0;
   const data = randomTokens(c, 7);
   const losses: number[] = [];
-  const ours = await timeIt(
+  const oursRuns = await timeRuns(
     async () => losses.push((await trainer.trainStep(data)).loss),
     quick ? 2 : 4,
     quick ? 3 : 15,
   );
+  const ours = oursRuns.median;
   const rows: [string, number | null, string][] = [
     [
       'maven-ts engine (onnxruntime-node, CPU)',
       ours,
-      `loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}; graph compiled once in ${compileMs.toFixed(0)} ms`,
+      `median of ${quick ? 3 : 15} steps (range ${spread(oursRuns)}); loss ${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}; graph compiled once in ${compileMs.toFixed(0)} ms; ${os.cpus().length} threads`,
     ],
   ];
 
@@ -123,7 +135,7 @@ async function blockStep(): Promise<void> {
     rows.push([
       `@tensorflow/tfjs 4.22 + wasm backend`,
       tf.msPerStep,
-      `loss ${tf.loss0.toFixed(3)} → ${tf.lossN.toFixed(3)}; ${tf.threads ?? 1} thread(s)`,
+      `median of 3 steps; loss ${tf.loss0.toFixed(3)} → ${tf.lossN.toFixed(3)}; ${tf.threads ?? 1} thread(s) (tfjs gets no wasm threads under Node) against this engine's ${os.cpus().length}`,
     ]);
     const tuned = await tfjsBlockStepMs({
       warmup: 1,
@@ -146,10 +158,12 @@ async function blockStep(): Promise<void> {
     rows.push([
       `PyTorch ${torch.torch} eager (${torch.python})`,
       torch.msPerStep,
-      `loss ${torch.loss0.toFixed(3)} → ${torch.lossN.toFixed(3)}; ${torch.threads} threads; attention: ${torch.attn}`,
+      `median of ${quick ? 3 : 10} steps (range ${spread({ min: torch.msMin, max: torch.msMax })}); loss ${torch.loss0.toFixed(3)} → ${torch.lossN.toFixed(3)}; ${torch.threads} threads; attention: ${torch.attn}`,
     ]);
 
-  say('| implementation | ms / step | effective GFLOP/s | this engine is … × faster | notes |');
+  say(
+    `| implementation | ms / step (median) | effective GFLOP/s | its time / this engine's (this engine on ${os.cpus().length} threads) | notes |`,
+  );
   say('|---|---:|---:|---:|---|');
   for (const [name, ms, note] of rows) {
     if (ms === null) say(`| ${name} | – | – | – | ${note} |`);

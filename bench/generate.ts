@@ -9,7 +9,7 @@
  * Without --model it uses randomly initialised tiny weights: speed does not depend on training.
  */
 import os from 'node:os';
-import { HostTensor } from '../src/engine/index.ts';
+import { HostTensor, KVCacheDecoder } from '../src/engine/index.ts';
 import { loadMaven } from '../src/maven/checkpoint.ts';
 import { tinyConfig } from '../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model.ts';
@@ -126,39 +126,65 @@ for (const n of [1, 2, 4, 8]) {
 }
 say('');
 
-// Decode speed of the LLM alone: greedy, KV cache, 1 token per step.
-const decoder = await model.llmDecoder();
+// Decode speed of the LLM alone, the same work on both sides: prompt ids 0, 1, … 63, then 128
+// greedy steps (each step's token is the argmax of the last logits) with a KV cache; per side
+// one warm-up run, then the median of three; at 1 and at 2 intra-op threads each.
 const promptLen = 64;
 const steps = 128;
+const vocab = model.config.llm.vocabSize;
 const ids = (xs: number[]) => new HostTensor('int64', [1, xs.length], BigInt64Array.from(xs, BigInt));
-const embedsFor = async () =>
-  (await model.prepare('how many yellow squares are there ? '.repeat(8).trim(), null)).embeds;
-const prompt = await embedsFor();
-const decodeRun = async () => {
-  const T = prompt.shape[1];
-  let out = await decoder.prefill(prompt, ids(Array.from({ length: T }, (_, i) => i)));
-  const t0 = performance.now();
-  for (let s = 0; s < steps; s++) out = await decoder.decode(ids([3]), ids([T + s]), out.cache);
-  return (steps / (performance.now() - t0)) * 1000;
+const argmaxLast = (logits: HostTensor): number => {
+  const V = logits.shape[logits.shape.length - 1];
+  const data = logits.data as Float32Array;
+  const row = data.subarray(data.length - V);
+  let best = 0;
+  for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+  return best;
 };
-await decodeRun();
-const ours = median([await decodeRun(), await decodeRun(), await decodeRun()]);
-const torch = await torchLlamaDecode(model.config.llm, model.weights, {
-  promptLength: prompt.shape[1] || promptLen,
-  steps,
-});
+async function oursTokensPerSecond(threads: number): Promise<number> {
+  const decoder = await KVCacheDecoder.create(model.components.llm.decoderSpec(), model.weights, {
+    decodeThreads: threads,
+    runtime: { threads },
+  });
+  const run = async () => {
+    const prompt = Array.from({ length: promptLen }, (_, i) => i % vocab);
+    let out = await decoder.prefill(ids(prompt), ids(prompt.map((_, i) => i)));
+    const t0 = performance.now();
+    for (let s = 0; s < steps; s++)
+      out = await decoder.decode(ids([argmaxLast(out.logits)]), ids([promptLen + s]), out.cache);
+    return (steps / (performance.now() - t0)) * 1000;
+  };
+  await run();
+  return median([await run(), await run(), await run()]);
+}
 say(
-  `### LLM decode with KV cache (${model.config.llm.numHiddenLayers} layers, width ${model.config.llm.hiddenSize}, prompt ${prompt.shape[1]} tokens, ${steps} greedy steps)`,
+  `### LLM decode with KV cache (${model.config.llm.numHiddenLayers} layers, width ${model.config.llm.hiddenSize}, prompt ${promptLen} tokens, ${steps} greedy steps)`,
 );
 say('');
-say('| implementation | tokens/s | ratio |');
-say('|---|---:|---:|');
-say(`| maven-ts (onnxruntime-node, CPU) | ${ours.toFixed(0)} | 1.00 |`);
-if ('skipped' in torch) say(`| PyTorch eager | – | skipped: ${torch.skipped} |`);
-else
-  say(
-    `| PyTorch ${torch.torch} eager, same weights (${torch.python}) | ${torch.tokensPerSecond.toFixed(0)} | ours is ${(ours / torch.tokensPerSecond).toFixed(2)}× |`,
-  );
+say(
+  'Both sides: the same weights, prompt ids 0…63, each next token the argmax of the last logits; one warm-up run, then the median of three.',
+);
+say('');
+say('| threads | maven-ts (onnxruntime-node, CPU) tokens/s | PyTorch eager tokens/s | maven-ts / PyTorch |');
+say('|---:|---:|---:|---:|');
+let torchVersion = '';
+for (const threads of [1, 2]) {
+  const ours = await oursTokensPerSecond(threads);
+  const torch = await torchLlamaDecode(model.config.llm, model.weights, {
+    promptLength: promptLen,
+    steps,
+    threads,
+  });
+  if ('skipped' in torch) {
+    say(`| ${threads} | ${ours.toFixed(0)} | skipped: ${torch.skipped} | – |`);
+  } else {
+    torchVersion = `PyTorch ${torch.torch} (${torch.python})`;
+    say(
+      `| ${threads} | ${ours.toFixed(0)} | ${torch.tokensPerSecond.toFixed(0)} | ${(ours / torch.tokensPerSecond).toFixed(2)}× |`,
+    );
+  }
+}
+if (torchVersion) say(`\n${torchVersion}.`);
 say('');
 
 if (args.includes('--write')) writeBenchSection('generate', lines);

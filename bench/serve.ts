@@ -8,6 +8,12 @@
  *
  *   npm run bench:serve [-- --write] [-- --model DIR] [-- --requests N] [-- --seconds S]
  *
+ * Then a soak (--soak-seconds, default 120; 0 skips it): 8 requests in flight for that long, a
+ * mix of valid ones (cached and new images), hostile ones (an SVG, an over-long text, broken
+ * JSON) and ones the client cancels; it reports requests by outcome, p95 of the valid ones, and
+ * the server's resident memory before and after — nothing may be lost (every request not
+ * cancelled gets an HTTP answer) and memory should not grow.
+ *
  * Without --model it uses randomly initialised tiny weights: speed does not depend on training.
  */
 import { spawn } from 'node:child_process';
@@ -27,6 +33,7 @@ const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) 
 const modelDir = option('--model');
 const maxRequests = Number(option('--requests') ?? 60);
 const maxSeconds = Number(option('--seconds') ?? 15);
+const soakSeconds = Number(option('--soak-seconds') ?? 120);
 const MAX_TOKENS = 16;
 const lines: string[] = [];
 const say = (s = '') => {
@@ -64,7 +71,7 @@ async function startServer(dir: string) {
     });
     child.on('exit', (code) => reject(new Error(`maven serve exited with ${code}`)));
   });
-  return { url, stop: () => child.kill('SIGTERM') };
+  return { url, pid: child.pid as number, stop: () => child.kill('SIGTERM') };
 }
 
 /** A 96×96 PNG unlike any other (for the cache-miss case). */
@@ -101,6 +108,104 @@ const percentile = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
+
+/** The server process's resident memory in MiB (Linux /proc), or NaN elsewhere. */
+function serverRssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+const SVG = `data:image/svg+xml;base64,${Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4900" height="4900"><filter id="f"><feGaussianBlur stdDeviation="500"/></filter><rect width="4900" height="4900" fill="red" filter="url(#f)"/></svg>').toString('base64')}`;
+
+type SoakKind = 'cached' | 'new image' | 'svg' | 'long text' | 'broken json' | 'cancelled';
+/** The soak's mix, in tenths: mostly valid requests, a steady share of hostile and abandoned ones. */
+const SOAK_MIX: [SoakKind, number][] = [
+  ['cached', 4],
+  ['new image', 1],
+  ['svg', 1],
+  ['long text', 1],
+  ['broken json', 1],
+  ['cancelled', 2],
+];
+
+async function soak(): Promise<void> {
+  const inFlight = 8;
+  const kinds = SOAK_MIX.flatMap(([k, n]) => Array<SoakKind>(n).fill(k));
+  const longText = JSON.stringify({
+    messages: [{ role: 'user', content: 'the '.repeat(250_000) }],
+    max_tokens: MAX_TOKENS,
+  });
+  const outcomes = new Map<string, number>();
+  const count = (key: string) => outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+  const validMs: number[] = [];
+  let lost = 0;
+  let serial = 0;
+  await new Promise((r) => setTimeout(r, 500));
+  const rssStart = serverRssMiB(server.pid);
+  const end = performance.now() + soakSeconds * 1000;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < end) {
+        const kind = kinds[serial++ % kinds.length];
+        const requestBody =
+          kind === 'cached' || kind === 'cancelled'
+            ? body(fixed)
+            : kind === 'new image'
+              ? body([await newImage(imageSerial++), fixed[0]])
+              : kind === 'svg'
+                ? body([SVG])
+                : kind === 'long text'
+                  ? longText
+                  : '{"messages": [';
+        const controller = new AbortController();
+        if (kind === 'cancelled') setTimeout(() => controller.abort(), 20);
+        const t0 = performance.now();
+        try {
+          const res = await fetch(endpoint, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: requestBody,
+            signal: controller.signal,
+          });
+          const json = (await res.json()) as { error?: { code?: string; type?: string } };
+          if (res.ok && (kind === 'cached' || kind === 'new image' || kind === 'cancelled'))
+            validMs.push(performance.now() - t0);
+          count(
+            `${kind}: ${res.status}${res.ok ? '' : ` ${json.error?.code ?? json.error?.type ?? ''}`}`.trim(),
+          );
+        } catch (e) {
+          if (kind === 'cancelled' && controller.signal.aborted) count('cancelled: aborted by the client');
+          else {
+            lost++;
+            count(`${kind}: no answer (${e instanceof Error ? e.message : String(e)})`);
+          }
+        }
+      }
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssEnd = serverRssMiB(server.pid);
+  const health = await fetch(`${server.url}/health`);
+  const total = [...outcomes.values()].reduce((a, b) => a + b, 0);
+  say(`### Soak: ${soakSeconds} s, ${inFlight} requests in flight`);
+  say('');
+  say(
+    `Mix (in turn): ${SOAK_MIX.map(([k, n]) => `${n}/10 ${k}`).join(', ')}. "svg": the 4900 px blur SVG as a data URL; "long text": a 1 MB prompt; "cancelled": the client aborts after 20 ms.`,
+  );
+  say('');
+  say('| outcome | requests |');
+  say('|---|---:|');
+  for (const [k, n] of [...outcomes].sort()) say(`| ${k} | ${n} |`);
+  say('');
+  say(
+    `${total} requests; ${validMs.length} valid answers, p50 ${percentile(validMs, 50)?.toFixed(0) ?? '–'} ms, p95 ${percentile(validMs, 95)?.toFixed(0) ?? '–'} ms; lost (no HTTP answer, not cancelled): ${lost}; /health after: ${health.status}. Server RSS ${rssStart.toFixed(0)} MiB at the start, ${rssEnd.toFixed(0)} MiB at the end (${((rssEnd / rssStart - 1) * 100).toFixed(0)} %).`,
+  );
+  say('');
+}
 
 const { dir, cleanup } = await modelDirectory();
 const server = await startServer(dir);
@@ -179,6 +284,7 @@ try {
     `Server counters after the run (warm-up included): ${health.encoder.encoded_images} images encoded in ${health.encoder.encode_ms} ms (${(health.encoder.encode_ms / Math.max(1, health.encoder.encoded_images)).toFixed(1)} ms each); encoding cache ${health.cache.hits} hits, ${health.cache.misses} misses.`,
   );
   say('');
+  if (soakSeconds > 0) await soak();
 } finally {
   server.stop();
   cleanup();

@@ -259,7 +259,7 @@ export async function tfjsBlockStepMs(opts: {
   }
   let loss0 = Number.NaN;
   let lossN = Number.NaN;
-  let total = 0;
+  const times: number[] = [];
   try {
     for (let i = 0; i < opts.warmup; i++) {
       const t0 = performance.now();
@@ -271,7 +271,7 @@ export async function tfjsBlockStepMs(opts: {
       const t0 = performance.now();
       lossN = step();
       const dt = performance.now() - t0;
-      total += dt;
+      times.push(dt);
       if (Number.isNaN(loss0)) loss0 = lossN;
       log(`[${tag}] step ${i}: loss ${lossN.toFixed(4)} (${dt.toFixed(0)} ms)`);
     }
@@ -283,7 +283,8 @@ export async function tfjsBlockStepMs(opts: {
   }
 
   const result: TfjsBlockResult = {
-    msPerStep: opts.steps > 0 ? total / opts.steps : Number.NaN,
+    // The median, as the engine side reports.
+    msPerStep: times.length ? [...times].sort((a, b) => a - b)[Math.floor(times.length / 2)] : Number.NaN,
     loss0,
     lossN,
     backend: tf.getBackend(),

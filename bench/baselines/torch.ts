@@ -22,7 +22,10 @@ export interface TorchBlockOpts {
 }
 
 export interface TorchBlockResult {
+  /** Median over the timed steps. */
   msPerStep: number;
+  msMin: number;
+  msMax: number;
   loss0: number;
   lossN: number;
   torch: string;
@@ -104,6 +107,8 @@ export async function torchBlockStepMs(opts: TorchBlockOpts = {}): Promise<Torch
       }
       return {
         msPerStep: json.ms_per_step,
+        msMin: Number(json.ms_min),
+        msMax: Number(json.ms_max),
         loss0: Number(json.loss0),
         lossN: Number(json.lossN),
         torch: String(json.torch),

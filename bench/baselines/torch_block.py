@@ -7,7 +7,7 @@ installed torch has it (>= 2.0), else the manual matmul/masked_fill/softmax path
 has no SDPA, so there the manual path is used (reported as "attn" in the output).
 
 Usage: python3 torch_block.py [--warmup 2] [--steps 10] [--threads 2] [--attn auto|manual|sdpa]
-Prints one JSON line: {"ms_per_step", "loss0", "lossN", "torch", "threads", "attn"}.
+Prints one JSON line: {"ms_per_step" (median), "ms_min", "ms_max", "loss0", "lossN", "torch", "threads", "attn"}.
 """
 
 import argparse
@@ -108,12 +108,12 @@ def main() -> int:
             loss0 = li
         print(f"[torch] warmup {i}: loss {li:.4f}", file=sys.stderr)
     loss_n = float("nan")
-    total = 0.0
+    times = []
     for i in range(args.steps):
         t0 = time.perf_counter()
         loss_n = step()
         dt = time.perf_counter() - t0
-        total += dt
+        times.append(dt * 1000)
         if math.isnan(loss0):
             loss0 = loss_n
         print(f"[torch] step {i}: loss {loss_n:.4f} ({dt * 1000:.1f} ms)", file=sys.stderr)
@@ -121,7 +121,10 @@ def main() -> int:
     print(
         json.dumps(
             {
-                "ms_per_step": total * 1000 / args.steps if args.steps > 0 else None,
+                # The median, as the engine side reports (and the spread, min and max, beside it).
+                "ms_per_step": sorted(times)[len(times) // 2] if times else None,
+                "ms_min": min(times) if times else None,
+                "ms_max": max(times) if times else None,
                 "loss0": loss0,
                 "lossN": loss_n,
                 "torch": torch.__version__,
