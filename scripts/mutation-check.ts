@@ -111,7 +111,7 @@ if (chosen.length === 0) {
 
 function scratchCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), 'maven-mutation-'));
-  for (const p of ['src', 'test', 'package.json', 'tsconfig.json', 'models', 'assets'])
+  for (const p of ['src', 'test', 'bench', 'scripts', 'package.json', 'tsconfig.json', 'models', 'assets'])
     cpSync(join(root, p), join(dir, p), { recursive: true });
   symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
   return dir;
