@@ -22,6 +22,7 @@ import { type BenchResult, type BenchRow, nlvrAccuracyRow, runBenchmark } from '
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
 import { perceptionComparison } from '../src/eval/perception.ts';
 import { minutesSeconds, pct } from '../src/eval/report.ts';
+import { compareUnits, type Unit } from '../src/eval/statistics.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
 import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
@@ -156,9 +157,11 @@ async function modelAfterStage(
 }
 
 /** Accuracies further apart than 1.96 standard errors of their difference (binomial, n each). */
-function beyondNoise(a: BenchRow, b: BenchRow): boolean {
-  const se = Math.sqrt((a.value * (1 - a.value)) / a.examples + (b.value * (1 - b.value)) / b.examples);
-  return Math.abs(a.value - b.value) > 1.96 * se;
+/** One row's questions as units (1 right, 0 wrong), by question id: what a paired comparison reads. */
+function rowUnits(result: BenchResult, task: string): Unit[] {
+  return result.predictions
+    .filter((p) => p.task === task && p.correct !== undefined)
+    .map((p) => ({ id: p.id, value: p.correct ? 1 : 0 }));
 }
 
 /** docs/training.md's perception section: the bench after stage 3 and after stage 4, side by side. */
@@ -183,12 +186,15 @@ function perceptionSection(
         const b = before.get(`${r.task}/${r.metric}`);
         return b ? [{ before: b, after: r }] : [];
       });
-    const lost = pairs.filter((p) => p.after.value < p.before.value && beyondNoise(p.before, p.after));
-    const gained = pairs.filter((p) => p.after.value > p.before.value && beyondNoise(p.before, p.after));
+    // Paired: the same held-out questions before and after stage 4.
+    const verdict = (p: (typeof pairs)[number]) =>
+      compareUnits(rowUnits(final, p.after.task), rowUnits(stage3, p.before.task)).verdict;
+    const lost = pairs.filter((p) => verdict(p) === 'lower');
+    const gained = pairs.filter((p) => verdict(p) === 'higher');
     const list = (ps: typeof pairs) =>
       ps.map((p) => `${p.after.task} (${pct(p.before.value)} → ${pct(p.after.value)})`).join(', ');
     lines.push(
-      `- Stage 4 against stage 3, LLM accuracy rows further apart than 1.96 standard errors: ${
+      `- Stage 4 against stage 3, LLM accuracy rows whose paired difference on the same questions is beyond its 95 % interval: ${
         lost.length ? `lower after stage 4: ${list(lost)}` : 'none lower'
       }; ${gained.length ? `higher: ${list(gained)}` : 'none higher'}.`,
     );
