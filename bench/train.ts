@@ -20,7 +20,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type HostTensor, Trainer } from '../src/engine/index.ts';
+import type { HostTensor } from '../src/engine/index.ts';
 import { resolveAdamW } from '../src/engine/optim.ts';
 import { loadSafetensors, saveSafetensors } from '../src/engine/safetensors-file.ts';
 import { loadMaven, loadMavenConfig } from '../src/maven/checkpoint.ts';
@@ -31,6 +31,7 @@ import {
   TINY_SCHEDULE,
   tinyInstructionStage,
 } from '../src/train/recipe.ts';
+import { stageTrainer } from '../src/train/stage.ts';
 import { lastJsonLine } from './baselines/torch.ts';
 import { torchStage4Step } from './baselines/torch-stage4.ts';
 import { writeBenchSection } from './write-section.ts';
@@ -154,12 +155,7 @@ async function childTrain(dir: string): Promise<TrainResult> {
   const feeds = Object.fromEntries(await loadSafetensors(join(dir, 'batch.safetensors')));
   const startRssKiB = maxRssKiB();
   const t0 = performance.now();
-  const trainer = await Trainer.create({
-    params: def.params,
-    build: def.build,
-    optimizer: def.optimizer,
-    trainable: def.trainable,
-  });
+  const trainer = await stageTrainer(def);
   const compileMs = performance.now() - t0;
   const stepMs: number[] = [];
   const losses: number[] = [];

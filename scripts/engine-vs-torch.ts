@@ -34,7 +34,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { torchStageRun } from '../bench/baselines/torch-stage-run.ts';
-import { type HostTensor, Trainer } from '../src/engine/index.ts';
+import type { HostTensor } from '../src/engine/index.ts';
 import { resolveAdamW } from '../src/engine/optim.ts';
 import { loadSafetensors, saveSafetensors } from '../src/engine/safetensors-file.ts';
 import { loadMaven } from '../src/maven/checkpoint.ts';
@@ -46,7 +46,7 @@ import {
   tinyInstructionStage,
   tinyProjectorStage,
 } from '../src/train/recipe.ts';
-import type { StageDefinition } from '../src/train/stage.ts';
+import { type StageDefinition, stageTrainer } from '../src/train/stage.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const argv = process.argv.slice(2);
@@ -206,13 +206,7 @@ async function runStageComparison(stage: 3 | 4, model: MavenModel, data: StageDa
 
     // 2. Our engine: the Trainer runStage creates, on those batches in order.
     const t0 = performance.now();
-    const trainer = await Trainer.create({
-      params: def.params,
-      build: def.build,
-      optimizer: def.optimizer,
-      trainable: def.trainable,
-      runtime,
-    });
+    const trainer = await stageTrainer(def, { runtime });
     const compileMs = performance.now() - t0;
     const summary = trainer.summary();
     const trainable = summary.trainable.map(([n]) => n);

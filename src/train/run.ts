@@ -7,7 +7,7 @@
  */
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type HostTensor, NonFiniteLossError, type RuntimeOptions, Trainer } from '../engine/index.ts';
+import { type HostTensor, NonFiniteLossError, type RuntimeOptions, type Trainer } from '../engine/index.ts';
 import { saveSafetensors } from '../engine/safetensors-file.ts';
 import {
   type CheckpointState,
@@ -22,7 +22,7 @@ import {
 } from './checkpoint.ts';
 import { lossCurveSvg, type PlotSeries, svgToPng } from './plot.ts';
 import { formatCount, formatDuration, Progress } from './progress.ts';
-import type { StageDefinition } from './stage.ts';
+import { type StageDefinition, stageTrainer } from './stage.ts';
 
 export type { StepMetrics } from './checkpoint.ts';
 
@@ -242,14 +242,7 @@ export async function runStage(def: StageDefinition, options: RunOptions): Promi
     );
   }
   const startStep = resume?.step ?? 0;
-  const trainer = await Trainer.create({
-    params,
-    build: def.build,
-    optimizer: def.optimizer,
-    trainable: def.trainable,
-    resume,
-    runtime: options.runtime,
-  });
+  const trainer = await stageTrainer(def, { params, resume, runtime: options.runtime });
 
   const summary = trainer.summary();
   const read = new Set([...summary.trainable, ...summary.frozen].map(([n]) => n));

@@ -3,7 +3,15 @@
  * of its loss, which parameters it trains, its optimizer, and a resumable stream of batches.
  * `run.ts` runs any stage with checkpoints, resume, progress, NaN handling and logs.
  */
-import type { AdamWConfig, Graph, HostTensor, StepResult, Trainer, TrainGraph } from '../engine/index.ts';
+import {
+  type AdamWConfig,
+  type Graph,
+  type HostTensor,
+  type StepResult,
+  Trainer,
+  type TrainerOptions,
+  type TrainGraph,
+} from '../engine/index.ts';
 
 export interface StageDefinition {
   /** Short name used in logs and file names, e.g. 'stage1-selector'. */
@@ -49,4 +57,22 @@ export interface StageDefinition {
    * one `model.embed_tokens.weight`); default: identity.
    */
   finalize?: (params: ReadonlyMap<string, HostTensor>) => Map<string, HostTensor>;
+}
+
+/**
+ * The Trainer a stage trains with: its weights, graph, optimizer and trainable set. `runStage`
+ * uses it, and so do the benchmarks and tests that step a stage by hand, so all step the same one.
+ */
+export function stageTrainer(
+  def: StageDefinition,
+  options: Partial<Pick<TrainerOptions, 'params' | 'optimizer' | 'resume' | 'runtime'>> = {},
+): Promise<Trainer> {
+  return Trainer.create({
+    params: options.params ?? def.params,
+    build: def.build,
+    optimizer: options.optimizer ?? def.optimizer,
+    trainable: def.trainable,
+    resume: options.resume,
+    runtime: options.runtime,
+  });
 }

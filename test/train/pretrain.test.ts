@@ -16,7 +16,7 @@ import { buildComponents, initMavenParams, VISION_SCOPE } from '../../src/maven/
 import { ClipContrastiveHead } from '../../src/models/clip-text.ts';
 import { WordTokenizer } from '../../src/models/tokenizer.ts';
 import { CodebookUsage } from '../../src/train/codebook.ts';
-import type { StageDefinition } from '../../src/train/stage.ts';
+import { type StageDefinition, stageTrainer } from '../../src/train/stage.ts';
 import {
   clipPretrainStage,
   collatePatchTargets,
@@ -114,12 +114,7 @@ async function checkResume(stage: StageDefinition, k: number): Promise<void> {
 }
 
 function trainerFor(stage: StageDefinition, lr?: number): Promise<Trainer> {
-  return Trainer.create({
-    params: stage.params,
-    build: stage.build,
-    optimizer: lr === undefined ? stage.optimizer : { ...stage.optimizer, lr },
-    trainable: stage.trainable,
-  });
+  return stageTrainer(stage, lr === undefined ? {} : { optimizer: { ...stage.optimizer, lr } });
 }
 
 function copyOf(t: HostTensor): HostTensor {

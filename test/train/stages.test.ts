@@ -4,12 +4,12 @@ import { before, describe, it } from 'node:test';
 import { collateSelector, IGNORE_INDEX } from '../../src/data/collate.ts';
 import type { LabelledNlvrExample } from '../../src/data/tasks/nlvr-dev.ts';
 import { selectorExample } from '../../src/data/tasks/stage-datasets.ts';
-import { compile, Graph, HostTensor, Trainer } from '../../src/engine/index.ts';
+import { compile, Graph, HostTensor } from '../../src/engine/index.ts';
 import type { MavenModel } from '../../src/maven/model.ts';
 import type { EncodeOptions, TextTokenizer } from '../../src/models/tokenizer.ts';
 import { precisionRecall, rocAuc } from '../../src/train/metrics.ts';
 import { collateMultimodal } from '../../src/train/multimodal.ts';
-import type { StageDefinition } from '../../src/train/stage.ts';
+import { type StageDefinition, stageTrainer } from '../../src/train/stage.ts';
 import type { MavenStageOptions } from '../../src/train/stages/common.ts';
 import { selectorStage } from '../../src/train/stages/stage1-selector.ts';
 import { visualEmbeddingStage } from '../../src/train/stages/stage2-visual-embeddings.ts';
@@ -22,12 +22,7 @@ const copy = (m: ReadonlyMap<string, HostTensor>) =>
 
 /** Train `steps` steps on the stage's first batch, repeated; return first and last loss. */
 async function trainOnOneBatch(def: StageDefinition, steps: number) {
-  const trainer = await Trainer.create({
-    params: def.params,
-    build: def.build,
-    optimizer: def.optimizer,
-    trainable: def.trainable,
-  });
+  const trainer = await stageTrainer(def);
   const batch = (await def.batches(0).next()).value as Record<string, HostTensor>;
   const losses: number[] = [];
   for (let i = 0; i < steps; i++) losses.push((await trainer.trainStep(batch)).loss);
