@@ -10,7 +10,14 @@ import { KEEP_RATIOS, MODES, SELECTIONS, variantKey } from './experiments.ts';
 import { mean } from './metrics.ts';
 import { barChartSvg, type LineSeries, linePlotSvg } from './plots.ts';
 import { benchTable, markdownTable, pct } from './report.ts';
-import { compareUnits, degenerate, nlvrSentence, type Unit, type Verdict } from './statistics.ts';
+import {
+  clusterMeans,
+  compareUnits,
+  degenerate,
+  nlvrSentence,
+  type Unit,
+  type Verdict,
+} from './statistics.ts';
 
 /** One number per benchmark and question kind, with its per-unit samples (for noise). */
 export interface Column {
@@ -103,14 +110,7 @@ export function measure(runs: Record<string, BenchResult[]>, key: string, column
   const r = runs[key]?.find((x) => x.bench === column.bench);
   if (!r) return null;
   const samples = column.samples(r);
-  const byUnit = new Map<string, { sum: number; n: number }>();
-  for (const x of samples) {
-    const u = byUnit.get(x.unit) ?? { sum: 0, n: 0 };
-    u.sum += x.value;
-    u.n++;
-    byUnit.set(x.unit, u);
-  }
-  const units = [...byUnit].map(([id, u]) => ({ id, value: u.sum / u.n }));
+  const units = clusterMeans(samples.map((x) => ({ cluster: x.unit, value: x.value })));
   return { value: mean(samples.map((x) => x.value)), units, samples };
 }
 
