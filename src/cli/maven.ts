@@ -8,6 +8,7 @@ import { type Command, UsageError } from './command.ts';
 import { dataCommand } from './commands/data.ts';
 import { demoCommand } from './commands/demo.ts';
 import { evalCommand } from './commands/eval.ts';
+import { exportCommand } from './commands/export.ts';
 import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
 import { serveCommand } from './commands/serve.ts';
@@ -22,6 +23,7 @@ const commands: Command[] = [
   dataCommand,
   evalCommand,
   serveCommand,
+  exportCommand,
 ];
 
 function help(): string {
