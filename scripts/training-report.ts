@@ -198,7 +198,9 @@ function perceptionSection(
         lost.length ? `lower after stage 4: ${list(lost)}` : 'none lower'
       }; ${gained.length ? `higher: ${list(gained)}` : 'none higher'}.`,
     );
-    const captionRows = final.rows.filter((r) => r.metric === 'rouge-l' || r.metric === 'attribute-recall');
+    const captionRows = final.rows.filter(
+      (r) => r.metric === 'rouge-l' || r.metric === 'attribute-recall' || r.metric === 'pair-precision',
+    );
     const value = (r: BenchRow) => (r.metric === 'rouge-l' ? r.value.toFixed(3) : pct(r.value));
     lines.push(
       `- Captions of held-out boxes, after stage 3 → after stage 4: ${captionRows

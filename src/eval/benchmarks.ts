@@ -71,9 +71,16 @@ export interface BenchOptions extends EncodeOptions, DataDirOptions {
 
 /**
  * attribute-recall: share of a reference caption's colour and shape words the generated one has;
+ * pair-precision: share of the colour–shape pairs a generated caption names that the box has;
  * codebook-usage: share of the discrete codebook the held-out images use (perception bench).
  */
-export type BenchMetric = 'accuracy' | 'consistency' | 'rouge-l' | 'attribute-recall' | 'codebook-usage';
+export type BenchMetric =
+  | 'accuracy'
+  | 'consistency'
+  | 'rouge-l'
+  | 'attribute-recall'
+  | 'pair-precision'
+  | 'codebook-usage';
 
 export interface BenchRow {
   category: string;
@@ -108,6 +115,8 @@ export interface BenchPrediction {
   rougeL?: number;
   /** Captions of boxes: share of the reference's colour and shape words the caption has. */
   attributeRecall?: number;
+  /** Captions of boxes: share of the colour–shape pairs the caption names that the box has. */
+  pairPrecision?: number;
   /** Likelihood questions: each option's score as compared (NLVR: log p(true), log p(false)). */
   scores?: number[];
   /** Generation questions: the raw generated text, and whether the option match was a tie. */

@@ -42,7 +42,7 @@
 import { DataUnavailableError } from '../data/data-dir.ts';
 import { idxImage, loadFashionMnist } from '../data/fashion-mnist.ts';
 import type { RgbImage } from '../data/scene/render.ts';
-import { SHAPES } from '../data/scene/scene.ts';
+import { type SceneObject, SHAPES } from '../data/scene/scene.ts';
 import { COLOR_WORD } from '../data/scene/words.ts';
 import { FASHION_NOUNS, fashionPhrase } from '../data/tasks/fashion.ts';
 import { generateExample, grayToRgb } from '../data/tasks/registry.ts';
@@ -148,6 +148,34 @@ export function attributeRecall(caption: string, reference: string): number | nu
   if (wanted.size === 0) return null;
   const said = attributeWords(caption);
   return [...wanted].filter((w) => said.has(w)).length / wanted.size;
+}
+
+/**
+ * The colour–shape pairs a caption names: a colour word right before a shape word ("a small blue
+ * circle", "two black squares", "a single yellow block"), as "blue circle" (blocks are squares).
+ */
+export function colourShapePairs(text: string): string[] {
+  const words = rougeTokens(text);
+  const pairs: string[] = [];
+  for (let i = 0; i + 1 < words.length; i++) {
+    const next = words[i + 1];
+    const singular = next.endsWith('s') && SHAPE_WORDS.includes(next.slice(0, -1)) ? next.slice(0, -1) : next;
+    if (COLOR_WORDS.includes(words[i]) && SHAPE_WORDS.includes(singular))
+      pairs.push(`${words[i]} ${singular === 'block' ? 'square' : singular}`);
+  }
+  return pairs;
+}
+
+/**
+ * Share of the colour–shape pairs a caption names that are objects of the box; null when it names
+ * none. Attribute recall cannot see binding: "a blue circle and a black square" for a black circle
+ * and a blue square recalls every word and names no true pair.
+ */
+export function pairPrecision(caption: string, objects: readonly SceneObject[]): number | null {
+  const named = colourShapePairs(caption);
+  if (named.length === 0) return null;
+  const present = new Set(objects.map((o) => `${COLOR_WORD[o.color]} ${o.type}`));
+  return named.filter((p) => present.has(p)).length / named.length;
 }
 
 const SHAPE_NOUNS: Record<string, string> = {
@@ -520,6 +548,7 @@ async function llmRows(
 
   const rouge: number[] = [];
   const recall: number[] = [];
+  const precision: number[] = [];
   await forEachEncoded(
     model,
     heldOut.captions,
@@ -530,8 +559,10 @@ async function llmRows(
       const text = await greedyText(model, prepared, options.maxCaptionTokens ?? 64);
       const score = rougeL(text, pair.caption).f;
       const attributes = attributeRecall(text, pair.caption);
+      const pairs = pair.objects ? pairPrecision(text, pair.objects) : null;
       rouge.push(score);
       if (attributes !== null) recall.push(attributes);
+      if (pairs !== null) precision.push(pairs);
       out.predictions.push({
         task: rowTask(BOX_CAPTION),
         category: 'image-captioning',
@@ -540,6 +571,7 @@ async function llmRows(
         predicted: text,
         rougeL: score,
         ...(attributes === null ? {} : { attributeRecall: attributes }),
+        ...(pairs === null ? {} : { pairPrecision: pairs }),
         ...cost(prepared),
       });
       tick();
@@ -560,6 +592,14 @@ async function llmRows(
     examples: recall.length,
     value: mean(recall),
   });
+  // Over the captions that name a pair at all (none may, from an untrained model).
+  if (precision.length > 0)
+    out.add(BOX_CAPTION, 2 * ENCODING_MODES.length + modeIndex, {
+      ...captionRow,
+      metric: 'pair-precision',
+      examples: precision.length,
+      value: mean(precision),
+    });
 
   if (heldOut.same.length) await likelihoodRow(FASHION_SAME, heldOut.same);
   return seen;
@@ -775,7 +815,7 @@ export async function perceptionBench(
   const hybridAccuracy = rows.filter((r) => r.metric === 'accuracy' && r.task.endsWith(`(${hybrid})`));
   const modeCost = ENCODING_MODES.map((m) => `${m} ${mean(costs.get(m)!.visual).toFixed(1)}`).join(', ');
   const protocol = [
-    `every row on held-out data, once per encoding mode (the row says which); options scored by their summed log-likelihood; captions greedy after \`<image>\` alone (fashion-caption: right when it names the photo's class and no other; box-caption: ROUGE-L F1 against the exact caption, and attribute recall of its colour and shape words)`,
+    `every row on held-out data, once per encoding mode (the row says which); options scored by their summed log-likelihood; captions greedy after \`<image>\` alone (fashion-caption: right when it names the photo's class and no other; box-caption: ROUGE-L F1 against the exact caption, attribute recall of its colour and shape words, and pair precision: the share of the colour–shape pairs it names ("blue circle") that are objects of the box)`,
     `${photos.length} Fashion photos, ${perTask} examples per other task`,
     `probe rows: one-vs-rest ridge classifiers (λ picked on a held-out fifth of the training split) on the mean-pooled ViT patch features (probe:vit) or the ids as a position × code one-hot (probe:ids), trained on ${trainPhotos ? `${trainPhotos} Fashion training photos and ` : ''}${probeBox} train-split examples per box task (box-color / box-shape: one probe per asked shape / colour), tested on the same held-out examples; fashion-same's probe compares the fashion-class probe's classes of the two photos`,
     `codebook usage: distinct codes over the held-out images, of ${codebookSize} (boxes ${codes.boxes.size}, photos ${codes.photos.size})`,

@@ -17,11 +17,13 @@ import { rougeL } from '../../src/eval/metrics.ts';
 import {
   askedValue,
   attributeRecall,
+  colourShapePairs,
   comparedImages,
   loadFashionTrain,
   majorityShare,
   namedFashionClasses,
   PERCEPTION_BOX_TASKS,
+  pairPrecision,
   perceptionComparison,
   probeFeatures,
 } from '../../src/eval/perception.ts';
@@ -201,6 +203,26 @@ describe('perception scoring helpers', () => {
     assert.equal(attributeRecall('anything', 'An empty box.'), null);
   });
 
+  it('pair precision: the colour–shape pairs a caption names that the box has (binding, not words)', () => {
+    const box = [
+      { x_loc: 0, y_loc: 0, size: 10, color: 'Black', type: 'circle' },
+      { x_loc: 40, y_loc: 40, size: 20, color: '#0099ff', type: 'square' },
+    ] as const;
+    assert.deepEqual(colourShapePairs('There is a small black circle and two large blue squares.'), [
+      'black circle',
+      'blue square',
+    ]);
+    assert.deepEqual(colourShapePairs('a single yellow block; blocks: blue at the bottom'), [
+      'yellow square',
+    ]);
+    assert.equal(pairPrecision('a black circle and a blue square', box), 1);
+    // Every attribute word right, both pairs swapped: recall 1, precision 0.
+    assert.equal(attributeRecall('a blue circle and a black square', 'a black circle and a blue square'), 1);
+    assert.equal(pairPrecision('a blue circle and a black square', box), 0);
+    assert.equal(pairPrecision('a black circle and a yellow triangle', box), 1 / 2);
+    assert.equal(pairPrecision('there is something', box), null);
+  });
+
   it('routes box questions by the shape or colour they ask about, as the generator meant', () => {
     for (let i = 0; i < 20; i++) {
       const colorQuestion = generateExample('box-color', 'train', i);
@@ -261,15 +283,18 @@ describe('perception bench on a small random model', () => {
       ...modes.map((m) => `attribute-recall box-caption (${m})`),
       'codebook-usage codebook-usage (boxes)',
     ];
+    // Pair precision is over the captions that name a colour–shape pair, which a random model may not.
+    const pairRows = r.rows.filter((row) => row.metric === 'pair-precision');
+    for (const row of pairRows) assert.ok(row.examples >= 1 && row.examples <= 2, row.task);
     assert.deepEqual(
-      r.rows.map((row) => `${row.metric} ${row.task}`),
+      r.rows.filter((row) => row.metric !== 'pair-precision').map((row) => `${row.metric} ${row.task}`),
       expectedRows,
     );
     assert.match(
       r.protocol,
       /Fashion-MNIST rows skipped: data folder \/nonexistent\/maven-data .*does not exist/,
     );
-    for (const row of r.rows)
+    for (const row of r.rows.filter((x) => x.metric !== 'pair-precision'))
       assert.equal(row.examples, row.metric === 'codebook-usage' ? 4 * 2 : 2, row.task);
     // Expected answers are the generators'.
     for (const task of PERCEPTION_BOX_TASKS)
