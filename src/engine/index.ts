@@ -16,7 +16,14 @@ export { HostTensor, sizeOf } from './host-tensor.ts';
 export { type SerializedModel, serialize } from './onnx.ts';
 export * as ops from './ops/index.ts';
 export { type AdamWConfig, type Schedule, warmupCosine } from './optim.ts';
-export { checkShapes, decodeTensor, parseSafetensorsHeader, serializeSafetensors } from './safetensors.ts';
+export {
+  checkShapes,
+  decodeTensor,
+  floatBitsToHalf,
+  halfToFloat,
+  parseSafetensorsHeader,
+  serializeSafetensors,
+} from './safetensors.ts';
 export { compile, defaultProvider, type ExecutionProvider, Program, type RuntimeOptions } from './session.ts';
 export { type Dim, formatShape, type Shape } from './shape.ts';
 export { Tensor, type TensorLike } from './tensor.ts';

@@ -31,7 +31,7 @@
  * convert_hf_to_gguf.py's LlamaModel.permute does (reshape(n_head, 2, hd/2, in).swapaxes(1, 2);
  * k_proj with the key/value head count), which turns one into the other.
  */
-import type { HostTensor } from '../engine/index.ts';
+import { floatBitsToHalf, type HostTensor, halfToFloat } from '../engine/index.ts';
 import type { LlamaConfig } from '../models/llama.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -43,43 +43,16 @@ const u32Scratch = new Uint32Array(f32Scratch.buffer);
 
 /**
  * The IEEE binary16 bits of `x` (first rounded to float32, as it is stored), rounding to nearest
- * even: overflow gives ±Inf, values below half the smallest subnormal give ±0, NaN stays NaN.
+ * even (the engine's safetensors half encoder): overflow gives ±Inf, values below half the
+ * smallest subnormal give ±0, NaN stays NaN.
  */
 export function f32ToF16(x: number): number {
   f32Scratch[0] = x;
-  const bits = u32Scratch[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  let mantissa = bits & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 | (mantissa >>> 13) : 0);
-  const e = exponent - 127 + 15; // the half-precision biased exponent
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    // Subnormal (or zero) in half precision: shift the full 24-bit significand into 10 bits.
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - e;
-    let half = mantissa >>> shift;
-    const rest = mantissa & ((1 << shift) - 1);
-    const midway = 1 << (shift - 1);
-    if (rest > midway || (rest === midway && half & 1)) half++;
-    return sign | half; // a carry into bit 10 is the smallest normal, as it should be
-  }
-  let half = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++; // a carry may reach Inf: correct
-  return sign | half;
+  return floatBitsToHalf(u32Scratch[0]);
 }
 
 /** The value of IEEE binary16 bits `h`. */
-export function f16ToF32(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >>> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
+export const f16ToF32 = halfToFloat;
 
 export const QK = 32;
 const Q8_0_BLOCK_BYTES = 2 + QK;
