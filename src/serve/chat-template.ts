@@ -3,13 +3,15 @@
  * returned already split at the placeholders (n images, n + 1 text pieces), so text that a user
  * types can never be mistaken for an image.
  *
- * Within a message, parts are joined with a newline: [image, image, "question"] becomes
- * "<image>\n<image>\nquestion", the layout the tiny recipe's tasks are trained on.
+ * Within a message, parts are joined with a newline. In the 'plain' template each image comes after
+ * its number in the conversation: [image, image, "question"] becomes
+ * "Image 1: <image>\nImage 2: <image>\nquestion", the layout the tiny recipe's tasks are trained on
+ * (`imageLines` in src/data/tasks/types.ts), so "are images 1 and 2 …" can be answered.
  *
  * Templates for the turns:
  *  - 'plain' (default; what maven-tiny learned, `${prompt} ${answer}`):
  *      system text, newline; each user turn; each assistant answer after a space, then a newline.
- *      "<image>\nwhat is it? a cat\n<image>\nand this?"  → the model continues with " answer".
+ *      "Image 1: <image>\nwhat is it? a cat\nImage 2: <image>\nand this?"  → the model continues with " answer".
  *  - 'vicuna' (LLaVA-1.5 / MaVEn's Vicuna-7B conversation format, for models tuned on it):
  *      "[system ]USER: … ASSISTANT: … USER: … ASSISTANT:"
  */
@@ -29,6 +31,9 @@ class PromptBuilder {
   readonly pieces: string[] = [''];
   readonly images: ImageRef[] = [];
 
+  /** @param numberImages write "Image k: " before the k-th image of the conversation. */
+  constructor(private readonly numberImages: boolean) {}
+
   text(s: string): void {
     this.pieces[this.pieces.length - 1] += s;
   }
@@ -38,6 +43,7 @@ class PromptBuilder {
       if (i > 0) this.text('\n');
       if ('text' in p) this.text(p.text);
       else {
+        if (this.numberImages) this.text(`Image ${this.images.length + 1}: `);
         this.images.push(p.image);
         this.pieces.push('');
       }
@@ -49,7 +55,7 @@ export function renderPrompt(
   messages: readonly ChatMessage[],
   template: ChatTemplate = 'plain',
 ): RenderedPrompt {
-  const b = new PromptBuilder();
+  const b = new PromptBuilder(template === 'plain');
   if (template === 'plain') {
     messages.forEach((m, i) => {
       b.parts(m.parts);

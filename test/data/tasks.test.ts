@@ -225,6 +225,10 @@ function recomputeAnswer(plan: ExamplePlan): number {
       return (plan.meta.sourceIndices ?? []).filter((i) => FASHION_NOUNS[fakeFashion.label(i)] === noun)
         .length;
     }
+    case 'fashion-name': {
+      const asked = Number(/in image (\d)\?/.exec(plan.prompt)?.[1]);
+      return fakeFashion.label((plan.meta.sourceIndices ?? [])[asked - 1]);
+    }
     case 'box-color': {
       // "the circle" / "the block": the only object of that shape (blocks are squares).
       const noun = /the (\w+)\?/.exec(plan.prompt)?.[1];

@@ -8,6 +8,7 @@ import {
   type RequestLimits,
 } from '../../src/serve/chat-request.ts';
 import { promptText, renderPrompt } from '../../src/serve/chat-template.ts';
+import { imageLines } from '../../src/data/tasks/types.ts';
 import { ApiError } from '../../src/serve/errors.ts';
 
 const limits: RequestLimits = { maxImages: 3, maxTokens: 100, reservedText: ['<image>', '<img>', '</img>'] };
@@ -244,19 +245,22 @@ describe('renderPrompt', () => {
     ],
   }).messages;
 
-  it("plain: the tiny recipe's layout, images joined to text by newlines, answers after a space", () => {
+  it("plain: the tiny recipe's layout, numbered images joined to text by newlines, answers after a space", () => {
     const r = renderPrompt(msgs, 'plain');
-    assert.deepEqual(r.pieces, ['be brief\n', '\n', '\nsame? yes\nand\n', '\n?']);
+    assert.deepEqual(r.pieces, ['be brief\nImage 1: ', '\nImage 2: ', '\nsame? yes\nand\nImage 3: ', '\n?']);
     assert.deepEqual(
       r.images.map((i) => i.url),
       ['a', 'b', 'c'],
     );
-    assert.equal(promptText(r), 'be brief\n<image>\n<image>\nsame? yes\nand\n<image>\n?');
+    assert.equal(
+      promptText(r),
+      'be brief\nImage 1: <image>\nImage 2: <image>\nsame? yes\nand\nImage 3: <image>\n?',
+    );
     // One user message of images then a question is exactly what the training tasks look like.
     const single = parse({
       messages: [{ role: 'user', content: [image('a'), image('b'), text('how many?')] }],
     });
-    assert.equal(promptText(renderPrompt(single.messages)), '<image>\n<image>\nhow many?');
+    assert.equal(promptText(renderPrompt(single.messages)), `${imageLines(2)}\nhow many?`);
   });
 
   it('vicuna: USER:/ASSISTANT: turns ending with ASSISTANT:', () => {

@@ -148,7 +148,7 @@ describe('maven serve over HTTP', () => {
   it('answers a two-image request as MavenModel.generate does, with usage per image', async () => {
     const r = await request(base, '/v1/chat/completions', { body: twoImages() });
     assert.equal(r.status, 200, JSON.stringify(r.json));
-    const ref = await reference(`<image>\n<image>\n${QUESTION}`, [rgba, blocks]);
+    const ref = await reference(`Image 1: <image>\nImage 2: <image>\n${QUESTION}`, [rgba, blocks]);
     const { json } = r;
     assert.equal(json.object, 'chat.completion');
     assert.match(json.id, /^chatcmpl-/);
@@ -173,14 +173,14 @@ describe('maven serve over HTTP', () => {
       assert.equal(img.grid, 4);
     });
     // The images matter: the other order gives another answer.
-    const swapped = await reference(`<image>\n<image>\n${QUESTION}`, [blocks, rgba]);
+    const swapped = await reference(`Image 1: <image>\nImage 2: <image>\n${QUESTION}`, [blocks, rgba]);
     assert.notEqual(swapped.text, ref.text, 'the test images should lead to different answers');
   });
 
   it('assembles the same prompt embeddings as MavenModel.prepare', async () => {
     const req = parseChatRequest(twoImages(), server.service.limits());
     const chat = await server.service.prepare(req, await server.service.gather(req));
-    const ref = await model.prepare(`<image>\n<image>\n${QUESTION}`, await model.preprocess([rgba, blocks]));
+    const ref = await model.prepare(`Image 1: <image>\nImage 2: <image>\n${QUESTION}`, await model.preprocess([rgba, blocks]));
     assert.deepEqual(chat.prompt.sequence.slots, ref.sequence.slots);
     assert.deepEqual(chat.prompt.embeds.shape, ref.embeds.shape);
     const a = chat.prompt.embeds.data as Float32Array;
@@ -197,7 +197,7 @@ describe('maven serve over HTTP', () => {
         i.discrete_tokens,
         i.kept_patches,
       ]);
-    const prompt = `<image>\n<image>\n${QUESTION}`;
+    const prompt = `Image 1: <image>\nImage 2: <image>\n${QUESTION}`;
 
     const low = await request(base, '/v1/chat/completions', {
       body: {
@@ -357,7 +357,7 @@ describe('maven serve over HTTP', () => {
     assert.ok(health.cache.entries >= 2);
     // The conversation is one prompt in the plain template; the model agrees on it.
     const ref = await reference(
-      `<image>\nwhat is there ? ${r1.json.choices[0].message.content}\n<image>\nand there ?`,
+      `Image 1: <image>\nwhat is there ? ${r1.json.choices[0].message.content}\nImage 2: <image>\nand there ?`,
       [first, second],
     );
     assert.equal(r2.json.choices[0].message.content.trim(), ref.text);

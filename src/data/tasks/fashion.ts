@@ -4,6 +4,9 @@
  * - fashion-which: four items of different classes; "which image shows a sneaker?"
  * - fashion-same: three items; "are images 1 and 3 the same kind of item?" (yes/no, balanced)
  * - fashion-count: four items; "how many of these images show a bag?" (0–4)
+ * - fashion-name: three items; "what is in image 2?" (the ten class phrases): one photo's class,
+ *   as fashion-class asks it, but found among several by its number — the first rung from one
+ *   image to many (a model that cannot tell image 2 from image 3 cannot compare them).
  * Answers are computed from the source's labels of the images actually shown. The split comes
  * from the source: pass the train-* images for 'train' and the t10k-* images for 'heldout'.
  */
@@ -206,6 +209,32 @@ export const fashionCountTask: TaskDefinition = {
       options,
       answerIndex: count,
       meta: { rule: FASHION_NOUNS[target], sourceIndices: indices, sourceLabels: shown.labels },
+    };
+  },
+};
+
+export const fashionNameTask: TaskDefinition = {
+  name: 'fashion-name',
+  category: 'multi-image-reasoning',
+  splitBy: 'source',
+  draw(rng, context) {
+    const source = sourceOf(context, 'fashion-name');
+    const classes = availableClasses(source);
+    const shownCount = 3;
+    const labels = Array.from({ length: shownCount }, () => rng.pick(classes));
+    const indices = distinctImages(rng, source, labels);
+    if (indices === null) return null;
+    const shown = photos(source, indices);
+    const asked = rng.int(0, shownCount - 1);
+    const options = FASHION_NOUNS.map((_, label) => fashionPhrase(label));
+    const answerIndex = shown.labels[asked];
+    return {
+      visuals: shown.visuals,
+      prompt: `${imageLines(shownCount)}\nWhat is in image ${asked + 1}?`,
+      answer: options[answerIndex],
+      options,
+      answerIndex,
+      meta: { rule: FASHION_NOUNS[answerIndex], sourceIndices: indices, sourceLabels: shown.labels },
     };
   },
 };

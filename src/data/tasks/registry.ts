@@ -8,7 +8,7 @@ import { DEFAULT_SCENE_CONFIG } from '../scene/generator.ts';
 import { type RenderedSceneBox, type RgbImage, renderSceneBox } from '../scene/render.ts';
 import { Rng } from '../scene/rng.ts';
 import { BOX_SIZE, type Box, checkBox } from '../scene/scene.ts';
-import { fashionCountTask, fashionSameTask, fashionWhichTask } from './fashion.ts';
+import { fashionCountTask, fashionNameTask, fashionSameTask, fashionWhichTask } from './fashion.ts';
 import { motionDirectionTask } from './motion-direction.ts';
 import { nlvrStatementTask } from './nlvr-statement.ts';
 import { objectCountTask } from './object-count.ts';
@@ -37,6 +37,7 @@ export const TASKS: Readonly<Record<TaskName, TaskDefinition>> = {
   'fashion-which': fashionWhichTask,
   'fashion-same': fashionSameTask,
   'fashion-count': fashionCountTask,
+  'fashion-name': fashionNameTask,
   'box-color': boxColorTask,
   'box-shape': boxShapeTask,
   'box-count': boxCountTask,
