@@ -30,6 +30,7 @@ import { selectorStage } from './stages/stage1-selector.ts';
 import { visualEmbeddingStage } from './stages/stage2-visual-embeddings.ts';
 import { projectorStage } from './stages/stage3-projector.ts';
 import { type InstructionStageOptions, instructionStage } from './stages/stage4-instruction.ts';
+import { routingStage } from './stages/stage4a-routing.ts';
 
 export interface RecipeOptions extends DataDirOptions {
   outDir: string;
@@ -64,6 +65,9 @@ export const TINY_SCHEDULE = {
   selector: { steps: 300, batchSize: 16, lr: 2e-3 },
   embeddings: { steps: 300, batchSize: 16, lr: 2e-3 },
   projector: { steps: 1000, batchSize: 16, lr: 1e-3, trainLlm: true },
+  // Finding image k among three, discrete-only (stage4a-routing.ts says why): 600 steps of it alone
+  // named the asked photo 61 % of the time, against 32 % for 1,500 hybrid steps.
+  routing: { steps: 600, batchSize: 16, lr: 1e-3 },
   instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2, captionShare: 0.15 },
 } as const;
 
@@ -134,6 +138,12 @@ export function tinyProjectorStage(base: TinyStageBase): StageDefinition {
     trainLlm: s.trainLlm,
     singleImageModes: TINY_SINGLE_IMAGE_MODES,
   });
+}
+
+/** Stage 4a exactly as the tiny recipe runs it (it needs the Fashion-MNIST photos). */
+export function tinyRoutingStage(base: TinyStageBase): StageDefinition {
+  const s = TINY_SCHEDULE.routing;
+  return routingStage({ ...base, steps: base.steps ?? s.steps, batchSize: s.batchSize, lr: s.lr });
 }
 
 /** Stage 4 exactly as the tiny recipe runs it: its data (`tinyInstructionData`) in every encoding. */
@@ -329,6 +339,12 @@ export async function runTinyRecipe(
     tinyProjectorStage({ ...common, weights, tokenizer, steps: steps(s.projector.steps) }),
     'stage3-projector',
   );
+  if (fashion) {
+    await run(
+      tinyRoutingStage({ ...common, weights, tokenizer, steps: steps(s.routing.steps) }),
+      'stage4a-routing',
+    );
+  } else log('stage 4a (routing) needs Fashion-MNIST photos: skipped');
   await run(
     tinyInstructionStage({ ...common, weights, tokenizer, steps: steps(s.instruction.steps) }, dev),
     'stage4-instruction',
