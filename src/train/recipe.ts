@@ -30,7 +30,7 @@ import { selectorStage } from './stages/stage1-selector.ts';
 import { visualEmbeddingStage } from './stages/stage2-visual-embeddings.ts';
 import { projectorStage } from './stages/stage3-projector.ts';
 import { type InstructionStageOptions, instructionStage } from './stages/stage4-instruction.ts';
-import { routingStage } from './stages/stage4a-routing.ts';
+import { ROUTING_PHASES, type RoutingPhase, routingStage } from './stages/stage4a-routing.ts';
 
 export interface RecipeOptions extends DataDirOptions {
   outDir: string;
@@ -65,9 +65,10 @@ export const TINY_SCHEDULE = {
   selector: { steps: 300, batchSize: 16, lr: 2e-3 },
   embeddings: { steps: 300, batchSize: 16, lr: 2e-3 },
   projector: { steps: 1000, batchSize: 16, lr: 1e-3, trainLlm: true },
-  // Finding image k among three, discrete-only (stage4a-routing.ts says why): 600 steps of it alone
-  // named the asked photo 61 % of the time, against 32 % for 1,500 hybrid steps.
-  routing: { steps: 600, batchSize: 16, lr: 1e-3 },
+  // Finding image k among three, then comparing photos, discrete-only (stage4a-routing.ts says why):
+  // 600 steps of 4a alone named the asked photo 61 % of the time, against 32 % for 1,500 hybrid steps.
+  findImage: { steps: 600, batchSize: 16, lr: 1e-3 },
+  compareImages: { steps: 900, batchSize: 16, lr: 1e-3 },
   instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2, captionShare: 0.15 },
 } as const;
 
@@ -98,14 +99,15 @@ export const TINY_TASK_WEIGHTS = {
   'box-count': 2,
   'box-wall': 1,
 } as const;
-// fashion-name weighs most: before any comparison the LLM has to find image k among several.
-// Trained alone for 400 steps from stage 3, it named the asked photo 38 % of the time (each photo
-// alone: 85 %), and fashion-which, trained alone as long, stayed at chance (loss flat at ln 4).
+// The multi-image Fashion tasks weigh double: stage 4 carries what stages 4a–4b taught in 8-token
+// images over to hybrid ones. With fashion-name at 3 and the others at 1 after stage 4a alone, the
+// final model named image k 68 % of the time but answered fashion-which 31 % (one answer 99 % of
+// the time), fashion-same 66 %, fashion-count 30 %.
 const FASHION_WEIGHTS = {
-  'fashion-name': 3,
-  'fashion-which': 1,
-  'fashion-same': 1,
-  'fashion-count': 1,
+  'fashion-name': 2,
+  'fashion-which': 2,
+  'fashion-same': 2,
+  'fashion-count': 2,
   'fashion-class': 1,
 } as const;
 
@@ -140,10 +142,11 @@ export function tinyProjectorStage(base: TinyStageBase): StageDefinition {
   });
 }
 
-/** Stage 4a exactly as the tiny recipe runs it (it needs the Fashion-MNIST photos). */
-export function tinyRoutingStage(base: TinyStageBase): StageDefinition {
-  const s = TINY_SCHEDULE.routing;
-  return routingStage({ ...base, steps: base.steps ?? s.steps, batchSize: s.batchSize, lr: s.lr });
+/** Stage 4a or 4b exactly as the tiny recipe runs it (they need the Fashion-MNIST photos). */
+export function tinyRoutingStage(base: TinyStageBase, phase: 'find' | 'compare'): StageDefinition {
+  const s = phase === 'find' ? TINY_SCHEDULE.findImage : TINY_SCHEDULE.compareImages;
+  const p: RoutingPhase = ROUTING_PHASES[phase];
+  return routingStage({ ...base, steps: base.steps ?? s.steps, batchSize: s.batchSize, lr: s.lr }, p);
 }
 
 /** Stage 4 exactly as the tiny recipe runs it: its data (`tinyInstructionData`) in every encoding. */
@@ -340,11 +343,14 @@ export async function runTinyRecipe(
     'stage3-projector',
   );
   if (fashion) {
-    await run(
-      tinyRoutingStage({ ...common, weights, tokenizer, steps: steps(s.routing.steps) }),
-      'stage4a-routing',
-    );
-  } else log('stage 4a (routing) needs Fashion-MNIST photos: skipped');
+    for (const [phase, n] of [
+      ['find', s.findImage],
+      ['compare', s.compareImages],
+    ] as const) {
+      const def = tinyRoutingStage({ ...common, weights, tokenizer, steps: steps(n.steps) }, phase);
+      await run(def, def.name);
+    }
+  } else log('stages 4a–4b (finding and comparing images) need Fashion-MNIST photos: skipped');
   await run(
     tinyInstructionStage({ ...common, weights, tokenizer, steps: steps(s.instruction.steps) }, dev),
     'stage4-instruction',

@@ -15,6 +15,7 @@ import { selectorStage } from '../../src/train/stages/stage1-selector.ts';
 import { visualEmbeddingStage } from '../../src/train/stages/stage2-visual-embeddings.ts';
 import { projectorStage } from '../../src/train/stages/stage3-projector.ts';
 import { instructionStage, STAGE4_FROZEN } from '../../src/train/stages/stage4-instruction.ts';
+import { ROUTING_PHASES, routingStage } from '../../src/train/stages/stage4a-routing.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 const copy = (m: ReadonlyMap<string, HostTensor>) =>
@@ -220,6 +221,37 @@ describe('MaVEn training stages', () => {
     const seen4 = new Set<string>();
     for (let i = 0; i < 4; i++) for (const l of layoutOf((await it4.next()).value!)) seen4.add(l);
     assert.deepEqual([...seen4].sort(), [`${q}/${kept}`, `${q}/0`, `0/${n}`].sort());
+  });
+
+  it('stage 4a: three photos per example, every one discrete-only; trains what stage 4 trains', async () => {
+    // Photos that differ by class (a grey level per label), ten of each class.
+    const fashion = {
+      count: 100,
+      image: (i: number) => new Uint8Array(28 * 28).fill(20 + 20 * (i % 10)),
+      label: (i: number) => i % 10,
+      name: 'stub',
+    };
+    assert.throws(
+      () => routingStage(options, ROUTING_PHASES.find),
+      /stage4a-find-image: needs Fashion-MNIST photos/,
+    );
+    const def = routingStage({ ...options, fashion }, ROUTING_PHASES.find);
+    assert.equal(def.name, 'stage4a-find-image');
+    const vt = model.config.textVocabSize;
+    const q = model.config.seed.qformer.numQueryTokens;
+    const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
+    const [B, T] = feeds.ids.shape;
+    for (let b = 0; b < B; b++) {
+      let ids = 0;
+      let patches = 0;
+      for (let t = 0; t < T; t++) {
+        if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
+        patches += (feeds.is_patch.data as Float32Array)[b * T + t];
+      }
+      assert.deepEqual([ids, patches], [3 * q, 0], `example ${b}`);
+    }
+    for (const name of def.params.keys())
+      assert.equal(def.trainable(name), instructionStage(options).trainable(name));
   });
 
   it('batches are deterministic and resumable by step', async () => {

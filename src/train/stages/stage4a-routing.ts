@@ -1,29 +1,51 @@
 /**
- * Stage 4a (ours; the paper has no such step): before stage 4's task mix, the LLM learns to find
- * "image k" among several images — fashion-name ("what is in image 2?", three photos) alone, every
- * image discrete-only (8 tokens each), the rest exactly as stage 4 trains.
+ * Stages 4a–4b (ours; the paper has no such steps): before stage 4's task mix, the LLM learns to
+ * find "image k" among several images, then to compare them, on the Fashion-MNIST multi-image
+ * tasks alone with every image discrete-only (8 tokens each); the rest exactly as stage 4 trains.
  *
  * Why: a question about several images first has to route from "image 2" to the second image's
- * tokens. With hybrid images (44 tokens each) the tiny LLM did not learn that: fashion-name trained
- * alone from stage 3 for 1,500 steps stayed at 32 % (each photo alone: ~85 %), and in the task mix
- * fashion-same answered "yes" to every pair. With 8 tokens per image it did (600 steps: 61 %), and
- * 300 hybrid steps after that gave 73 % in hybrid: learned on short images, routing carries over.
- * Stage 4 then trains the mix (fashion-name included) in hybrid from here.
+ * tokens. With hybrid images (44 tokens each) the tiny LLM did not learn that: fashion-name ("what
+ * is in image 2?") trained alone from stage 3 for 1,500 steps stayed at 32 % (each photo alone:
+ * ~85 %), and in the task mix fashion-same answered "yes" to every pair. With 8 tokens per image it
+ * did (600 steps: 61 %), and 300 hybrid steps after that gave 73 % in hybrid: learned on short
+ * images, routing carries over. Comparing needs routing first: fashion-which ("which image shows a
+ * sneaker?") trained alone stayed at chance from stage 3 (400 steps, discrete-only: 35 %), and
+ * began to learn after 4a (45 %).
  */
+import type { TaskName } from '../../data/tasks/types.ts';
 import type { StageDefinition } from '../stage.ts';
 import type { MavenStageOptions } from './common.ts';
 import { instructionStage } from './stage4-instruction.ts';
 
-export function routingStage(o: Omit<MavenStageOptions, 'mode' | 'taskWeights'>): StageDefinition {
+export interface RoutingPhase {
+  /** Stage name, also its folder in the recipe. */
+  name: string;
+  tasks: Partial<Record<TaskName, number>>;
+  what: string;
+}
+
+/** 4a: find image k (one photo named among three); 4b: compare photos, 4a's task kept in the mix. */
+export const ROUTING_PHASES = {
+  find: { name: 'stage4a-find-image', tasks: { 'fashion-name': 1 }, what: '"what is in image k?"' },
+  compare: {
+    name: 'stage4b-compare-images',
+    tasks: { 'fashion-name': 1, 'fashion-which': 1, 'fashion-same': 1, 'fashion-count': 1 },
+    what: 'the Fashion-MNIST multi-image tasks',
+  },
+} as const satisfies Record<string, RoutingPhase>;
+
+export function routingStage(
+  o: Omit<MavenStageOptions, 'mode' | 'taskWeights'>,
+  phase: RoutingPhase,
+): StageDefinition {
   if (o.fashion === undefined)
-    throw new Error('stage4a-routing: needs Fashion-MNIST photos (the fashion option)');
+    throw new Error(`${phase.name}: needs Fashion-MNIST photos (the fashion option)`);
   // Its own examples, not the first ones stage 4 draws again (stage 4 keys its examples on the seed).
-  const seed = (o.seed ?? 0) + 1000;
-  const def = instructionStage({ ...o, seed, mode: 'discrete-only', taskWeights: { 'fashion-name': 1 } });
+  const seed = (o.seed ?? 0) + 1000 + phase.name.length;
+  const def = instructionStage({ ...o, seed, mode: 'discrete-only', taskWeights: phase.tasks });
   return {
     ...def,
-    name: 'stage4a-routing',
-    description:
-      'LLM + projector on "what is in image k?" (fashion-name) alone, every image discrete-only: routing to image k before the task mix',
+    name: phase.name,
+    description: `LLM + projector on ${phase.what} alone, every image discrete-only (before the task mix)`,
   };
 }
