@@ -71,9 +71,27 @@ describe('maven train', () => {
     assert.ok(existsSync(join(dir, 'run', 'model', 'model.safetensors')));
   });
 
+  it('runs stage 4a from a model directory, or says that it needs the Fashion-MNIST photos', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'maven-stage4a-'));
+    await saveMaven(join(dir, 'start'), smallModel());
+    const args = ['train', '--stage', '4a', '--model', join(dir, 'start'), '--out', join(dir, 'run')];
+    const r = await maven([...args, '--steps', '2', '--batch-size', '2']);
+    if (/Fashion-MNIST not available/.test(r.stderr)) {
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /stage4a-find-image: needs Fashion-MNIST photos/);
+    } else {
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.match(r.stderr, /stage4a-find-image/);
+      assert.ok(existsSync(join(dir, 'run', 'model', 'model.safetensors')));
+    }
+    const missing = await maven([...args, '--steps', '2', '--data', join(dir, 'no-data-here')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /stage4a-find-image: needs Fashion-MNIST photos/);
+  });
+
   it('explains bad usage', async () => {
     const r = await maven(['train', '--out', '/tmp/x']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /give --recipe tiny or --stage 1\|2\|3\|4/);
+    assert.match(r.stderr, /give --recipe tiny or --stage 1\|2\|3\|4a\|4b\|4/);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadMaven, saveMaven } from '../../maven/checkpoint.ts';
 import { MavenModel } from '../../maven/model.ts';
-import { RecipeInterrupted, runTinyRecipe } from '../../train/recipe.ts';
+import { fashionTrainingSource, RecipeInterrupted, runTinyRecipe } from '../../train/recipe.ts';
 import { runStage } from '../../train/run.ts';
 import type { StageDefinition } from '../../train/stage.ts';
 import type { MavenStageOptions } from '../../train/stages/common.ts';
@@ -12,11 +12,12 @@ import { selectorStage } from '../../train/stages/stage1-selector.ts';
 import { visualEmbeddingStage } from '../../train/stages/stage2-visual-embeddings.ts';
 import { projectorStage } from '../../train/stages/stage3-projector.ts';
 import { instructionStage } from '../../train/stages/stage4-instruction.ts';
+import { ROUTING_PHASES, routingStage } from '../../train/stages/stage4a-routing.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
 const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S] [--data DIR]
-       maven train --stage 1|2|3|4 [--model DIR] --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S]
+       maven train --stage 1|2|3|4a|4b|4 [--model DIR] --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S] [--data DIR]
 
 --recipe tiny   pretrain a small ViT, tokenizer and LLM (stage 0), then run stages 1–4; the
                 model lands in DIR/model. Each stage checkpoints under DIR/<stage>; run the same
@@ -24,7 +25,9 @@ const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S]
                 steps (e.g. 0.02 for a quick smoke run).
 --stage N       one MaVEn stage, starting from the model in --model (default: the embedded
                 models/maven-tiny): 1 patch selector, 2 visual embedding rows, 3 projector,
-                4 instruction tuning. Options may come from a JSON
+                4a finding image k and 4b comparing images (discrete-only, Fashion-MNIST photos
+                needed), 4 instruction tuning. Fashion-MNIST photos from the data folder join
+                every stage's examples when present. Options may come from a JSON
                 file ({"steps", "batchSize", "lr", "seed"}); flags override it. The trained model
                 is written to DIR/model.
 
@@ -34,6 +37,8 @@ const STAGES: Record<string, (o: MavenStageOptions) => StageDefinition> = {
   '1': selectorStage,
   '2': visualEmbeddingStage,
   '3': projectorStage,
+  '4a': (o) => routingStage(o, ROUTING_PHASES.find),
+  '4b': (o) => routingStage(o, ROUTING_PHASES.compare),
   '4': instructionStage,
 };
 
@@ -79,11 +84,12 @@ export const trainCommand: Command = {
       return 0;
     }
     const make = values.stage ? STAGES[values.stage] : undefined;
-    if (!make) throw new UsageError(`give --recipe tiny or --stage 1|2|3|4\n\n${usage}`);
+    if (!make) throw new UsageError(`give --recipe tiny or --stage 1|2|3|4a|4b|4\n\n${usage}`);
     const file = values.config
       ? (JSON.parse(await readFile(values.config, 'utf8')) as Record<string, number>)
       : {};
     const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
+    const fashion = await fashionTrainingSource({ dataDir: values.data }, (line) => console.error(line));
     const positive = (n: number) => n > 0;
     const def = make({
       config: model.config,
@@ -93,6 +99,7 @@ export const trainCommand: Command = {
       batchSize: numberOption(values['batch-size'], 'batch-size', positive) ?? file.batchSize ?? 16,
       lr: numberOption(values.lr, 'lr', positive) ?? file.lr ?? 1e-3,
       seed: seed ?? file.seed ?? 0,
+      fashion,
     });
     const result = await runStage(def, { outDir: values.out });
     if (result.stoppedEarly) return 130;
