@@ -69,6 +69,8 @@ export const TINY_SCHEDULE = {
   // 600 steps of 4a alone named the asked photo 61 % of the time, against 32 % for 1,500 hybrid steps.
   findImage: { steps: 600, batchSize: 16, lr: 1e-3 },
   compareImages: { steps: 900, batchSize: 16, lr: 1e-3 },
+  // 2,400 steps (run r8, from the same stage 4b weights) was not better: fashion-same 53 % and
+  // touches-the-wall 67 % against 69 / 85 % at 1,800 (100 held-out examples each, hybrid).
   instruction: { steps: 1800, batchSize: 16, lr: 1e-3, realShare: 0.2, captionShare: 0.15 },
 } as const;
 

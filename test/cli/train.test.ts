@@ -19,7 +19,10 @@ describe('maven train', () => {
     assert.equal(r.code, 0, r.stderr.slice(-2000));
     // Stages 4a–4b train on Fashion-MNIST photos only: without them the recipe says so and skips it.
     const withFashion = !/Fashion-MNIST not available/.test(r.stderr);
-    assert.equal(/stages 4a–4b \(finding and comparing images\) need Fashion-MNIST photos: skipped/.test(r.stderr), !withFashion);
+    assert.equal(
+      /stages 4a–4b \(finding and comparing images\) need Fashion-MNIST photos: skipped/.test(r.stderr),
+      !withFashion,
+    );
     const folders = [
       'stage0a-clip',
       'stage0b-tokenizer',

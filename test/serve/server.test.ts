@@ -180,7 +180,10 @@ describe('maven serve over HTTP', () => {
   it('assembles the same prompt embeddings as MavenModel.prepare', async () => {
     const req = parseChatRequest(twoImages(), server.service.limits());
     const chat = await server.service.prepare(req, await server.service.gather(req));
-    const ref = await model.prepare(`Image 1: <image>\nImage 2: <image>\n${QUESTION}`, await model.preprocess([rgba, blocks]));
+    const ref = await model.prepare(
+      `Image 1: <image>\nImage 2: <image>\n${QUESTION}`,
+      await model.preprocess([rgba, blocks]),
+    );
     assert.deepEqual(chat.prompt.sequence.slots, ref.sequence.slots);
     assert.deepEqual(chat.prompt.embeds.shape, ref.embeds.shape);
     const a = chat.prompt.embeds.data as Float32Array;
