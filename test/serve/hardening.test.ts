@@ -397,9 +397,11 @@ describe('unknown words', () => {
       withImage(await freshPng(4), 'how many Purple squares , purple zebras ?'),
     );
     assert.equal(r.status, 200, JSON.stringify(r.json));
-    assert.deepEqual(r.json.maven.unknown_words, ['purple', ',', 'zebras']);
+    // The chat template's own words ("Image 1:") count too; this small test model lacks some of them.
     const known = await post(server.url, withImage(await freshPng(4)));
-    assert.deepEqual(known.json.maven.unknown_words, []);
+    const template: string[] = known.json.maven.unknown_words;
+    assert.ok(!template.includes('purple') && !template.includes('zebras'), JSON.stringify(template));
+    assert.deepEqual(r.json.maven.unknown_words, [...template, 'purple', ',', 'zebras']);
     const res = await fetch(`${server.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },

@@ -31,7 +31,8 @@ function blit(canvas: Uint8Array, canvasWidth: number, image: RgbImage, left: nu
 export function exampleText(example: TaskExample): string[] {
   const text = example.prompt
     .split('\n')
-    .filter((line) => line.trim() !== IMAGE_TOKEN && !line.startsWith('Answer with'))
+    // Image lines ("<image>", "Image 2: <image>") are the pictures the sheet shows in order.
+    .filter((line) => !/^(Image \d+: )?<image>$/.test(line.trim()) && !line.startsWith('Answer with'))
     .map((line) =>
       line.endsWith(`. ${IMAGE_TOKEN}`) ? `${line.slice(0, 1)}: image ${line.slice(0, 1)}` : line,
     );
