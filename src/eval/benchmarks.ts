@@ -44,7 +44,12 @@ export const DEMON_CHOICE_TASKS: readonly TaskName[] = [
   'what-changed',
   'sequence-completion',
 ];
-export const FASHION_TASKS: readonly TaskName[] = ['fashion-name', 'fashion-which', 'fashion-same', 'fashion-count'];
+export const FASHION_TASKS: readonly TaskName[] = [
+  'fashion-name',
+  'fashion-which',
+  'fashion-same',
+  'fashion-count',
+];
 /** The open-ended DEMON-style task: caption a held-out generated box. */
 export const CAPTION_TASK = 'scene-caption';
 export const CAPTION_CATEGORY = 'image-captioning';

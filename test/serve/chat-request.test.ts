@@ -1,6 +1,7 @@
 /** Request parsing and chat templates: every rule, without a server. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { imageLines } from '../../src/data/tasks/types.ts';
 import {
   type ChatRequest,
   imageMode,
@@ -8,7 +9,6 @@ import {
   type RequestLimits,
 } from '../../src/serve/chat-request.ts';
 import { promptText, renderPrompt } from '../../src/serve/chat-template.ts';
-import { imageLines } from '../../src/data/tasks/types.ts';
 import { ApiError } from '../../src/serve/errors.ts';
 
 const limits: RequestLimits = { maxImages: 3, maxTokens: 100, reservedText: ['<image>', '<img>', '</img>'] };
