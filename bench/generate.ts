@@ -10,11 +10,11 @@
  */
 import os from 'node:os';
 import { HostTensor, KVCacheDecoder } from '../src/engine/index.ts';
-import { loadMaven } from '../src/maven/checkpoint.ts';
 import { tinyConfig } from '../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model.ts';
 import type { EncodingMode } from '../src/maven/sequence.ts';
 import { WordTokenizer } from '../src/models/tokenizer.ts';
+import { loadMaven } from '../src/node/model-directory.ts';
 import { torchLlamaDecode } from './baselines/torch-llama.ts';
 import { writeBenchSection } from './write-section.ts';
 

@@ -22,10 +22,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { saveMaven } from '../src/maven/checkpoint.ts';
 import { tinyConfig } from '../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel } from '../src/maven/model.ts';
 import { WordTokenizer } from '../src/models/tokenizer.ts';
+import { saveMaven } from '../src/node/model-directory.ts';
 import { writeBenchSection } from './write-section.ts';
 
 const args = process.argv.slice(2);

@@ -22,9 +22,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HostTensor } from '../src/engine/index.ts';
 import { resolveAdamW } from '../src/engine/optim.ts';
-import { loadSafetensors, saveSafetensors } from '../src/engine/safetensors-file.ts';
-import { loadMaven, loadMavenConfig } from '../src/maven/checkpoint.ts';
 import { buildComponents } from '../src/maven/model.ts';
+import { loadMaven, loadMavenConfig } from '../src/node/model-directory.ts';
+import { preprocessImages } from '../src/node/preprocess-images.ts';
+import { loadSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
 import {
   fashionTrainingSource,
   nlvrDevForTraining,
@@ -190,7 +191,10 @@ async function childInfer(): Promise<InferResult> {
   const loadMs = performance.now() - t0;
   const startRssKiB = maxRssKiB();
   const t1 = performance.now();
-  const images = await model.preprocess(INFER_IMAGES.map((f) => join(ROOT, 'assets', 'samples', f)));
+  const images = await preprocessImages(
+    model,
+    INFER_IMAGES.map((f) => join(ROOT, 'assets', 'samples', f)),
+  );
   const { text } = await model.generate(INFER_PROMPT, images, { maxNewTokens: INFER_TOKENS });
   return { loadMs, generateMs: performance.now() - t1, text, startRssKiB, maxRssKiB: maxRssKiB() };
 }

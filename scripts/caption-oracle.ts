@@ -17,7 +17,6 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadNlvr } from '../src/data/nlvr.ts';
-import { loadSafetensors } from '../src/engine/safetensors-file.ts';
 import {
   BOX_ORDERS,
   type CaptionOracleScore,
@@ -28,8 +27,9 @@ import {
   scoreCaptionOracle,
 } from '../src/eval/caption-oracle.ts';
 import { pct } from '../src/eval/report.ts';
-import { loadMaven } from '../src/maven/checkpoint.ts';
 import { MavenModel } from '../src/maven/model.ts';
+import { loadMaven } from '../src/node/model-directory.ts';
+import { loadSafetensors } from '../src/node/safetensors-file.ts';
 import { runStage } from '../src/train/run.ts';
 
 const { values } = parseArgs({

@@ -36,9 +36,9 @@ import { parseArgs } from 'node:util';
 import { torchStageRun } from '../bench/baselines/torch-stage-run.ts';
 import type { HostTensor } from '../src/engine/index.ts';
 import { resolveAdamW } from '../src/engine/optim.ts';
-import { loadSafetensors, saveSafetensors } from '../src/engine/safetensors-file.ts';
-import { loadMaven } from '../src/maven/checkpoint.ts';
 import type { MavenModel } from '../src/maven/model.ts';
+import { loadMaven } from '../src/node/model-directory.ts';
+import { loadSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
 import { lossCurveSvg, svgToPng } from '../src/train/plot.ts';
 import {
   fashionTrainingSource,

@@ -15,7 +15,6 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadSafetensors } from '../src/engine/safetensors-file.ts';
 import {
   BENCH_NAMES,
   type BenchName,
@@ -35,9 +34,10 @@ import {
 import { svgToPng } from '../src/eval/plots.ts';
 import { EvalProgress } from '../src/eval/progress.ts';
 import { type RetrainedResults, resultsDoc } from '../src/eval/results-doc.ts';
-import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
 import type { EncodingMode } from '../src/maven/sequence.ts';
+import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
+import { loadSafetensors } from '../src/node/safetensors-file.ts';
 import {
   fashionTrainingSource,
   nlvrDevForTraining,

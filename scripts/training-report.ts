@@ -17,16 +17,16 @@ import { idxImage, loadFashionMnist } from '../src/data/fashion-mnist.ts';
 import { FASHION_TASK_NAMES, SCENE_TASK_NAMES } from '../src/data/tasks/registry.ts';
 import type { ImageSource } from '../src/data/tasks/task.ts';
 import type { HostTensor } from '../src/engine/index.ts';
-import { loadSafetensors } from '../src/engine/safetensors-file.ts';
 import { type BenchResult, type BenchRow, nlvrAccuracyRow, runBenchmark } from '../src/eval/benchmarks.ts';
 import { evaluateNlvr } from '../src/eval/nlvr.ts';
 import { perceptionComparison } from '../src/eval/perception.ts';
 import { minutesSeconds, pct } from '../src/eval/report.ts';
 import { compareUnits, type Unit } from '../src/eval/statistics.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
-import { loadMaven, saveMaven } from '../src/maven/checkpoint.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
 import { ENCODING_MODES } from '../src/maven/sequence.ts';
+import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
+import { loadSafetensors } from '../src/node/safetensors-file.ts';
 import { type StageReport, TINY_SCHEDULE } from '../src/train/recipe.ts';
 
 /** The recipe's targets (issue 12, "The model must see"). */

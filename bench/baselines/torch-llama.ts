@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HostTensor } from '../../src/engine/index.ts';
-import { saveSafetensors } from '../../src/engine/safetensors-file.ts';
 import type { LlamaConfig } from '../../src/models/llama.ts';
+import { saveSafetensors } from '../../src/node/safetensors-file.ts';
 import { lastJsonLine, runPython } from './torch.ts';
 
 const SCRIPT = fileURLToPath(new URL('./torch_llama_decode.py', import.meta.url));

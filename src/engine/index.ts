@@ -1,6 +1,7 @@
 /**
- * The engine's public API: what the model layers import. Portable (no Node I/O); reading and
- * writing checkpoint files lives in `safetensors-file.ts`, which needs `node:fs`.
+ * The engine's public API: what the model layers import. Portable (no `node:` import, so it runs
+ * in a browser); reading and writing checkpoint files lives in the Node adapter,
+ * src/node/safetensors-file.ts.
  */
 export { grad } from './autodiff.ts';
 export {
@@ -19,6 +20,7 @@ export { type AdamWConfig, type Schedule, warmupCosine } from './optim.ts';
 export {
   checkShapes,
   decodeTensor,
+  deserializeSafetensors,
   floatBitsToHalf,
   halfToFloat,
   parseSafetensorsHeader,

@@ -1,6 +1,7 @@
 /**
  * The safetensors checkpoint format (Hugging Face): header parsing and validation, tensor decoding
- * and serialization. Pure functions over bytes, no `node:` imports; file I/O is in safetensors-file.ts.
+ * and serialization. Pure functions over bytes, no `node:` imports; file I/O is in
+ * src/node/safetensors-file.ts.
  */
 import { allocate, BYTES_PER_ELEMENT, type DType, type HostArray } from './dtype.ts';
 import { HostTensor, sizeOf } from './host-tensor.ts';
@@ -447,6 +448,30 @@ export function serializeSafetensors(
   out.set(plan.header, 0);
   const dataStart = plan.header.length;
   for (const p of plan.tensors) out.set(encodeTensorData(p), dataStart + p.begin);
+  return out;
+}
+
+/**
+ * Every tensor of a safetensors file held whole in memory (fetched in a browser, say): the inverse
+ * of serializeSafetensors. Files too large for one buffer go through src/node/safetensors-file.ts,
+ * which reads tensor by tensor.
+ */
+export function deserializeSafetensors(
+  bytes: Uint8Array,
+  fileLabel = 'safetensors',
+): Map<string, HostTensor> {
+  const { entries } = parseSafetensorsHeader(bytes, fileLabel);
+  const out = new Map<string, HostTensor>();
+  for (const [name, entry] of entries) {
+    try {
+      out.set(
+        name,
+        decodeTensor(entry, bytes.subarray(entry.byteOffset, entry.byteOffset + entry.byteLength)),
+      );
+    } catch (e) {
+      throw new Error(`${fileLabel}: ${(e as Error).message}`);
+    }
+  }
   return out;
 }
 

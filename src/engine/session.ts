@@ -83,18 +83,20 @@ const sessions = new Map<string, Promise<InferenceSession>>();
 /**
  * onnxruntime's own default thread count proved wrong on small VMs (2 vCPUs ran GEMMs at
  * 1-thread speed: 124 vs 324 GFLOP/s at n = 2048), so the engine always sets it.
+ *
+ * Browsers and Node 21+ report the cores through `navigator.hardwareConcurrency` (on Node that is
+ * os.availableParallelism()). Node 20 has no `navigator`, so there the count comes from
+ * `process.getBuiltinModule('node:os')` (Node 20.16+), looked up at run time: the engine imports
+ * no Node module, so bundlers and browsers never see one, and Node 20 keeps using every core.
  */
-async function defaultThreads(): Promise<number> {
+function defaultThreads(): number {
   const fromEnv = Number(envVar('MAVEN_THREADS'));
   if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
   const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
   if (nav?.hardwareConcurrency) return nav.hardwareConcurrency;
-  try {
-    const os = await import('node:os');
-    return os.availableParallelism();
-  } catch {
-    return 1;
-  }
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const os = proc?.getBuiltinModule?.('node:os') as { availableParallelism?: () => number } | undefined;
+  return os?.availableParallelism?.() ?? 1;
 }
 
 async function sessionFor(
@@ -103,7 +105,7 @@ async function sessionFor(
 ): Promise<{ session: InferenceSession; ort: OrtModule }> {
   const ep = options.ep ?? defaultProvider();
   const ort = await runtimeFor(ep);
-  const threads = options.threads ?? (await defaultThreads());
+  const threads = options.threads ?? defaultThreads();
   const key = `${ep}:${threads}:${await sha256(bytes)}`;
   let s = sessions.get(key);
   if (!s) {

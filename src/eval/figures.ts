@@ -12,7 +12,8 @@ import { maskOf, type RgbImage, renderSceneBox } from '../data/scene/render.ts';
 import type { Box } from '../data/scene/scene.ts';
 import { captionPair } from '../data/tasks/stage-datasets.ts';
 import type { MavenModel, PatchSelection } from '../maven/model.ts';
-import { contactSheet, renderPatchOverlay } from '../maven/overlay.ts';
+import { contactSheet } from '../node/contact-sheet.ts';
+import { renderPatchOverlay } from '../node/render-patch-overlay.ts';
 import { mean } from './metrics.ts';
 
 /** A held-out generated box with its objects. */

@@ -28,12 +28,9 @@ import {
 import { ClipVisionModel } from '../models/clip-vision.ts';
 import {
   type DecodedImage,
-  decodeImage,
   fitToSquare,
   type ImagePreprocessConfig,
   normalizeImage,
-  preprocessImage,
-  stackImages,
 } from '../models/image.ts';
 import { uniformSource } from '../models/init.ts';
 import { Llama } from '../models/llama.ts';
@@ -326,22 +323,6 @@ export class MavenModel {
     return tv !== 'shared' && tv.imageSize !== this.config.vision.imageSize ? tv.imageSize : null;
   }
 
-  /** Decode and preprocess images (paths or encoded bytes) for both encoders. */
-  async preprocess(images: readonly (string | Uint8Array)[]): Promise<ImageBatch | null> {
-    if (images.length === 0) return null;
-    if (images.length > this.config.maxImages) {
-      throw new Error(`${images.length} images given, but this model takes at most ${this.config.maxImages}`);
-    }
-    const decoded = await Promise.all(images.map((img) => decodeImage(img)));
-    const at = async (size: number) =>
-      stackImages(await Promise.all(decoded.map((img) => preprocessImage(img, this.preprocessConfig(size)))));
-    const tokenizerSize = this.tokenizerImageSize;
-    return {
-      pixels: await at(this.config.vision.imageSize),
-      ...(tokenizerSize ? { tokenizerPixels: await at(tokenizerSize) } : {}),
-    };
-  }
-
   /** Preprocess already-decoded RGB images (data pipelines, evaluation) for both encoders. */
   preprocessRgb(images: readonly DecodedImage[]): ImageBatch {
     const at = (size: number) => {
@@ -371,7 +352,7 @@ export class MavenModel {
     const tokenizerSize = this.tokenizerImageSize;
     if (tokenizerSize && mode !== 'continuous-only' && !batch.tokenizerPixels) {
       throw new Error(
-        `${this.config.name}: the discrete tokenizer needs the images at ${tokenizerSize} px too (use preprocess())`,
+        `${this.config.name}: the discrete tokenizer needs the images at ${tokenizerSize} px too (use preprocessRgb())`,
       );
     }
     const needFeatures = mode !== 'discrete-only';

@@ -14,9 +14,9 @@
 
 import type { GenerationPiece, SamplingOptions } from '../maven/generation.ts';
 import type { MavenModel, PreparedPrompt } from '../maven/model.ts';
-import { renderPatchOverlay } from '../maven/overlay.ts';
 import { type EncodingMode, IMAGE_PLACEHOLDER } from '../maven/sequence.ts';
 import { type DecodedImage, ImageError } from '../models/image.ts';
+import { renderPatchOverlay } from '../node/render-patch-overlay.ts';
 import { type ChatRequest, imageMode, type RequestLimits } from './chat-request.ts';
 import { type ChatTemplate, renderPrompt } from './chat-template.ts';
 import { ApiError, badRequest } from './errors.ts';

@@ -18,7 +18,8 @@ import { HostTensor } from '../engine/index.ts';
 import type { ImageBatch, ImageEncoding, MavenModel } from '../maven/model.ts';
 import { allocateBudget, keepCount, topKInOrder } from '../maven/patch-selector.ts';
 import type { EncodingMode } from '../maven/sequence.ts';
-import { type DecodedImage, decodeImage, fitToSquare, ImageError } from '../models/image.ts';
+import { type DecodedImage, fitToSquare, ImageError } from '../models/image.ts';
+import { decodeImage } from '../node/decode-image.ts';
 import type { ImageDecoderPool } from './image-decoder.ts';
 import { ByteLru, type LruStats } from './lru.ts';
 

@@ -10,12 +10,12 @@
 import { parentPort } from 'node:worker_threads';
 import {
   type DecodedImage,
-  decodeImage,
   fitToSquare,
   ImageError,
   type ImagePreprocessConfig,
   normalizeImage,
 } from '../models/image.ts';
+import { decodeImage } from '../node/decode-image.ts';
 
 export interface DecodeJob {
   bytes: Uint8Array;

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostTensor } from '../engine/index.ts';
-import { loadSafetensors, saveSafetensors } from '../engine/safetensors-file.ts';
+import { loadSafetensors, saveSafetensors } from '../node/safetensors-file.ts';
 
 /** One logged training step: the line written to `metrics.jsonl`. */
 export interface StepMetrics {

@@ -8,7 +8,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type HostTensor, NonFiniteLossError, type RuntimeOptions, type Trainer } from '../engine/index.ts';
-import { saveSafetensors } from '../engine/safetensors-file.ts';
+import { saveSafetensors } from '../node/safetensors-file.ts';
 import {
   type CheckpointState,
   checkpointPath,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { saveMaven } from '../../src/maven/checkpoint.ts';
+import { saveMaven } from '../../src/node/model-directory.ts';
 import { smallModel } from '../maven/small-model.ts';
 import { maven } from './run-maven.ts';
 

@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { saveMaven } from '../../src/maven/checkpoint.ts';
+import { saveMaven } from '../../src/node/model-directory.ts';
 import { smallModel } from '../maven/small-model.ts';
 import { maven } from './run-maven.ts';
 

@@ -35,7 +35,7 @@ describe('collateTokens', () => {
 });
 
 describe('collateSelector', () => {
-  it('gives the model-preprocessed pixels and text-guided patch labels', async () => {
+  it('gives the model-preprocessed pixels and text-guided patch labels', () => {
     const examples = [0, 1, 2, 3].map((i) => selectorExample(i, { seed: 5 }));
     const config = { ...CLIP_PREPROCESS, size: 96 };
     const batch = collateSelector(examples, { preprocess: config, patchSize: 8 });
@@ -47,7 +47,7 @@ describe('collateSelector', () => {
         patchSize: 8,
       }).labels;
       assert.deepEqual([...batch.labels.data.subarray(b * 144, (b + 1) * 144)], [...expected]);
-      const px = await preprocessImage(ex.image, config);
+      const px = preprocessImage(ex.image, config);
       assert.deepEqual(batch.pixels.data.subarray(b * 3 * 96 * 96, (b + 1) * 3 * 96 * 96), px.data);
     }
     const all = collateSelector(examples, { preprocess: config, patchSize: 8, textGuided: false });

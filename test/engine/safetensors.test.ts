@@ -11,6 +11,7 @@ import { HostTensor } from '../../src/engine/host-tensor.ts';
 import {
   checkShapes,
   decodeTensor,
+  deserializeSafetensors,
   parseSafetensorsHeader,
   type SafetensorsEntry,
   serializeSafetensors,
@@ -20,7 +21,7 @@ import {
   loadShardedSafetensors,
   SafetensorsFile,
   saveSafetensors,
-} from '../../src/engine/safetensors-file.ts';
+} from '../../src/node/safetensors-file.ts';
 
 /** A safetensors file from a header (object or raw JSON text) and the data section, built by hand. */
 function buildFile(header: object | string, data: Uint8Array, padTo = 1): Uint8Array {
@@ -209,6 +210,21 @@ describe('parseSafetensorsHeader + decodeTensor on hand-built bytes', () => {
     const f = buildFile({ q: { dtype: 'I16', shape: [2], data_offsets: [0, 4] } }, new Uint8Array(4));
     const { entries } = parseSafetensorsHeader(f);
     assert.throws(() => decodeTensor(entries.get('q')!, new Uint8Array(4)), /tensor "q" has dtype I16/);
+    assert.throws(
+      () => deserializeSafetensors(f, 'q.safetensors'),
+      /q\.safetensors: tensor "q" has dtype I16/,
+    );
+  });
+
+  it('deserializeSafetensors decodes a whole in-memory file, tensor for tensor', () => {
+    const all = deserializeSafetensors(file);
+    assert.deepEqual([...all.keys()].sort(), [...decodeAll(file).keys()].sort());
+    for (const [name, t] of decodeAll(file)) {
+      const got = all.get(name)!;
+      assert.equal(got.dtype, t.dtype, name);
+      assert.deepEqual(got.shape, t.shape, name);
+      assert.deepEqual([...got.data], [...t.data], name);
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { saveMaven } from '../../src/maven/checkpoint.ts';
+import { saveMaven } from '../../src/node/model-directory.ts';
 import { maven } from '../cli/run-maven.ts';
 import { smallModel } from '../maven/small-model.ts';
 

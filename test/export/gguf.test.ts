@@ -25,8 +25,8 @@ import {
   unpermuteRotaryRows,
 } from '../../src/export/gguf.ts';
 import { mavenLlmGguf } from '../../src/export/maven-gguf.ts';
-import { loadMaven } from '../../src/maven/checkpoint.ts';
 import type { MavenModel } from '../../src/maven/model.ts';
+import { loadMaven } from '../../src/node/model-directory.ts';
 import { maven } from '../cli/run-maven.ts';
 
 // ---------------------------------------------------------------------------------------------

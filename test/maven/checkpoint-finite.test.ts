@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { serveCommand } from '../../src/cli/commands/serve.ts';
-import { loadMaven, NonFiniteWeightsError, saveMaven } from '../../src/maven/checkpoint.ts';
+import { NonFiniteWeightsError } from '../../src/maven/checkpoint.ts';
+import { loadMaven, saveMaven } from '../../src/node/model-directory.ts';
 import { maven } from '../cli/run-maven.ts';
 import { smallModel } from './small-model.ts';
 

@@ -4,9 +4,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { HostTensor } from '../../src/engine/index.ts';
-import { loadMaven, saveMaven } from '../../src/maven/checkpoint.ts';
+import { deserializeSafetensors, HostTensor, serializeSafetensors } from '../../src/engine/index.ts';
+import {
+  mavenFromParts,
+  mavenToParts,
+  NonFiniteWeightsError,
+  parseMavenConfig,
+} from '../../src/maven/checkpoint.ts';
 import { MavenModel } from '../../src/maven/model.ts';
+import { loadMaven, saveMaven } from '../../src/node/model-directory.ts';
 import { pixels, smallModel } from './small-model.ts';
 
 describe('MavenModel', () => {
@@ -144,6 +150,46 @@ describe('MavenModel', () => {
     assert.equal(b.text, a.text);
     assert.deepEqual(b.prepared.images[0].keptPatches, a.prepared.images[0].keptPatches);
     assert.deepEqual(b.prepared.images[0].discreteIds, a.prepared.images[0].discreteIds);
+  });
+
+  it('round-trips through its parts in memory, as a browser would load fetched files', async () => {
+    const parts = mavenToParts(model);
+    const loaded = mavenFromParts({
+      configJson: JSON.parse(JSON.stringify(parts.configJson)),
+      tokenizerJson: JSON.parse(JSON.stringify(parts.tokenizerJson)),
+      weights: deserializeSafetensors(serializeSafetensors(new Map(parts.weights))),
+    });
+    assert.deepEqual(loaded.config, model.config);
+    const a = await model.generate('<image> how many ?', pixels(1, 5), { maxNewTokens: 6 });
+    const b = await loaded.generate('<image> how many ?', pixels(1, 5), { maxNewTokens: 6 });
+    assert.equal(b.text, a.text);
+  });
+
+  it('mavenFromParts names the source, a wrong format, missing and non-finite weights', () => {
+    const parts = mavenToParts(model);
+    assert.throws(
+      () => parseMavenConfig({ ...(parts.configJson as object), format: 'other/9' }, 'x/config.json'),
+      /^Error: x\/config\.json: format "other\/9" is not maven-ts\/1/,
+    );
+    const missing = new Map(parts.weights);
+    missing.delete('patch_selector.fc2.bias');
+    assert.throws(
+      () => mavenFromParts({ ...parts, weights: missing }, { source: 'https://example.org/m' }),
+      /^Error: https:\/\/example\.org\/m: checkpoint does not match .*\n {2}missing "patch_selector\.fc2\.bias" \[1\]/,
+    );
+    const damaged = new Map(parts.weights);
+    const bias = damaged.get('patch_selector.fc2.bias')!;
+    damaged.set(
+      'patch_selector.fc2.bias',
+      new HostTensor('float32', bias.shape, new Float32Array([Number.NaN])),
+    );
+    assert.throws(
+      () => mavenFromParts({ ...parts, weights: damaged }),
+      (e: unknown) =>
+        e instanceof NonFiniteWeightsError &&
+        e.tensors === 1 &&
+        /"patch_selector\.fc2\.bias"/.test(e.message),
+    );
   });
 
   it('names missing and misshapen weights', () => {

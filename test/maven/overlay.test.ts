@@ -5,16 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import sharp from 'sharp';
-import {
-  captionHeight,
-  cellEdges,
-  contactSheet,
-  OUTLINE_COLOUR,
-  outlineWidth,
-  renderPatchOverlay,
-  SHEET_GAP,
-} from '../../src/maven/overlay.ts';
+import { cellEdges, drawPatchOverlay, OUTLINE_COLOUR, outlineWidth } from '../../src/maven/overlay.ts';
 import { type DecodedImage, ImageError } from '../../src/models/image.ts';
+import { captionHeight, contactSheet, SHEET_GAP } from '../../src/node/contact-sheet.ts';
+import { renderPatchOverlay } from '../../src/node/render-patch-overlay.ts';
 
 /** Decodes PNG bytes with sharp directly (lossless), independent of decodeImage. */
 async function readPng(png: Uint8Array): Promise<DecodedImage> {
@@ -120,6 +114,15 @@ describe('renderPatchOverlay', () => {
     assert.deepEqual(pixel(out, 2, 2), [10, 200, 30]); // inside the 1-pixel outline of kept cell 0
     assert.deepEqual(pixel(out, 3, 2), [...OUTLINE_COLOUR]);
     assert.deepEqual(pixel(out, 6, 6), [5, 100, 15]);
+  });
+
+  it('drawPatchOverlay (the browser-safe core) gives the same pixels as RGB, unencoded', async () => {
+    const options = { dimDropped: 0.4, scores: kept.map((k, i) => k * 3 - i / 10), size: 80 };
+    const drawn = drawPatchOverlay(source, grid, kept, options);
+    const decoded = await readPng(await renderPatchOverlay(source, grid, kept, options));
+    assert.deepEqual([drawn.width, drawn.height], [decoded.width, decoded.height]);
+    assert.deepEqual([...drawn.rgb], [...decoded.rgb]);
+    assert.throws(() => drawPatchOverlay(source, grid, [1, 0]), /drawPatchOverlay: kept has 2 entries/);
   });
 
   it('validates the grid, the mask and the options', async () => {

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadMaven, saveMaven } from '../../src/maven/checkpoint.ts';
 import { type MavenConfig, maven7bConfig, tinyConfig } from '../../src/maven/config.ts';
 import { buildComponents, initMavenParams, MavenModel, mavenParamShapes } from '../../src/maven/model.ts';
 import { LlamaTokenizer } from '../../src/models/tokenizer.ts';
+import { loadMaven, saveMaven } from '../../src/node/model-directory.ts';
+import { preprocessImages } from '../../src/node/preprocess-images.ts';
 
 const IMAGES = fileURLToPath(new URL('../fixtures/images/', import.meta.url));
 
@@ -96,7 +97,7 @@ describe('presets', () => {
     );
 
     const loaded = await loadMaven(dir);
-    const images = await loaded.preprocess([join(IMAGES, 'blocks.jpg'), join(IMAGES, 'rgba.png')]);
+    const images = await preprocessImages(loaded, [join(IMAGES, 'blocks.jpg'), join(IMAGES, 'rgba.png')]);
     assert.deepEqual(images!.pixels.shape, [2, 3, 336, 336]);
     assert.deepEqual(images!.tokenizerPixels!.shape, [2, 3, 224, 224]);
     const r = await loaded.generate('USER: <image> and <image> what changed? ASSISTANT:', images, {

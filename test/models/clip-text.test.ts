@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { compile, Graph, HostTensor, type Program, type Tensor } from '../../src/engine/index.ts';
-import { loadSafetensors } from '../../src/engine/safetensors-file.ts';
 import {
   CLIP_LOGIT_SCALE_INIT,
   CLIP_TEXT_L_14,
   ClipContrastiveHead,
   ClipTextModel,
 } from '../../src/models/clip-text.ts';
+import { loadSafetensors } from '../../src/node/safetensors-file.ts';
 import {
   CLIP_TEXT_FIXTURE,
   CLIP_TEXT_GOLDEN,

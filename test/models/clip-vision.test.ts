@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { compile, Graph, HostTensor, type Program, type Tensor } from '../../src/engine/index.ts';
-import { loadSafetensors } from '../../src/engine/safetensors-file.ts';
 import {
   CLIP_VIT_L_14_336,
   type ClipVisionConfig,
   ClipVisionModel,
   clipVisionConfigFromHF,
 } from '../../src/models/clip-vision.ts';
+import { loadSafetensors } from '../../src/node/safetensors-file.ts';
 import { CLIP_CONFIGS, CLIP_FIXTURE, CLIP_GOLDEN } from '../fixtures/vision-fixtures.ts';
 
 function assertClose(

@@ -25,7 +25,6 @@ import {
   CLIP_PREPROCESS,
   centerCrop,
   type DecodedImage,
-  decodeImage,
   expandToSquare,
   fitToSquare,
   ImageError,
@@ -38,6 +37,7 @@ import {
   SEED_PREPROCESS,
   stackImages,
 } from '../../src/models/image.ts';
+import { decodeImage } from '../../src/node/decode-image.ts';
 
 const fixture = (name: string) => join(FIXTURE_DIR, name);
 
@@ -201,9 +201,9 @@ describe('preprocessing', () => {
     ...over,
   });
 
-  it('a solid colour normalises to (c/255 − mean)/std per channel', async () => {
+  it('a solid colour normalises to (c/255 − mean)/std per channel', () => {
     const colour = [200, 100, 30];
-    const t = await preprocessImage(solid(40, 30, colour), config({ size: 16 }));
+    const t = preprocessImage(solid(40, 30, colour), config({ size: 16 }));
     assert.deepEqual(t.shape, [3, 16, 16]);
     assert.equal(t.dtype, 'float32');
     for (let c = 0; c < 3; c++) {
@@ -215,7 +215,7 @@ describe('preprocessing', () => {
     }
   });
 
-  it("2×1 image, 'stretch' with nearest and bilinear, against formulas", async () => {
+  it("2×1 image, 'stretch' with nearest and bilinear, against formulas", () => {
     const [p0, p1] = [
       [0, 40, 200],
       [200, 120, 0],
@@ -224,7 +224,7 @@ describe('preprocessing', () => {
     const S = 4;
     for (const resample of ['nearest', 'bilinear'] as const) {
       const out = rgbFromTensor(
-        await preprocessImage(image, config({ size: S, resample, mode: 'stretch' })),
+        preprocessImage(image, config({ size: S, resample, mode: 'stretch' })),
         CLIP_PREPROCESS.mean,
         CLIP_PREPROCESS.std,
       );
@@ -321,12 +321,12 @@ describe('preprocessing', () => {
     }
 
     for (const c of ref.cases) {
-      it(`${c.image} ${c.mode} ${c.resample} → ${c.size}²`, async () => {
+      it(`${c.image} ${c.mode} ${c.resample} → ${c.size}²`, () => {
         const cfg = config({ size: c.size, resample: c.resample, mode: c.mode });
         const source = c.image === 'wide' ? wide : tall;
         assert.deepEqual([...fitToSquare(source, cfg).rgb], c.pixels);
         if (c.normalised) {
-          const t = await preprocessImage(source, cfg);
+          const t = preprocessImage(source, cfg);
           assert.deepEqual([...t.data], c.normalised.map(Math.fround));
         }
       });
@@ -346,8 +346,8 @@ describe('preprocessing', () => {
     });
   });
 
-  it('decodes files given by path, with the SEED preset', async () => {
-    const t = await preprocessImage(fixture('blocks.webp'), { ...SEED_PREPROCESS, size: 32 });
+  it('preprocesses a decoded file with the SEED preset', async () => {
+    const t = preprocessImage(await decodeImage(fixture('blocks.webp')), { ...SEED_PREPROCESS, size: 32 });
     assert.deepEqual(t.shape, [3, 32, 32]);
     const back = rgbFromTensor(t, SEED_PREPROCESS.mean, SEED_PREPROCESS.std);
     assert.deepEqual(pixel(back, 2, 2), BLOCKS.quadrants[0]);
@@ -361,24 +361,24 @@ describe('preprocessing', () => {
     }
   });
 
-  it('bad configs and images are named', async () => {
+  it('bad configs and images are named', () => {
     const img = solid(4, 4, [0, 0, 0]);
-    await assert.rejects(
-      preprocessImage(img, config({ size: 0 })),
+    assert.throws(
+      () => preprocessImage(img, config({ size: 0 })),
       /ImagePreprocessConfig: size must be an integer/,
     );
-    await assert.rejects(preprocessImage(img, config({ std: [1, 0, 1] })), /std must be 3 positive numbers/);
-    await assert.rejects(
-      preprocessImage(img, config({ mode: 'letterbox' as 'pad' })),
+    assert.throws(() => preprocessImage(img, config({ std: [1, 0, 1] })), /std must be 3 positive numbers/);
+    assert.throws(
+      () => preprocessImage(img, config({ mode: 'letterbox' as 'pad' })),
       /mode must be 'clip', 'pad' or 'stretch', got 'letterbox'/,
     );
-    await assert.rejects(
-      preprocessImage(img, config({ resample: 'lanczos' as 'bicubic' })),
+    assert.throws(
+      () => preprocessImage(img, config({ resample: 'lanczos' as 'bicubic' })),
       /resample must be 'bicubic', 'bilinear' or 'nearest'/,
     );
-    await assert.rejects(
-      preprocessImage({ width: 4, height: 4, rgb: new Uint8Array(10) }, CLIP_PREPROCESS),
-      /rgb must be a Uint8Array of 4×4×3 = 48 bytes, got 10/,
+    assert.throws(
+      () => preprocessImage({ width: 4, height: 4, rgb: new Uint8Array(10) }, CLIP_PREPROCESS),
+      /preprocessImage input: rgb must be a Uint8Array of 4×4×3 = 48 bytes, got 10/,
     );
     assert.throws(() => resizeImage(img, 0, 3, 'bicubic'), /target size must be positive integers, got 0×3/);
   });

@@ -18,8 +18,8 @@ import {
   type Tensor,
   Trainer,
 } from '../../src/engine/index.ts';
-import { loadSafetensors } from '../../src/engine/safetensors-file.ts';
 import { Llama, type LlamaConfig, llamaConfigFromHF } from '../../src/models/llama.ts';
+import { loadSafetensors } from '../../src/node/safetensors-file.ts';
 import {
   fixtureWeights,
   LLAMA_GOLDEN,

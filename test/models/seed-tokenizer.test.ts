@@ -16,13 +16,13 @@ import {
   type Tensor,
   Trainer,
 } from '../../src/engine/index.ts';
-import { loadSafetensors } from '../../src/engine/safetensors-file.ts';
 import { ClipVisionModel } from '../../src/models/clip-vision.ts';
 import {
   SEED_TOKENIZER_CONFIG,
   SeedTokenizer,
   type SeedTokenizerConfig,
 } from '../../src/models/seed-tokenizer.ts';
+import { loadSafetensors } from '../../src/node/safetensors-file.ts';
 import {
   CLIP_CONFIGS,
   fixtureWeights,

@@ -15,6 +15,7 @@ import {
   type TextTokenizer,
   WordTokenizer,
 } from '../../src/models/tokenizer.ts';
+import { loadHFTokenizer } from '../../src/node/load-hf-tokenizer.ts';
 
 const IMAGE_TOKENS = ['<img>', '</img>', '<image>'];
 
@@ -204,7 +205,7 @@ describe('HFTokenizer on a hand-written tokenizer.json', () => {
         join(dir, 'tokenizer_config.json'),
         JSON.stringify({ pad_token: { content: '[PAD]' } }),
       );
-      const t = await HFTokenizer.fromFile(join(dir, 'tokenizer.json'));
+      const t = await loadHFTokenizer(join(dir, 'tokenizer.json'));
       assert.equal(t.vocabSize, 5);
       assert.deepEqual([t.bosId, t.eosId, t.padId], [-1, -1, 1]);
       assert.deepEqual(t.encode('Hello, World!'), [2, 0, 3, 4]);

@@ -8,7 +8,7 @@ import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../../src/cli/command.ts';
 import { serveCommand } from '../../src/cli/commands/serve.ts';
-import { saveMaven } from '../../src/maven/checkpoint.ts';
+import { saveMaven } from '../../src/node/model-directory.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/maven.js', import.meta.url));

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
-import { loadMaven } from '../../src/maven/checkpoint.ts';
+import { loadMaven } from '../../src/node/model-directory.ts';
 import { type ServerHandle, startServer } from '../../src/serve/server.ts';
 import { smallModel } from '../maven/small-model.ts';
 

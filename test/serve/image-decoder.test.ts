@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import sharp from 'sharp';
-import { decodeImage, fitToSquare, ImageError, normalizeImage } from '../../src/models/image.ts';
+import { fitToSquare, ImageError, normalizeImage } from '../../src/models/image.ts';
+import { decodeImage } from '../../src/node/decode-image.ts';
 import { ImageDecoderPool } from '../../src/serve/image-decoder.ts';
 import { smallModel } from '../maven/small-model.ts';
 

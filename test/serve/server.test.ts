@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { preprocessImages } from '../../src/node/preprocess-images.ts';
 import { parseChatRequest } from '../../src/serve/chat-request.ts';
 import { type ServerHandle, startServer } from '../../src/serve/server.ts';
 import { smallModel } from '../maven/small-model.ts';
@@ -99,7 +100,7 @@ const twoImages = (extra: Record<string, unknown> = {}) => ({
 
 /** What the model itself answers: the independent reference the server is checked against. */
 async function reference(prompt: string, images: Uint8Array[], options: Record<string, unknown> = {}) {
-  const prepared = await model.prepare(prompt, await model.preprocess(images), options);
+  const prepared = await model.prepare(prompt, await preprocessImages(model, images), options);
   let text = '';
   let tokens = 0;
   for await (const p of model.stream(prepared, { temperature: 1, seed: 11, maxNewTokens: 8 })) {
@@ -182,7 +183,7 @@ describe('maven serve over HTTP', () => {
     const chat = await server.service.prepare(req, await server.service.gather(req));
     const ref = await model.prepare(
       `Image 1: <image>\nImage 2: <image>\n${QUESTION}`,
-      await model.preprocess([rgba, blocks]),
+      await preprocessImages(model, [rgba, blocks]),
     );
     assert.deepEqual(chat.prompt.sequence.slots, ref.sequence.slots);
     assert.deepEqual(chat.prompt.embeds.shape, ref.embeds.shape);

@@ -13,7 +13,7 @@ import type { Graph } from '../../src/engine/graph.ts';
 import type { HostTensor } from '../../src/engine/host-tensor.ts';
 import * as ops from '../../src/engine/ops/index.ts';
 import { warmupCosine } from '../../src/engine/optim.ts';
-import { loadSafetensors } from '../../src/engine/safetensors-file.ts';
+import { loadSafetensors } from '../../src/node/safetensors-file.ts';
 import type { StepMetrics } from '../../src/train/checkpoint.ts';
 import { formatCount, formatDuration, Progress } from '../../src/train/progress.ts';
 import { describeParams, paramGroup, runStage, TrainingDivergedError } from '../../src/train/run.ts';

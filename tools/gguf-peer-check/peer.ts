@@ -6,7 +6,7 @@
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 import { DEFAULT_MODEL_DIR } from '../../src/cli/default-model.ts';
 import { HostTensor, KVCacheDecoder } from '../../src/engine/index.ts';
-import { loadMaven } from '../../src/maven/checkpoint.ts';
+import { loadMaven } from '../../src/node/model-directory.ts';
 import { forward } from './reference.ts';
 import {
   dequantizeQ4_0,

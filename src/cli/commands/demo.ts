@@ -15,11 +15,11 @@ import { generateExample } from '../../data/tasks/registry.ts';
 import type { TaskExample } from '../../data/tasks/types.ts';
 import { nlvrPrompt } from '../../eval/nlvr.ts';
 import { answerCandidates } from '../../eval/tasks.ts';
-import { loadMaven } from '../../maven/checkpoint.ts';
 import type { EncodeOptions, MavenModel, PreparedPrompt } from '../../maven/model.ts';
-import { renderPatchOverlay } from '../../maven/overlay.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
+import { loadMaven } from '../../node/model-directory.ts';
+import { renderPatchOverlay } from '../../node/render-patch-overlay.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 

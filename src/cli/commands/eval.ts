@@ -12,9 +12,9 @@ import {
 import type { Normalization } from '../../eval/metrics.ts';
 import { EvalProgress } from '../../eval/progress.ts';
 import { benchTable, evalJson } from '../../eval/report.ts';
-import { loadMaven } from '../../maven/checkpoint.ts';
 import { PATCH_SELECTIONS, type PatchSelection } from '../../maven/model.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
+import { loadMaven } from '../../node/model-directory.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 

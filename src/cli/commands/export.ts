@@ -8,7 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GGUF_EXPORT_TYPES, type GgufExportType, type GgufFile, ggufChunks } from '../../export/gguf.ts';
 import { mavenLlmGguf, unsupportedVocabulary } from '../../export/maven-gguf.ts';
-import { loadMaven, loadMavenConfig } from '../../maven/checkpoint.ts';
+import { loadMaven, loadMavenConfig } from '../../node/model-directory.ts';
 import { type Command, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 

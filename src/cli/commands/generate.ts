@@ -1,8 +1,9 @@
 /** `maven generate`: answer a prompt about one or more images. */
 import { parseArgs } from 'node:util';
-import { loadMaven } from '../../maven/checkpoint.ts';
 import { type MavenModel, summarize } from '../../maven/model.ts';
 import { ENCODING_MODES, type EncodingMode, IMAGE_PLACEHOLDER } from '../../maven/sequence.ts';
+import { loadMaven } from '../../node/model-directory.ts';
+import { preprocessImages } from '../../node/preprocess-images.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
@@ -66,7 +67,7 @@ export const generateCommand: Command = {
     const unknownWords = unknownWordsOf(model, positionals[0]);
     const images = values.image ?? [];
     const t0 = performance.now();
-    const prepared = await model.prepare(positionals[0], await model.preprocess(images), options);
+    const prepared = await model.prepare(positionals[0], await preprocessImages(model, images), options);
     let answer = '';
     for await (const piece of model.stream(prepared, options)) {
       answer += piece.text;

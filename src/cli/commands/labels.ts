@@ -9,8 +9,9 @@ import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadNlvr, loadNlvrImages, type NlvrSplit } from '../../data/nlvr.ts';
 import { nlvrPatchLabels, patchLabels } from '../../data/patch-labels.ts';
-import { contactSheet, renderPatchOverlay } from '../../maven/overlay.ts';
-import { decodeImage } from '../../models/image.ts';
+import { contactSheet } from '../../node/contact-sheet.ts';
+import { decodeImage } from '../../node/decode-image.ts';
+import { renderPatchOverlay } from '../../node/render-patch-overlay.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 
 const usage = `usage: maven labels [options] --out FILE.jsonl          (NLVR boxes)

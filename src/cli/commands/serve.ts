@@ -1,7 +1,7 @@
 /** `maven serve`: the OpenAI-compatible multi-image chat API and the web page (src/serve). */
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { loadMaven } from '../../maven/checkpoint.ts';
+import { loadMaven } from '../../node/model-directory.ts';
 import { CHAT_TEMPLATES, type ChatTemplate } from '../../serve/chat-template.ts';
 import { startServer } from '../../serve/server.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';

@@ -2,8 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadMaven, saveMaven } from '../../maven/checkpoint.ts';
 import { MavenModel } from '../../maven/model.ts';
+import { loadMaven, saveMaven } from '../../node/model-directory.ts';
 import { fashionTrainingSource, RecipeInterrupted, runTinyRecipe } from '../../train/recipe.ts';
 import { runStage } from '../../train/run.ts';
 import type { StageDefinition } from '../../train/stage.ts';

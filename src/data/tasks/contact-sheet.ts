@@ -1,10 +1,10 @@
 /**
  * A contact sheet of task examples for eyeballing the data: each tile shows one example's images
  * (rows of up to four) above its question and answer; tiles are laid out by `contactSheet` from
- * src/maven/overlay.ts, captioned with the task name. sharp encodes PNGs and draws the text.
+ * src/node/contact-sheet.ts, captioned with the task name. sharp encodes PNGs and draws the text.
  */
 import sharp from 'sharp';
-import { contactSheet } from '../../maven/overlay.ts';
+import { contactSheet } from '../../node/contact-sheet.ts';
 import type { RgbImage } from '../scene/render.ts';
 import { IMAGE_TOKEN, type TaskExample } from './types.ts';
 

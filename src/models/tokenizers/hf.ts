@@ -3,7 +3,8 @@
  * pre-tokenizer and decoder), via @huggingface/tokenizers. Special tokens are added the way HF
  * adds them: as entries of `added_tokens`, which the library matches atomically before the model
  * sees the text. bos/eos/pad come from tokenizer_config.json when given, else from the usual
- * token names; a tokenizer that has none of them reports −1.
+ * token names; a tokenizer that has none of them reports −1. Built from parsed JSON so that it
+ * runs in a browser; src/node/load-hf-tokenizer.ts reads the files from a directory.
  */
 import { Tokenizer } from '@huggingface/tokenizers';
 import type { EncodeOptions, TextTokenizer } from '../tokenizer.ts';
@@ -92,24 +93,6 @@ export class HFTokenizer implements TextTokenizer {
     json.added_tokens ??= [];
     for (const key of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder']) json[key] ??= null;
     return new HFTokenizer(json, structuredClone(config));
-  }
-
-  /** Reads tokenizer.json, and tokenizer_config.json from `configPath` or beside it when present. */
-  static async fromFile(path: string, configPath?: string): Promise<HFTokenizer> {
-    // Imported here so that this module, like the rest of src/models, also loads without Node.
-    const { readFile } = await import('node:fs/promises');
-    const { dirname, join } = await import('node:path');
-    const json = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    const cfgPath = configPath ?? join(dirname(path), 'tokenizer_config.json');
-    let config: Record<string, unknown> = {};
-    try {
-      config = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
-    } catch (e) {
-      const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
-      if (configPath !== undefined || !missing)
-        throw new Error(`HFTokenizer.fromFile: cannot read ${cfgPath}: ${e}`);
-    }
-    return HFTokenizer.fromJSON(json, config);
   }
 
   get vocabSize(): number {

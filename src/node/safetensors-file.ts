@@ -1,12 +1,14 @@
 /**
- * Reading and writing safetensors files on disk. Reads only the header up front and then one tensor's
- * byte range at a time, so multi-gigabyte shards are never loaded whole; writes go through a temp file
- * and a rename so a crash never leaves a half-written checkpoint.
+ * Reading and writing safetensors files on disk (Node). Reads only the header up front and then one
+ * tensor's byte range at a time, so multi-gigabyte shards are never loaded whole; writes go through a
+ * temp file and a rename so a crash never leaves a half-written checkpoint. The format itself (header
+ * parsing, decoding, layout) is src/engine/safetensors.ts, which runs anywhere; this file only adds
+ * the file handles, so the engine stays free of `node:` imports.
  */
 import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { allocate } from './dtype.ts';
-import { HostTensor, sizeOf } from './host-tensor.ts';
+import { allocate } from '../engine/dtype.ts';
+import { HostTensor, sizeOf } from '../engine/host-tensor.ts';
 import {
   decodedDType,
   decodeTensor,
@@ -17,9 +19,7 @@ import {
   readHeaderLength,
   type SafetensorsEntry,
   type SerializeOptions,
-} from './safetensors.ts';
-
-export { checkShapes, type SafetensorsEntry } from './safetensors.ts';
+} from '../engine/safetensors.ts';
 
 /** Node's single read/write call limit is 2 GiB - 1; larger ranges go in chunks. */
 const IO_CHUNK = 1 << 30;
