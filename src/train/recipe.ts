@@ -106,7 +106,7 @@ export const TINY_TASK_WEIGHTS = {
 // final model named image k 68 % of the time but answered fashion-which 31 % (one answer 99 % of
 // the time), fashion-same 66 %, fashion-count 30 %. One photo's class weighs 3: at 1, beside the
 // doubled multi-image tasks, stage 4 lost 1.1 points of it on 1,000 t10k photos (81.2 → 80.1 %,
-// hybrid) where the mix before them gained 1.6.
+// hybrid; the earlier mix had gained 1.6 from another run's stage 3); at 3, 81.1 %.
 const FASHION_WEIGHTS = {
   'fashion-name': 2,
   'fashion-which': 2,
