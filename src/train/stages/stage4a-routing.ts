@@ -40,7 +40,8 @@ export function routingStage(
 ): StageDefinition {
   if (o.fashion === undefined)
     throw new Error(`${phase.name}: needs Fashion-MNIST photos (the fashion option)`);
-  // Its own examples, not the first ones stage 4 draws again (stage 4 keys its examples on the seed).
+  // Its own examples, not the first ones stage 4 draws again (stage 4 keys its examples on the seed);
+  // the name's length only makes 4a's and 4b's differ (the committed model was trained with it).
   const seed = (o.seed ?? 0) + 1000 + phase.name.length;
   const def = instructionStage({ ...o, seed, mode: 'discrete-only', taskWeights: phase.tasks });
   return {
