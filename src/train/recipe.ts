@@ -264,7 +264,8 @@ export async function runTinyRecipe(
       folder,
       description: def.description,
       steps: def.steps,
-      seconds: Math.round((performance.now() - t0) / 1000),
+      // A resumed stage counts the runs before it too, so the total is the recipe's, not the last run's.
+      seconds: Math.round(result.secondsBefore + (performance.now() - t0) / 1000),
       firstLoss: losses[0],
       lastLoss: losses.at(-1) ?? Number.NaN,
       eval: evalMetrics,

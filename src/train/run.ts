@@ -62,6 +62,8 @@ export interface RunResult {
   checkpointDir: string;
   /** `<outDir>/final.safetensors` when the stage ran to the end, else null. */
   finalPath: string | null;
+  /** Training-loop seconds of the earlier runs this one resumed from (0 on a fresh start). */
+  secondsBefore: number;
 }
 
 /** A NaN/Inf loss or gradient: the step was discarded and the last checkpoint left untouched. */
@@ -411,10 +413,26 @@ export async function runStage(def: StageDefinition, options: RunOptions): Promi
       `stopped at step ${trainer.step}/${def.steps} after ${took}; checkpoint at ${dir}. ` +
         `To continue, run the same stage again with the same output directory (${outDir}): it resumes from step ${trainer.step}.`,
     );
-    return { weights, steps: trainer.step, metrics, stoppedEarly: true, checkpointDir: dir, finalPath: null };
+    return {
+      weights,
+      steps: trainer.step,
+      metrics,
+      stoppedEarly: true,
+      checkpointDir: dir,
+      finalPath: null,
+      secondsBefore: priorElapsed,
+    };
   }
   const finalPath = join(outDir, FINAL_FILE);
   await saveSafetensors(finalPath, weights, { stage: def.name, step: String(trainer.step) });
   log(`${def.name}: done, ${trainer.step} steps (${took} this run); final weights → ${finalPath}`);
-  return { weights, steps: trainer.step, metrics, stoppedEarly: false, checkpointDir: dir, finalPath };
+  return {
+    weights,
+    steps: trainer.step,
+    metrics,
+    stoppedEarly: false,
+    checkpointDir: dir,
+    finalPath,
+    secondsBefore: priorElapsed,
+  };
 }

@@ -215,6 +215,10 @@ describe('runStage', () => {
     assert.deepEqual(fromSteps, [5]);
     assert.match(lines.join('\n'), /resuming tiny-mlp from step 5/);
     assert.equal(second.steps, 10);
+    // The first run's training time is carried over (the recipe's report adds it to this run's).
+    assert.equal(first.secondsBefore, 0);
+    assert.equal(second.secondsBefore, first.metrics[4].elapsed);
+    assert.ok(second.secondsBefore > 0);
     assertSameTrajectory(losses(second.metrics), straightLosses, 1);
     for (const [name, value] of second.weights) {
       const want = straight.weights.get(name)!.data as Float32Array;
