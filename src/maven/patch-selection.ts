@@ -77,7 +77,7 @@ function checkKept(strategy: PatchStrategy, image: number, kept: number[], total
     kept.every((p, j) => Number.isInteger(p) && p >= 0 && p < total && (j === 0 || p > kept[j - 1]));
   if (!ok)
     throw new Error(
-      `strategy '${strategy.name}' must give image ${image} ${count ?? 'its share of the budget in'} distinct patch indices below ${total}, ascending; got [${String(kept)}]`,
+      `strategy '${strategy.name}' must give image ${image} ${count === undefined ? '' : `${count} `}distinct patch indices below ${total}, ascending; got [${String(kept)}]`,
     );
 }
 
@@ -110,15 +110,15 @@ export function choosePatches(
   encodings.forEach((e, i) => {
     const missing =
       modes[i] !== 'continuous-only' && !e.discreteIds
-        ? 'discrete ids'
+        ? `discrete ids, which ${modes[i]} mode reads`
         : modes[i] !== 'discrete-only' && !e.features
-          ? 'patch features'
+          ? `patch features, which ${modes[i]} mode reads`
           : modes[i] === 'hybrid' && strategy.usesScores && !e.scores
-            ? 'selector scores'
+            ? `selector scores, which strategy '${strategy.name}' reads`
             : null;
     if (missing)
       throw new Error(
-        `image ${i} was encoded without its ${missing}, which ${modes[i]} mode${modes[i] === 'hybrid' ? ` with strategy '${strategy.name}'` : ''} reads; encode it for hybrid mode (the default)`,
+        `image ${i} was encoded without its ${missing}; encode it for hybrid mode (the default)`,
       );
   });
   const hybrid = modes.flatMap((m, i) => (m === 'hybrid' ? [i] : []));

@@ -174,7 +174,10 @@ describe('the image path in two steps', () => {
     for (const keepRatio of [0, -0.5, 1.5, Number.NaN])
       await assert.rejects(select({ keepRatio }), /keep ratio must be in \(0, 1\], got/, String(keepRatio));
     // Checked whatever the mode, not only where a hybrid image would spend it.
-    await assert.rejects(select({ mode: 'discrete-only', keepRatio: 2 }), /keep ratio must be in \(0, 1\], got 2/);
+    await assert.rejects(
+      select({ mode: 'discrete-only', keepRatio: 2 }),
+      /keep ratio must be in \(0, 1\], got 2/,
+    );
     for (const visualTokenBudget of [-1, 2.5])
       await assert.rejects(
         select({ visualTokenBudget }),
@@ -234,7 +237,7 @@ describe('the image path in two steps', () => {
     const noScores = encodings.map((e) => ({ ...e, scores: null }));
     assert.throws(
       () => choosePatches(noScores, { mode: 'hybrid', keepRatio: 0.25, strategy: selectorStrategy }),
-      /without its selector scores, which hybrid mode with strategy 'selector' reads/,
+      /without its selector scores, which strategy 'selector' reads/,
     );
     assert.equal(
       choosePatches(noScores, { mode: 'hybrid', keepRatio: 0.25, strategy: noSpend })[0].keptPatches.length,
