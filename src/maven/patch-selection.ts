@@ -9,7 +9,7 @@
 import { HostTensor } from '../engine/index.ts';
 import type { ImageEncoding } from './image-encoding.ts';
 import type { MavenModel } from './model.ts';
-import { allocateBudget, gatherRows, keepCount, topKInOrder } from './patch-selector.ts';
+import { allocateBudget, keepCount, topKInOrder } from './patch-selector.ts';
 import { ENCODING_MODES, type EncodingMode, type ImageTokens } from './sequence.ts';
 
 /**
@@ -179,12 +179,8 @@ export async function selectPatches(
   const rows = new Float32Array(total * dv); // [K, Dv]: every kept patch of the prompt, image by image
   let r = 0;
   chosen.forEach((c, i) => {
-    if (!c.keptPatches.length) return;
-    rows.set(
-      gatherRows(encodings[i].features!.data as Float32Array, dv, c.keptPatches).data as Float32Array,
-      r * dv,
-    );
-    r += c.keptPatches.length;
+    const features = encodings[i].features?.data as Float32Array;
+    for (const p of c.keptPatches) rows.set(features.subarray(p * dv, (p + 1) * dv), r++ * dv);
   });
   const projected = (await model.project(new HostTensor('float32', [total, dv], rows))).data as Float32Array;
   let offset = 0;

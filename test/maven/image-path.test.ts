@@ -53,6 +53,11 @@ describe('the image path in two steps', () => {
     assert.equal(patches.scores, null);
     // The same ViT run either way, so the same bits (the server serves every mode from hybrid).
     assert.deepEqual(patches.features!.data, full.features!.data);
+    // Per-image modes: only what they read, everything when they differ.
+    const same = await model.encodeImages(pixels(2, 3), { mode: ['discrete-only', 'discrete-only'] });
+    assert.ok(same.every((e) => e.discreteIds && !e.features && !e.scores));
+    const mixed = await model.encodeImages(pixels(2, 3), { mode: ['discrete-only', 'continuous-only'] });
+    assert.ok(mixed.every((e) => e.discreteIds && e.features && e.scores));
   });
 
   it('one step-1 encoding, selected in every mode, ratio and budget, gives exactly what prepare gives', async () => {
@@ -110,6 +115,13 @@ describe('the image path in two steps', () => {
         await projectedRows(encodings[i], mixed[i].keptPatches),
         `image ${i}`,
       );
+
+    const prepared = await model.prepare(PROMPT, px, {
+      mode: ['hybrid', 'discrete-only', 'continuous-only'],
+      keepRatio: 0.5,
+    });
+    assert.deepEqual(prepared.sequence, model.prepareEncoded(PROMPT, mixed).sequence);
+    assert.deepEqual([...prepared.embeds.data], [...model.prepareEncoded(PROMPT, mixed).embeds.data]);
 
     const budget = await model.selectPatches(encodings, {
       mode: ['hybrid', 'continuous-only', 'hybrid'],
