@@ -26,9 +26,10 @@ import { generateExample } from '../data/tasks/registry.ts';
 import { captionPair } from '../data/tasks/stage-datasets.ts';
 import type { ImageSource } from '../data/tasks/task.ts';
 import { IMAGE_TOKEN, OPTION_LETTERS, type TaskExample, type TaskName } from '../data/tasks/types.ts';
-import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
 import { closestOption, mean, type Normalization, rougeL } from './metrics.ts';
 import { evaluateNlvr, visualTokensPerImage } from './nlvr.ts';
+import { type EncodingSettings, selectionOptions } from './patch-strategies.ts';
 import { type PerceptionOptions, perceptionBench } from './perception.ts';
 import { clusteredAccuracy, mostCommon } from './statistics.ts';
 import { answerCandidates, scoreOptions } from './tasks.ts';
@@ -59,7 +60,7 @@ export const CAPTION_PROMPT = IMAGE_TOKEN;
 /** Examples per task when no limit is given (NLVR: every sentence of the split). */
 export const DEFAULT_PER_TASK = 100;
 
-export interface BenchOptions extends EncodeOptions, DataDirOptions {
+export interface BenchOptions extends EncodingSettings, DataDirOptions {
   /** NLVR: the first N sentences (each in six orders); generated benches: N examples per task. */
   limit?: number;
   /** Likelihood benches: 'mean' (length-normalised, default) or 'sum' of the option's token log-probs. */
@@ -182,12 +183,6 @@ export async function benchUnavailable(
   }
 }
 
-/** Only the options that change how images are encoded (not the dataset seed, limits, callbacks). */
-export function encodeOptions(o: EncodeOptions): EncodeOptions {
-  const { mode, keepRatio, visualTokenBudget, selection } = o;
-  return { mode, keepRatio, visualTokenBudget, selection };
-}
-
 function checkLimit(limit: number | undefined): void {
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0))
     throw new Error(`limit must be a positive integer, got ${limit}`);
@@ -281,7 +276,7 @@ export function nlvrAccuracyRow(
 
 async function nlvrBench(model: MavenModel, split: NlvrSplit, options: BenchOptions) {
   const r = await evaluateNlvr(model, split, {
-    ...encodeOptions(options),
+    ...selectionOptions(options),
     dataDir: options.dataDir,
     limit: options.limit,
     onProgress: options.onProgress,
@@ -328,7 +323,7 @@ async function likelihoodBench(model: MavenModel, tasks: readonly TaskName[], op
     let category = '';
     for (let i = 0; i < perTask; i++) {
       const ex = heldout(task, i, options);
-      const scored = await scoreOptions(model, ex, { ...encodeOptions(options), normalization });
+      const scored = await scoreOptions(model, ex, { ...selectionOptions(options), normalization });
       const candidates = answerCandidates(ex);
       category = ex.category;
       chance += 1 / candidates.length;
@@ -384,7 +379,7 @@ async function demonBench(model: MavenModel, options: BenchOptions) {
   let done = 0;
   const generate = async (prompt: string, images: TaskExample['images'], maxNewTokens: number) => {
     const out = await model.generate(prompt, model.preprocessRgb(images), {
-      ...encodeOptions(options),
+      ...selectionOptions(options),
       maxNewTokens,
       temperature: 0,
       stop: ['\n'],

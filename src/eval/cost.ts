@@ -7,12 +7,13 @@
 
 import type { TaskExample } from '../data/tasks/types.ts';
 import { HostTensor } from '../engine/index.ts';
-import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
+import type { SelectionOptions } from '../maven/patch-selection.ts';
 import { answerCandidates } from './tasks.ts';
 
 export interface CostVariant {
   label: string;
-  options: EncodeOptions;
+  options: SelectionOptions;
 }
 
 export interface CostRow {
@@ -39,7 +40,7 @@ function median(values: readonly number[]): number {
 const avg = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 
 /** Time one question: encode + assemble, a separate prefill (timed alone), then likelihood scoring. */
-async function timeQuestion(model: MavenModel, ex: TaskExample, options: EncodeOptions) {
+async function timeQuestion(model: MavenModel, ex: TaskExample, options: SelectionOptions) {
   const t0 = performance.now();
   const prepared = await model.prepare(ex.prompt, model.preprocessRgb(ex.images), options);
   const t1 = performance.now();

@@ -13,7 +13,7 @@ import type { DataDirOptions } from '../data/data-dir.ts';
 import { generateExample, SCENE_TASK_NAMES } from '../data/tasks/registry.ts';
 import type { ImageSource } from '../data/tasks/task.ts';
 import type { TaskExample } from '../data/tasks/types.ts';
-import type { EncodeOptions, MavenModel, PatchSelection } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
 import type { EncodingMode } from '../maven/sequence.ts';
 import { type BenchName, type BenchResult, loadFashionTest, runBenchmark } from './benchmarks.ts';
 import { type CostRow, measureCost } from './cost.ts';
@@ -25,6 +25,7 @@ import {
   overlaySheet,
   patchCoverage,
 } from './figures.ts';
+import type { EncodingSettings, PatchSelection } from './patch-strategies.ts';
 
 export const KEEP_RATIOS = [0.1, 0.25, 0.5, 0.75, 1.0] as const;
 export const SELECTIONS: readonly PatchSelection[] = ['selector', 'random', 'grid', 'norm'];
@@ -88,7 +89,7 @@ export function experimentVariants(baseRatio = 0.25): Variant[] {
   return [...out.values()];
 }
 
-export const encodeOptionsOf = (v: Variant): EncodeOptions => ({
+export const encodeOptionsOf = (v: Variant): EncodingSettings => ({
   mode: v.mode,
   selection: v.selection,
   keepRatio: v.keepRatio,

@@ -11,10 +11,12 @@ import { patchLabels } from '../data/patch-labels.ts';
 import { maskOf, type RgbImage, renderSceneBox } from '../data/scene/render.ts';
 import type { Box } from '../data/scene/scene.ts';
 import { captionPair } from '../data/tasks/stage-datasets.ts';
-import type { MavenModel, PatchSelection } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
+import { choosePatches } from '../maven/patch-selection.ts';
 import { contactSheet } from '../node/contact-sheet.ts';
 import { renderPatchOverlay } from '../node/render-patch-overlay.ts';
 import { mean } from './metrics.ts';
+import { type PatchSelection, patchStrategy } from './patch-strategies.ts';
 
 /** A held-out generated box with its objects. */
 export interface SceneImage {
@@ -52,27 +54,31 @@ export interface Coverage {
 /** Encode `boxes` in batches of this many images: one ViT / h_EOS / selector call each. */
 const ENCODE_BATCH = 16;
 
+/** Per selection rule, the patches each box keeps (and the scores they were ranked by, if any). */
 async function keptPatches(
   model: MavenModel,
   boxes: readonly SceneImage[],
-  selection: PatchSelection,
-  keepRatio?: number,
-): Promise<{ kept: number[][]; scores: (Float32Array | null)[] }> {
-  const kept: number[][] = [];
-  const scores: (Float32Array | null)[] = [];
+  selections: readonly PatchSelection[],
+  keepRatio = model.config.keepRatio,
+): Promise<{ kept: number[][]; scores: (Float32Array | null)[] }[]> {
+  const out = selections.map(() => ({ kept: [] as number[][], scores: [] as (Float32Array | null)[] }));
   for (let i = 0; i < boxes.length; i += ENCODE_BATCH) {
     const batch = boxes.slice(i, i + ENCODE_BATCH).map((b) => b.image);
-    const encoded = await model.encodeImages(model.preprocessRgb(batch), {
-      mode: 'hybrid',
-      selection,
-      keepRatio,
+    // Encoded once, chosen from by every rule: only the choice differs between the columns.
+    const encoded = await model.encodeImages(model.preprocessRgb(batch));
+    selections.forEach((selection, s) => {
+      const chosen = choosePatches(encoded, {
+        mode: 'hybrid',
+        keepRatio,
+        strategy: patchStrategy(selection),
+      });
+      for (const c of chosen) {
+        out[s].kept.push([...c.keptPatches]);
+        out[s].scores.push(c.scores);
+      }
     });
-    for (const e of encoded) {
-      kept.push([...e.keptPatches]);
-      scores.push(e.scores);
-    }
   }
-  return { kept, scores };
+  return out;
 }
 
 /** How well each selection rule's kept patches cover the objects of `boxes` (exact masks). */
@@ -86,8 +92,9 @@ export async function patchCoverage(
   const objects = boxes.map((b) => objectPatches(b, imageSize, patchSize));
   const objectShare = mean(objects.map((o) => o.reduce((a, b) => a + b, 0) / o.length));
   const coverage: Coverage[] = [];
-  for (const selection of selections) {
-    const { kept } = await keptPatches(model, boxes, selection, keepRatio);
+  const perSelection = await keptPatches(model, boxes, selections, keepRatio);
+  for (const [s, selection] of selections.entries()) {
+    const { kept } = perSelection[s];
     let hits = 0;
     let keptTotal = 0;
     let objectTotal = 0;
@@ -125,9 +132,7 @@ export async function overlaySheet(
 ): Promise<Uint8Array> {
   const grid = model.config.vision.imageSize / model.config.vision.patchSize;
   const asBoxes = images.map((image) => ({ image, objects: [] }));
-  const perSelection = [];
-  for (const selection of selections)
-    perSelection.push(await keptPatches(model, asBoxes, selection, keepRatio));
+  const perSelection = await keptPatches(model, asBoxes, selections, keepRatio);
   const tiles = [];
   for (let i = 0; i < images.length; i++) {
     for (const [s, selection] of selections.entries()) {
@@ -239,7 +244,7 @@ export async function codebookStudy(
   for (let i = 0; i < boxes.length; i += ENCODE_BATCH) {
     const batch = boxes.slice(i, i + ENCODE_BATCH).map((b) => b.image);
     for (const e of await model.encodeImages(model.preprocessRgb(batch), { mode: 'discrete-only' }))
-      codes.push([...e.discreteIds]);
+      codes.push([...e.discreteIds!]);
   }
   const meanings = codeMeanings(
     codes,

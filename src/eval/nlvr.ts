@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import type { DataDirOptions } from '../data/data-dir.ts';
 import { loadNlvr, loadNlvrImages, type NlvrSplit } from '../data/nlvr.ts';
 import { nlvrStatementPrompt } from '../data/tasks/nlvr-statement.ts';
-import type { EncodeOptions, ImageEncoding, MavenModel } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
+import type { SelectedImage, SelectionOptions } from '../maven/patch-selection.ts';
 import type { ImageTokens } from '../maven/sequence.ts';
 
 export interface NlvrPrediction {
@@ -42,7 +43,7 @@ export function nlvrPrompt(sentence: string): string {
 export async function evaluateNlvr(
   model: MavenModel,
   split: NlvrSplit,
-  options: EncodeOptions &
+  options: SelectionOptions &
     DataDirOptions & {
       limit?: number;
       orders?: readonly number[];
@@ -57,7 +58,7 @@ export async function evaluateNlvr(
   for (const ex of chosen) {
     // The six orders show the same three boxes: encode them once, with the first order, and
     // find each box's encoding by its pixels in the other orders.
-    const encodings = new Map<string, ImageEncoding>();
+    const encodings = new Map<string, SelectedImage>();
     for (const order of orders) {
       const boxes = await loadNlvrImages(ex, order);
       const keys = boxes.map((b) => createHash('sha256').update(b.data).digest('hex'));
@@ -66,12 +67,12 @@ export async function evaluateNlvr(
         const images = model.preprocessRgb(
           boxes.map((b) => ({ width: b.width, height: b.height, rgb: b.data })),
         );
-        const encoded = await model.encodeImages(images, options);
+        const encoded = await model.selectPatches(await model.encodeImages(images, options), options);
         for (const [i, k] of keys.entries()) encodings.set(k, encoded[i]);
       }
       const prepared = model.prepareEncoded(
         nlvrPrompt(ex.sentence),
-        keys.map((k) => encodings.get(k) as ImageEncoding),
+        keys.map((k) => encodings.get(k) as SelectedImage),
       );
       const [t, f] = await model.scorePrepared(prepared, ['true', 'false']);
       const margin = t.logLikelihood - f.logLikelihood;

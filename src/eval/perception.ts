@@ -49,12 +49,14 @@ import { generateExample, grayToRgb } from '../data/tasks/registry.ts';
 import { type CaptionPair, captionPair } from '../data/tasks/stage-datasets.ts';
 import type { ImageSource } from '../data/tasks/task.ts';
 import type { TaskExample } from '../data/tasks/types.ts';
-import type { EncodeOptions, ImageEncoding, MavenModel, PreparedPrompt } from '../maven/model.ts';
+import type { MavenModel, PreparedPrompt } from '../maven/model.ts';
+import type { SelectedImage, SelectionOptions } from '../maven/patch-selection.ts';
 import { ENCODING_MODES, type EncodingMode } from '../maven/sequence.ts';
 import type { BenchMetric, BenchOptions, BenchPrediction, BenchRow } from './benchmarks.ts';
-import { CAPTION_PROMPT, DEFAULT_PER_TASK, encodeOptions, loadFashionTest } from './benchmarks.ts';
+import { CAPTION_PROMPT, DEFAULT_PER_TASK, loadFashionTest } from './benchmarks.ts';
 import { bestOption, mean, rougeL, rougeTokens } from './metrics.ts';
 import { visualTokensPerImage } from './nlvr.ts';
+import { selectionOptions } from './patch-strategies.ts';
 import { markdownTable, pct } from './report.ts';
 import { type Matrix, matrix, meanPool, oneHotIds, predictRidge, trainRidgeProbe } from './ridge-probe.ts';
 import { answerCandidates } from './tasks.ts';
@@ -265,8 +267,8 @@ async function forEachEncoded<T>(
   model: MavenModel,
   items: readonly T[],
   imagesOf: (item: T) => readonly RgbImage[],
-  encode: EncodeOptions,
-  visit: (item: T, index: number, encoded: ImageEncoding[]) => Promise<void>,
+  encode: SelectionOptions,
+  visit: (item: T, index: number, encoded: SelectedImage[]) => Promise<void>,
 ): Promise<void> {
   let start = 0;
   while (start < items.length) {
@@ -279,7 +281,8 @@ async function forEachEncoded<T>(
     )
       images += imagesOf(items[end++]).length;
     const chunk = items.slice(start, end);
-    const encoded = await model.encodeImages(model.preprocessRgb(chunk.flatMap(imagesOf)), encode);
+    const encodings = await model.encodeImages(model.preprocessRgb(chunk.flatMap(imagesOf)), encode);
+    const encoded = await model.selectPatches(encodings, encode);
     let offset = 0;
     for (const [j, item] of chunk.entries()) {
       const count = imagesOf(item).length;
@@ -299,7 +302,7 @@ export interface ProbeFeatures {
 /**
  * Probe features of `images`: one run of the vision programs per batch gives the ViT patch
  * features (all N patches, the layer MaVEn projects; the same values as
- * `encodeImages(…, {mode: 'continuous-only', rawFeatures: true})`'s keptFeatures) and the ids.
+ * `encodeImages`' features) and the ids, without the selector's h_EOS pass.
  */
 export async function probeFeatures(
   model: MavenModel,
@@ -446,7 +449,7 @@ async function llmRows(
   out: RowCollector,
   tick: () => void,
 ): Promise<ModeCost> {
-  const encode: EncodeOptions = { ...encodeOptions(options), mode };
+  const encode: SelectionOptions = { ...selectionOptions(options), mode };
   const rowTask = (task: string) => perceptionTask(task, mode);
   const seen: ModeCost = { visual: [], prompt: [] };
   const cost = (prepared: PreparedPrompt) => {
@@ -458,7 +461,7 @@ async function llmRows(
   /** An example's options scored by summed log-likelihood on its encoded images. */
   const scoreExample = async (
     ex: TaskExample,
-    encoded: ImageEncoding[],
+    encoded: SelectedImage[],
     task: string,
     i: number,
   ): Promise<BenchPrediction> => {

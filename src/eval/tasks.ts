@@ -5,7 +5,8 @@
  */
 import { generateExample, type PlanOptions } from '../data/tasks/registry.ts';
 import { OPTION_LETTERS, type TaskExample, type TaskName } from '../data/tasks/types.ts';
-import type { EncodeOptions, MavenModel } from '../maven/model.ts';
+import type { MavenModel } from '../maven/model.ts';
+import type { SelectionOptions } from '../maven/patch-selection.ts';
 import { bestOption, type Normalization } from './metrics.ts';
 import { visualTokensPerImage } from './nlvr.ts';
 
@@ -58,7 +59,7 @@ export interface ScoredOptions {
 export async function scoreOptions(
   model: MavenModel,
   ex: TaskExample,
-  options: EncodeOptions & { normalization?: Normalization } = {},
+  options: SelectionOptions & { normalization?: Normalization } = {},
 ): Promise<ScoredOptions> {
   const prepared = await model.prepare(ex.prompt, model.preprocessRgb(ex.images), options);
   const raw = await model.scorePrepared(
@@ -77,7 +78,7 @@ export async function scoreOptions(
 export async function predictOption(
   model: MavenModel,
   ex: TaskExample,
-  options: EncodeOptions & { lengthNormalize?: boolean } = {},
+  options: SelectionOptions & { lengthNormalize?: boolean } = {},
 ): Promise<number> {
   const normalization = (options.lengthNormalize ?? true) ? 'mean' : 'sum';
   return (await scoreOptions(model, ex, { ...options, normalization })).predicted;
@@ -86,7 +87,7 @@ export async function predictOption(
 export async function evaluateTasks(
   model: MavenModel,
   tasks: readonly TaskName[],
-  options: EncodeOptions & {
+  options: SelectionOptions & {
     perTask: number;
     seed?: number;
     /** 'mean' (default): length-normalised log-likelihood, SEED-Bench's; 'sum': total. */

@@ -8,10 +8,11 @@
  *   model.mm_projector.*                  the projector (LLaVA's name)
  *   patch_selector.*                      the patch selector
  *
- * and turns (prompt with <image> placeholders, images) into answers. Each image goes through
- * the vision programs (patch features, discrete ids), the LLM once more for h_EOS (all images of
- * a prompt in one batch), the selector, and the projector; the prompt is then assembled and
- * embedded on the host and prefilled into the KV-cache decoder.
+ * and turns (prompt with <image> placeholders, images) into answers. Images take two steps:
+ * encoding (image-encoding.ts: the vision programs, h_EOS through the LLM, the selector's scores;
+ * the same whatever the request), then selection and projection (patch-selection.ts: mode, ρ or
+ * budget, strategy). The prompt is then assembled and embedded on the host and prefilled into the
+ * KV-cache decoder.
  *
  * The graph-building functions at the top are shared with training (src/train).
  */
@@ -32,7 +33,6 @@ import {
   type ImagePreprocessConfig,
   normalizeImage,
 } from '../models/image.ts';
-import { uniformSource } from '../models/init.ts';
 import { Llama } from '../models/llama.ts';
 import { SeedTokenizer } from '../models/seed-tokenizer.ts';
 import type { TextTokenizer } from '../models/tokenizer.ts';
@@ -44,7 +44,9 @@ import {
   type SamplingOptions,
   scoreCandidates,
 } from './generation.ts';
-import { allocateBudget, gatherRows, keepCount, PatchSelector, topKInOrder } from './patch-selector.ts';
+import { encodeImages, type ImageEncoding, type ImageEncodingOptions } from './image-encoding.ts';
+import { type SelectedImage, type SelectionOptions, selectPatches } from './patch-selection.ts';
+import { PatchSelector } from './patch-selector.ts';
 import { Projector } from './projector.ts';
 import {
   type AssembledSequence,
@@ -170,40 +172,10 @@ function asBatch(images: ImagesInput): ImageBatch | null {
   return images instanceof HostTensor ? { pixels: images } : images;
 }
 
-export interface EncodeOptions {
-  mode?: EncodingMode;
-  /** ρ ∈ (0, 1]; default the config's. */
-  keepRatio?: number;
-  /** Instead of ρ: this many continuous tokens for the whole prompt, allocated by score. */
-  visualTokenBudget?: number;
-  /**
-   * Also return the kept patches' raw ViT features and skip the projector (training: the
-   * projector being trained runs inside the training graph instead).
-   */
-  rawFeatures?: boolean;
-  /**
-   * How hybrid mode picks the ⌈ρ·N⌉ continuous patches: 'selector' (the paper's, default), or a
-   * baseline for the selector ablation — 'random' (seeded by the image's pixels, so reruns agree),
-   * 'grid' (a uniform lattice) or 'norm' (largest L2 norm of the ViT feature), all at the same
-   * ⌈ρ·N⌉. Only 'selector' needs h_EOS; the baselines reject `visualTokenBudget`.
-   */
-  selection?: PatchSelection;
-}
-
-export interface ImageEncoding extends ImageTokens {
-  /** Selector logits per patch (hybrid mode), raster order. */
-  scores: Float32Array | null;
-  /** Projected kept patches [k, D_llm] (empty [0, D] with `rawFeatures`). */
-  projected: HostTensor;
-  /** Kept patches' ViT features [k, D_vision], with `rawFeatures`. */
-  keptFeatures?: HostTensor;
-  grid: number;
-}
-
 export interface PreparedPrompt {
   sequence: AssembledSequence;
   embeds: HostTensor;
-  images: ImageEncoding[];
+  images: SelectedImage[];
 }
 
 export interface ImageSummary {
@@ -423,106 +395,44 @@ export class MavenModel {
     return (await program.run({ features })).out;
   }
 
-  /** Encode preprocessed images [N, 3, S, S] into discrete ids and selected, projected patches. */
-  async encodeImages(images: HostTensor | ImageBatch, options: EncodeOptions = {}): Promise<ImageEncoding[]> {
-    const batch = asBatch(images)!;
-    const mode = options.mode ?? this.config.defaultMode;
-    const count = batch.pixels.shape[0];
-    if (count === 0) return [];
-    const { features, ids } = await this.encodePixels(batch, mode);
-    const q = this.config.seed.qformer.numQueryTokens;
-    const codes = ids
-      ? Array.from({ length: count }, (_, i) =>
-          Array.from((ids.data as BigInt64Array).subarray(i * q, (i + 1) * q), Number),
-        )
-      : Array.from({ length: count }, () => [] as number[]);
-    const grid = this.config.vision.imageSize / this.config.vision.patchSize;
-    const numPatches = grid * grid;
-    let kept: number[][];
-    let scores: Float32Array[] | null = null;
-    const selection = options.selection ?? 'selector';
-    if (!PATCH_SELECTIONS.includes(selection))
-      throw new Error(
-        `selection must be one of ${PATCH_SELECTIONS.join(', ')}, got ${JSON.stringify(selection)}`,
-      );
-    if (mode === 'discrete-only') kept = codes.map(() => []);
-    else if (mode === 'continuous-only')
-      kept = codes.map(() => Array.from({ length: numPatches }, (_, i) => i));
-    else if (selection !== 'selector') {
-      if (options.visualTokenBudget !== undefined)
-        throw new Error(
-          `visualTokenBudget is spent by selector score; it cannot be used with selection '${selection}'`,
-        );
-      const k = keepCount(numPatches, options.keepRatio ?? this.config.keepRatio);
-      kept = baselinePatches(selection, k, grid, features!, batch.pixels);
-    } else {
-      const s = await this.selectorScores(features!, await this.hEos(codes));
-      scores = Array.from({ length: count }, (_, i) =>
-        (s.data as Float32Array).slice(i * numPatches, (i + 1) * numPatches),
-      );
-      kept =
-        options.visualTokenBudget !== undefined
-          ? allocateBudget(scores, options.visualTokenBudget)
-          : scores.map((row) =>
-              topKInOrder(row, keepCount(numPatches, options.keepRatio ?? this.config.keepRatio)),
-            );
-    }
-    const dv = this.config.vision.hiddenSize;
-    const projected: HostTensor[] = [];
-    if (options.rawFeatures) {
-      return kept.map((k, i) => ({
-        discreteIds: codes[i],
-        keptPatches: k,
-        totalPatches: numPatches,
-        scores: scores ? scores[i] : null,
-        projected: HostTensor.zeros('float32', [0, this.config.llm.hiddenSize]),
-        keptFeatures: features
-          ? gatherRows(
-              features.data as Float32Array,
-              dv,
-              k.map((p) => i * numPatches + p),
-            )
-          : HostTensor.zeros('float32', [0, dv]),
-        grid,
-      }));
-    }
-    if (features && kept.some((k) => k.length)) {
-      const all = kept.flatMap((k, i) => k.map((p) => i * numPatches + p));
-      const rows = await this.project(gatherRows(features.data as Float32Array, dv, all));
-      let offset = 0;
-      const dl = this.config.llm.hiddenSize;
-      for (const k of kept) {
-        const data = (rows.data as Float32Array).slice(offset * dl, (offset + k.length) * dl);
-        projected.push(new HostTensor('float32', [k.length, dl], data));
-        offset += k.length;
-      }
-    } else for (const _ of kept) projected.push(HostTensor.zeros('float32', [0, this.config.llm.hiddenSize]));
-    return kept.map((k, i) => ({
-      discreteIds: codes[i],
-      keptPatches: k,
-      totalPatches: numPatches,
-      scores: scores ? scores[i] : null,
-      projected: projected[i],
-      grid,
-    }));
+  /** Step 1 (image-encoding.ts): ids, selector scores and patch features of preprocessed images. */
+  encodeImages(
+    images: HostTensor | ImageBatch,
+    options: ImageEncodingOptions = {},
+  ): Promise<ImageEncoding[]> {
+    return encodeImages(this, images, options);
+  }
+
+  /** Step 2 (patch-selection.ts): each image's tokens for a mode, ρ or budget, and strategy, projected. */
+  selectPatches(
+    encodings: readonly ImageEncoding[],
+    options: SelectionOptions = {},
+  ): Promise<SelectedImage[]> {
+    return selectPatches(this, encodings, options);
   }
 
   /** Assemble and embed a prompt with its images (already preprocessed, [N, 3, S, S]). */
-  async prepare(prompt: string, images: ImagesInput, options: EncodeOptions = {}): Promise<PreparedPrompt> {
+  async prepare(
+    prompt: string,
+    images: ImagesInput,
+    options: SelectionOptions = {},
+  ): Promise<PreparedPrompt> {
     const batch = asBatch(images);
     const count = batch ? batch.pixels.shape[0] : 0;
     const pieces = splitPrompt(prompt, count, this.config.maxImages);
-    const encoded = batch && count ? await this.encodeImages(batch, options) : [];
-    return this.prepareEncoded(pieces, encoded);
+    if (!batch || !count) return this.prepareEncoded(pieces, []);
+    const resolved = { ...options, mode: options.mode ?? this.config.defaultMode };
+    const encodings = await this.encodeImages(batch, resolved);
+    return this.prepareEncoded(pieces, await this.selectPatches(encodings, resolved));
   }
 
   /**
-   * `prepare` for images already encoded by `encodeImages` (one per `<image>` of the prompt, in
-   * order): callers that meet the same image again (a server's cache, the six box orders of an
-   * NLVR picture) encode it once. `prompt` is the text with its `<image>` placeholders, or the
-   * text pieces around the images (one more than images).
+   * `prepare` for images already through both steps (one per `<image>` of the prompt, in order):
+   * callers that meet the same image again (a server's cache, the six box orders of an NLVR
+   * picture) encode it once. `prompt` is the text with its `<image>` placeholders, or the text
+   * pieces around the images (one more than images).
    */
-  prepareEncoded(prompt: string | readonly string[], encoded: readonly ImageEncoding[]): PreparedPrompt {
+  prepareEncoded(prompt: string | readonly string[], encoded: readonly SelectedImage[]): PreparedPrompt {
     const pieces =
       typeof prompt === 'string' ? splitPrompt(prompt, encoded.length, this.config.maxImages) : prompt;
     if (pieces.length !== encoded.length + 1)
@@ -561,7 +471,7 @@ export class MavenModel {
   async generate(
     prompt: string,
     images: ImagesInput,
-    options: EncodeOptions & SamplingOptions = {},
+    options: SelectionOptions & SamplingOptions = {},
   ): Promise<{ text: string; prepared: PreparedPrompt; images: ImageSummary[] }> {
     const prepared = await this.prepare(prompt, images, options);
     let text = '';
@@ -574,7 +484,7 @@ export class MavenModel {
     prompt: string,
     images: ImagesInput,
     candidates: readonly string[],
-    options: EncodeOptions = {},
+    options: SelectionOptions = {},
   ): Promise<CandidateScore[]> {
     return this.scorePrepared(await this.prepare(prompt, images, options), candidates);
   }
@@ -584,83 +494,4 @@ export class MavenModel {
     const tokenized = candidates.map((c) => this.tokenizer.encode(c, { bos: false }));
     return scoreCandidates(await this.llmDecoder(), prepared.embeds, tokenized);
   }
-}
-
-// ---- selector baselines (evaluation: does guided selection beat simple rules?) ------------------
-
-export const PATCH_SELECTIONS = ['selector', 'random', 'grid', 'norm'] as const;
-export type PatchSelection = (typeof PATCH_SELECTIONS)[number];
-
-/** k of each image's grid² patches by a baseline rule, raster order; `features` [B, N, Dv], `pixels` [B, 3, S, S]. */
-function baselinePatches(
-  selection: Exclude<PatchSelection, 'selector'>,
-  k: number,
-  grid: number,
-  features: HostTensor,
-  pixels: HostTensor,
-): number[][] {
-  const [count, n, dv] = features.shape;
-  const perImage = pixels.data.length / count;
-  return Array.from({ length: count }, (_, i) => {
-    if (selection === 'grid') return gridPatches(grid, grid, k);
-    if (selection === 'random')
-      return randomPatches(
-        n,
-        k,
-        contentSeed((pixels.data as Float32Array).subarray(i * perImage, (i + 1) * perImage)),
-      );
-    return normPatches((features.data as Float32Array).subarray(i * n * dv, (i + 1) * n * dv), dv, k);
-  });
-}
-
-/** FNV-1a over the bit patterns of `values`: the same image always gets the same random patches. */
-export function contentSeed(values: Float32Array): number {
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  let h = 0x811c9dc5;
-  for (const b of bits) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return h;
-}
-
-/** k distinct patches of n drawn uniformly (partial Fisher–Yates, seeded), raster order. */
-export function randomPatches(n: number, k: number, seed: number): number[] {
-  if (!Number.isInteger(k) || k < 0 || k > n) throw new Error(`cannot keep ${k} of ${n} patches`);
-  const rand = uniformSource(seed);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = 0; i < k; i++) {
-    const j = i + Math.floor(rand() * (n - i));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order.slice(0, k).sort((a, b) => a - b);
-}
-
-/**
- * k patches on a uniform lattice over a rows × cols grid, raster order: kr × kc lattice points
- * (kr ≈ √k, cell centres), thinned evenly to exactly k when the lattice has more. ρ = 1/4 on a
- * 12 × 12 grid gives every other row and column.
- */
-export function gridPatches(rows: number, cols: number, k: number): number[] {
-  if (!Number.isInteger(k) || k < 0 || k > rows * cols)
-    throw new Error(`cannot keep ${k} of ${rows}×${cols} patches`);
-  if (k === 0) return [];
-  let kr = Math.min(rows, Math.max(1, Math.round(Math.sqrt((k * rows) / cols))));
-  let kc = Math.min(cols, Math.ceil(k / kr));
-  while (kr * kc < k) kr++; // kc hit cols: add rows (kr ≤ rows because k ≤ rows·cols)
-  kc = Math.min(cols, Math.ceil(k / kr));
-  const at = (i: number, of: number, size: number) => Math.floor(((i + 0.5) * size) / of);
-  const lattice: number[] = [];
-  for (let r = 0; r < kr; r++)
-    for (let c = 0; c < kc; c++) lattice.push(at(r, kr, rows) * cols + at(c, kc, cols));
-  // Evenly spaced picks from the lattice keep the coverage uniform when it has more than k points.
-  return Array.from({ length: k }, (_, t) => lattice[at(t, k, lattice.length)]);
-}
-
-/** The k patches whose features [N, dv] have the largest L2 norm (an attention-free saliency), raster order. */
-export function normPatches(features: Float32Array, dv: number, k: number): number[] {
-  const n = features.length / dv;
-  const norms = Array.from({ length: n }, (_, p) => {
-    let s = 0;
-    for (let d = p * dv; d < (p + 1) * dv; d++) s += features[d] * features[d];
-    return Math.sqrt(s);
-  });
-  return topKInOrder(norms, k);
 }

@@ -202,7 +202,7 @@ export class ChatService {
     signal?.throwIfAborted();
     const budget = request.maven.visualTokenBudget;
     const hybridPatches = encoded.reduce(
-      (n, e, i) => n + (modes[i] === 'hybrid' ? e.image.scores.length : 0),
+      (n, e, i) => n + (modes[i] === 'hybrid' ? e.image.encoding.totalPatches : 0),
       0,
     );
     if (budget !== undefined && budget > hybridPatches) {
@@ -211,10 +211,9 @@ export class ChatService {
         'maven_visual_token_budget',
       );
     }
-    const images = await this.encoder.select(
-      encoded.map((e) => e.image),
-      modes,
-      { keepRatio: request.maven.keepRatio ?? this.keepRatio, visualTokenBudget: budget },
+    const images = await model.selectPatches(
+      encoded.map((e) => e.image.encoding),
+      { mode: modes, keepRatio: request.maven.keepRatio ?? this.keepRatio, visualTokenBudget: budget },
     );
     signal?.throwIfAborted();
     const { sequence, embeds } = model.prepareEncoded(rendered.pieces, images);

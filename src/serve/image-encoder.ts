@@ -3,21 +3,21 @@
  * earlier image with each turn, and the vision side (ViT, tokenizer, the h_EOS pass through the
  * LLM, the selector) is most of a short request's work.
  *
- * What is cached, keyed by the SHA-256 of the image bytes, is everything that does not depend on
- * the request: the discrete ids, the selector's score per patch (from h_EOS) and every patch's
- * ViT features, plus the square crop the ViT saw (to draw overlays). Per request only the cheap
- * part runs: choose the kept patches for the request's mode and ρ (or spread a token budget over
- * the images by score) and project them. So every mode, ratio and budget is served from one
- * entry, the global-budget mode included (it needs only the cached scores).
+ * What is cached, keyed by the SHA-256 of the image bytes, is step 1 of the model's image path
+ * (MavenModel.encodeImages), everything that does not depend on the request: the discrete ids,
+ * the selector's score per patch (from h_EOS) and every patch's ViT features, plus the square
+ * crop the ViT saw (to draw overlays). Per request only the cheap step 2 runs
+ * (MavenModel.selectPatches: the request's modes, ρ or token budget; projection). So every mode,
+ * ratio and budget is served from one entry, the global-budget mode included (it needs only the
+ * cached scores).
  *
  * An uncached image is encoded on its own (batch of one), so its encoding is bit-for-bit the same
  * whichever request brings it first.
  */
 import { createHash } from 'node:crypto';
 import { HostTensor } from '../engine/index.ts';
-import type { ImageBatch, ImageEncoding, MavenModel } from '../maven/model.ts';
-import { allocateBudget, keepCount, topKInOrder } from '../maven/patch-selector.ts';
-import type { EncodingMode } from '../maven/sequence.ts';
+import type { ImageEncoding } from '../maven/image-encoding.ts';
+import type { ImageBatch, MavenModel } from '../maven/model.ts';
 import { type DecodedImage, fitToSquare, ImageError } from '../models/image.ts';
 import { decodeImage } from '../node/decode-image.ts';
 import type { ImageDecoderPool } from './image-decoder.ts';
@@ -26,13 +26,8 @@ import { ByteLru, type LruStats } from './lru.ts';
 /** The request-independent encoding of one image. */
 export interface CachedImage {
   hash: string;
-  /** Codebook ids of the discrete tokenizer. */
-  discreteIds: number[];
-  /** Selector logit per patch, raster order (h_EOS of these ids against each patch). */
-  scores: Float32Array;
-  /** Every patch's ViT features [N, D_vision], raster order. */
-  features: HostTensor;
-  grid: number;
+  /** Step 1, for hybrid mode: ids, scores and features, from which every mode is selected. */
+  encoding: ImageEncoding;
   /** The square the ViT saw (its pixels, before normalisation), for overlays. */
   view: DecodedImage;
   /** What the entry holds, for the cache's byte budget. */
@@ -49,11 +44,6 @@ export interface PendingImage {
   bytes: Uint8Array | null;
   /** Names the image in decoding errors (the request field it came from). */
   label: string;
-}
-
-export interface SelectOptions {
-  keepRatio: number;
-  visualTokenBudget?: number;
 }
 
 export interface EncoderStats {
@@ -155,83 +145,17 @@ export class CachedImageEncoder {
   }
 
   private async run(hash: string, batch: ImageBatch, view: DecodedImage): Promise<CachedImage> {
-    const model = this.model;
-    // Hybrid at ρ = 1 with raw features: ids, scores, and the features of every patch in order.
-    const [e] = await model.encodeImages(batch, {
-      mode: 'hybrid',
-      keepRatio: 1,
-      rawFeatures: true,
-    });
-    const features = e.keptFeatures!;
-    if (features.shape[0] !== e.totalPatches || !e.scores) {
-      throw new Error(
-        `encoding ${hash.slice(0, 12)}: expected all ${e.totalPatches} patches with scores, got ${features.shape[0]}`,
-      );
-    }
+    const [encoding] = await this.model.encodeImages(batch, { mode: 'hybrid' });
+    const { features, scores, discreteIds } = encoding;
+    if (!features || !scores || !discreteIds)
+      throw new Error(`encoding ${hash.slice(0, 12)}: a hybrid encoding lacks its ids, scores or features`);
     const bytes =
       features.data.byteLength +
-      e.scores.byteLength +
+      scores.byteLength +
       view.rgb.byteLength +
-      e.discreteIds.length * 8 +
+      discreteIds.length * 8 +
       ENTRY_OVERHEAD;
-    return { hash, discreteIds: [...e.discreteIds], scores: e.scores, features, grid: e.grid, view, bytes };
-  }
-
-  /**
-   * Per request: kept patches for each image's mode (hybrid: top ρ·N by score, or the budget
-   * spread over the hybrid images), projected in one batch. Throws (plain Error) for a budget
-   * larger than the hybrid images' patches.
-   */
-  async select(
-    images: readonly CachedImage[],
-    modes: readonly EncodingMode[],
-    options: SelectOptions,
-  ): Promise<ImageEncoding[]> {
-    const model = this.model;
-    const hybrid = images.map((_, i) => i).filter((i) => modes[i] === 'hybrid');
-    const kept: number[][] = images.map((img, i) =>
-      modes[i] === 'continuous-only' ? Array.from({ length: img.scores.length }, (_, p) => p) : [],
-    );
-    if (options.visualTokenBudget !== undefined) {
-      const allocation = allocateBudget(
-        hybrid.map((i) => images[i].scores),
-        options.visualTokenBudget,
-      );
-      hybrid.forEach((i, j) => {
-        kept[i] = allocation[j];
-      });
-    } else {
-      for (const i of hybrid) {
-        const n = images[i].scores.length;
-        kept[i] = topKInOrder(images[i].scores, keepCount(n, options.keepRatio));
-      }
-    }
-    const dv = model.config.vision.hiddenSize;
-    const dl = model.config.llm.hiddenSize;
-    const total = kept.reduce((n, k) => n + k.length, 0);
-    const rows = new Float32Array(total * dv); // [K, Dv]: every kept patch of the prompt
-    let r = 0;
-    kept.forEach((k, i) => {
-      const f = images[i].features.data as Float32Array;
-      for (const p of k) rows.set(f.subarray(p * dv, (p + 1) * dv), r++ * dv);
-    });
-    const projected = total ? await model.project(new HostTensor('float32', [total, dv], rows)) : null;
-    let offset = 0;
-    return images.map((img, i) => {
-      const k = kept[i];
-      const data = projected
-        ? (projected.data as Float32Array).slice(offset * dl, (offset + k.length) * dl)
-        : new Float32Array(0);
-      offset += k.length;
-      return {
-        discreteIds: modes[i] === 'continuous-only' ? [] : img.discreteIds,
-        keptPatches: k,
-        totalPatches: img.scores.length,
-        scores: modes[i] === 'hybrid' ? img.scores : null,
-        projected: new HostTensor('float32', [k.length, dl], data), // [k, D_llm]
-        grid: img.grid,
-      };
-    });
+    return { hash, encoding, view, bytes };
   }
 
   stats(): EncoderStats {

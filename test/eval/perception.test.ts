@@ -332,13 +332,13 @@ describe('perception bench on a small random model', () => {
     const images = [0, 1, 2].map((i) => generateExample('box-count', 'heldout', i).images[0]);
     const f = await probeFeatures(model, images);
     const batch = model.preprocessRgb(images);
-    const continuous = await model.encodeImages(batch, { mode: 'continuous-only', rawFeatures: true });
+    const continuous = await model.encodeImages(batch, { mode: 'continuous-only' });
     const discrete = await model.encodeImages(batch, { mode: 'discrete-only' });
     const dim = model.config.vision.hiddenSize;
     continuous.forEach((e, i) => {
-      const [n] = e.keptFeatures!.shape;
+      const [n] = e.features!.shape;
       assert.equal(n, 16);
-      const pooled = meanPool(e.keptFeatures!.data as Float32Array, 1, n, dim).data;
+      const pooled = meanPool(e.features!.data as Float32Array, 1, n, dim).data;
       for (let c = 0; c < dim; c++) assert.ok(Math.abs(pooled[c] - f.vit.data[i * dim + c]) < 1e-5);
       assert.deepEqual(f.ids[i], discrete[i].discreteIds);
     });

@@ -1,12 +1,20 @@
 /**
- * The selector baselines of the ablation (EncodeOptions.selection): each rule alone on hand-made
- * inputs, then through MavenModel.encodeImages on a small random model, against plain-TS
- * recomputations from the model's own patch features.
+ * The selector baselines of the ablation (src/eval/patch-strategies.ts): each rule alone on
+ * hand-made inputs, then as a strategy of the model's step 2 on a small random model, against
+ * plain-TS recomputations from the model's own patch features.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HostTensor } from '../../src/engine/index.ts';
-import { contentSeed, gridPatches, normPatches, randomPatches } from '../../src/maven/model.ts';
+import {
+  gridPatches,
+  normPatches,
+  patchStrategy,
+  randomPatches,
+  selectionOptions,
+} from '../../src/eval/patch-strategies.ts';
+import { contentSeed } from '../../src/maven/image-encoding.ts';
+import type { SelectionOptions } from '../../src/maven/patch-selection.ts';
 import { keepCount } from '../../src/maven/patch-selector.ts';
 import { pixels, smallModel } from '../maven/small-model.ts';
 
@@ -68,17 +76,19 @@ describe('baseline patch rules', () => {
   });
 });
 
-describe('encodeImages with a selection rule', () => {
+describe('the model with a selection rule', () => {
   const model = smallModel();
   const k = keepCount(16, 0.25);
+  const select = async (px: HostTensor, options: SelectionOptions) =>
+    model.selectPatches(await model.encodeImages(px, options), options);
 
   it('grid and norm keep what the rules say, from the model’s own features', async () => {
     const px = pixels(3);
-    const grid = await model.encodeImages(px, { selection: 'grid' });
+    const grid = await select(px, { strategy: patchStrategy('grid') });
     for (const e of grid) assert.deepEqual(e.keptPatches, gridPatches(4, 4, k));
     const { features } = await model.encodePixels({ pixels: px }, 'hybrid');
     const [, n, dv] = features!.shape;
-    const norm = await model.encodeImages(px, { selection: 'norm', keepRatio: 0.5 });
+    const norm = await select(px, { strategy: patchStrategy('norm'), keepRatio: 0.5 });
     norm.forEach((e, i) => {
       // Independent recomputation: plain loops over the features, top 8 by norm.
       const data = features!.data as Float32Array;
@@ -111,8 +121,8 @@ describe('encodeImages with a selection rule', () => {
       [2, 3, 32, 32],
       new Float32Array([...b.data, ...a.data] as number[]),
     );
-    const [ea, eb] = await model.encodeImages(both, { selection: 'random' });
-    const [sb, sa] = await model.encodeImages(swapped, { selection: 'random' });
+    const [ea, eb] = await select(both, { strategy: patchStrategy('random') });
+    const [sb, sa] = await select(swapped, { strategy: patchStrategy('random') });
     assert.deepEqual(ea.keptPatches, sa.keptPatches);
     assert.deepEqual(eb.keptPatches, sb.keptPatches);
     assert.equal(ea.keptPatches.length, k);
@@ -121,26 +131,26 @@ describe('encodeImages with a selection rule', () => {
 
   it('leaves the default (selector) and the other modes unchanged', async () => {
     const px = pixels(2);
-    const byDefault = await model.encodeImages(px);
-    const explicit = await model.encodeImages(px, { selection: 'selector' });
+    const byDefault = await select(px, {});
+    const explicit = await select(px, selectionOptions({ selection: 'selector' }));
     assert.deepEqual(
       byDefault.map((e) => e.keptPatches),
       explicit.map((e) => e.keptPatches),
     );
     assert.ok(byDefault[0].scores !== null);
-    const continuous = await model.encodeImages(px, { mode: 'continuous-only', selection: 'grid' });
+    const continuous = await select(px, { mode: 'continuous-only', strategy: patchStrategy('grid') });
     assert.equal(continuous[0].keptPatches.length, 16);
-    const discrete = await model.encodeImages(px, { mode: 'discrete-only', selection: 'random' });
+    const discrete = await select(px, { mode: 'discrete-only', strategy: patchStrategy('random') });
     assert.equal(discrete[0].keptPatches.length, 0);
   });
 
   it('rejects a token budget with a baseline and unknown rules, by name', async () => {
     await assert.rejects(
-      model.encodeImages(pixels(1), { selection: 'grid', visualTokenBudget: 4 }),
+      select(pixels(1), { strategy: patchStrategy('grid'), visualTokenBudget: 4 }),
       /visualTokenBudget is spent by selector score; it cannot be used with selection 'grid'/,
     );
-    await assert.rejects(
-      model.encodeImages(pixels(1), { selection: 'saliency' as 'grid' }),
+    assert.throws(
+      () => selectionOptions({ selection: 'saliency' as 'grid' }),
       /selection must be one of selector, random, grid, norm, got "saliency"/,
     );
   });

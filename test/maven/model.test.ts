@@ -101,7 +101,7 @@ describe('MavenModel', () => {
 
   it('prepareEncoded on images encoded once gives what prepare gives, in any image order', async () => {
     const px = pixels(3, 4);
-    const encoded = await model.encodeImages(px);
+    const encoded = await model.selectPatches(await model.encodeImages(px));
     const prompt = 'a <image> b <image> c <image> ?';
     const direct = await model.prepare(prompt, px);
     const reused = model.prepareEncoded(prompt, encoded);

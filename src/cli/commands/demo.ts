@@ -15,7 +15,8 @@ import { generateExample } from '../../data/tasks/registry.ts';
 import type { TaskExample } from '../../data/tasks/types.ts';
 import { nlvrPrompt } from '../../eval/nlvr.ts';
 import { answerCandidates } from '../../eval/tasks.ts';
-import type { EncodeOptions, MavenModel, PreparedPrompt } from '../../maven/model.ts';
+import type { MavenModel, PreparedPrompt } from '../../maven/model.ts';
+import type { SelectionOptions } from '../../maven/patch-selection.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import { loadMaven } from '../../node/model-directory.ts';
@@ -120,7 +121,7 @@ async function questions(): Promise<Question[]> {
   return out;
 }
 
-async function answer(model: MavenModel, q: Question, options: EncodeOptions): Promise<Answered> {
+async function answer(model: MavenModel, q: Question, options: SelectionOptions): Promise<Answered> {
   const prepared = await model.prepare(q.prompt, model.preprocessRgb(q.images), options);
   const scores = await model.scorePrepared(
     prepared,

@@ -10,9 +10,9 @@ import {
   runBenchmark,
 } from '../../eval/benchmarks.ts';
 import type { Normalization } from '../../eval/metrics.ts';
+import { PATCH_SELECTIONS, type PatchSelection } from '../../eval/patch-strategies.ts';
 import { EvalProgress } from '../../eval/progress.ts';
 import { benchTable, evalJson } from '../../eval/report.ts';
-import { PATCH_SELECTIONS, type PatchSelection } from '../../maven/model.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import { loadMaven } from '../../node/model-directory.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';

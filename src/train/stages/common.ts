@@ -3,9 +3,12 @@
 import { Rng } from '../../data/scene/rng.ts';
 import type { ImageSource } from '../../data/tasks/task.ts';
 import type { TaskName } from '../../data/tasks/types.ts';
-import type { HostTensor, RuntimeOptions } from '../../engine/index.ts';
+import { HostTensor, type RuntimeOptions } from '../../engine/index.ts';
 import type { MavenConfig } from '../../maven/config.ts';
-import { type ImageBatch, type ImageEncoding, MavenModel } from '../../maven/model.ts';
+import type { ImageEncoding } from '../../maven/image-encoding.ts';
+import { type ImageBatch, MavenModel } from '../../maven/model.ts';
+import { type ChosenPatches, choosePatches } from '../../maven/patch-selection.ts';
+import { gatherRows } from '../../maven/patch-selector.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
@@ -49,18 +52,22 @@ export function singleImageMode(o: MavenStageOptions, stage: string, index: numb
   return Rng.fromKey('maven-mode', o.seed ?? 0, stage, index).weighted(weights);
 }
 
+/** An image's tokens for training, with its kept patches' ViT features (the projector runs in the graph). */
+export type TrainingImage = ChosenPatches & { keptFeatures: HostTensor };
+
 /**
- * Encodes images with the frozen parts, each in its own mode (one pass per mode present), with
- * the kept patches' raw ViT features for the projector in the training graph.
+ * Encodes images with the frozen parts, each in its own mode (step 1 once per mode present, so
+ * each runs only what its mode reads), chooses their patches as inference does (step 2 at the
+ * config's ρ, without the projection) and gathers the kept patches' step-1 features.
  */
 export async function encodeInModes(
   encoder: MavenModel,
   images: readonly DecodedImage[],
   modes: readonly EncodingMode[],
-): Promise<ImageEncoding[]> {
+): Promise<TrainingImage[]> {
   if (modes.length !== images.length)
     throw new Error(`encodeInModes: ${modes.length} modes for ${images.length} images`);
-  const out: ImageEncoding[] = new Array(images.length);
+  const encodings: ImageEncoding[] = new Array(images.length);
   for (const mode of new Set(modes)) {
     const at = modes.flatMap((m, i) => (m === mode ? [i] : []));
     const encoded = await encoder.encodeImages(
@@ -68,13 +75,22 @@ export async function encodeInModes(
         encoder,
         at.map((i) => images[i]),
       ),
-      { mode, rawFeatures: true },
+      { mode },
     );
     at.forEach((i, k) => {
-      out[i] = encoded[k];
+      encodings[i] = encoded[k];
     });
   }
-  return out;
+  const dv = encoder.config.vision.hiddenSize;
+  return choosePatches(encodings, { mode: modes, keepRatio: encoder.config.keepRatio }).map((c, i) => {
+    const features = encodings[i].features;
+    return {
+      ...c,
+      keptFeatures: features
+        ? gatherRows(features.data as Float32Array, dv, c.keptPatches)
+        : HostTensor.zeros('float32', [0, dv]),
+    };
+  });
 }
 
 export function schedule(o: MavenStageOptions) {

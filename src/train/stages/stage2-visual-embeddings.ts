@@ -56,7 +56,7 @@ export function visualEmbeddingStage(o: MavenStageOptions): StageDefinition {
     );
     const examples: MultimodalExample[] = pairs.map((pair, i) => {
       const image = {
-        discreteIds: codes[i].discreteIds,
+        discreteIds: codes[i].discreteIds!,
         keptPatches: [],
         totalPatches: codes[i].totalPatches,
       };
