@@ -14,7 +14,7 @@ import { ENCODING_MODES, type EncodingMode, type ImageTokens } from './sequence.
 
 /**
  * How hybrid mode picks an image's continuous patches. The model's own is `selectorStrategy`;
- * evaluation passes simple rules (src/eval/selection-baselines.ts) to ask whether it beats them.
+ * evaluation passes simple rules (src/eval/patch-strategies.ts) to ask whether it beats them.
  */
 export interface PatchStrategy {
   /** Named in errors and reports. */
