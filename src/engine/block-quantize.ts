@@ -20,6 +20,16 @@ export const SCALES_SUFFIX = '.scales';
 /** The code widths onnxruntime-node's CPU MatMulNBits runs with float activations (checked on 1.30). */
 export const SUPPORTED_BITS: readonly number[] = [4, 8];
 
+/**
+ * Code widths that `linear` runs with MatMulNBits by default. onnxruntime-node 1.30's CPU kernel
+ * with float activations (accuracy_level 0) is fast for 4 bits only: against float32 MatMul on
+ * the same layer it ran 4-bit codes 3.5× faster for one row and as fast for 64, but 8-bit codes
+ * 9–23× slower (bench/quantize.ts, docs/benchmarks.md). 8-bit weights therefore go through the
+ * dequantizing nodes into a float MatMul; with the codes as initializers onnxruntime folds those
+ * nodes into a float weight once, when the session is created.
+ */
+export const MATMULNBITS_BITS: readonly number[] = [4];
+
 export interface BlockQuantSpec {
   bits: 4 | 8;
   /** Weights per block along K; a power of two ≥ 16 that divides K. */

@@ -4,7 +4,7 @@
  * `autodiff.ts` walks that tape backwards, emitting the backward pass into the same graph, and
  * `onnx.ts` serialises the result. Nothing here runs numbers.
  */
-import { blockQuantSpec, QWEIGHT_SUFFIX, SCALES_SUFFIX } from './block-quantize.ts';
+import { blockQuantSpec, MATMULNBITS_BITS, QWEIGHT_SUFFIX, SCALES_SUFFIX } from './block-quantize.ts';
 import type { DType, FloatDType } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
 import { QuantizedWeight } from './quantized-weight.ts';
@@ -63,6 +63,8 @@ export interface GraphOptions {
    * `linear` runs with MatMulNBits; its two tensors become the graph's inputs, untrainable.
    */
   weights?: ReadonlyMap<string, { readonly shape: readonly number[]; readonly dtype: DType }>;
+  /** Code widths whose weights `linear` runs with MatMulNBits (default MATMULNBITS_BITS, measured). */
+  matMulNBitsBits?: readonly number[];
 }
 
 export class Graph {
@@ -143,7 +145,8 @@ export class Graph {
     };
     const qweight = declare(name + QWEIGHT_SUFFIX, 'uint8', stored.shape);
     const scales = declare(name + SCALES_SUFFIX, 'float32', weights.get(name + SCALES_SUFFIX)!.shape);
-    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec);
+    const nbits = (this.options.matMulNBitsBits ?? MATMULNBITS_BITS).includes(spec.bits);
+    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec, nbits);
     this.derived.set(name, w);
     return w;
   }

@@ -11,6 +11,7 @@ export {
   blockQuantize,
   blockQuantSpec,
   isBlockQuantized,
+  MATMULNBITS_BITS,
   QWEIGHT_SUFFIX,
   SCALES_SUFFIX,
   SUPPORTED_BITS,

@@ -2,8 +2,9 @@
  * A weight parameter stored block-quantized (block-quantize.ts), as the tracer sees it. It is an
  * ordinary float [N, K] tensor — its value is the dequantized weight, so any op can use it — and
  * it also carries the stored `qweight` and `scales` inputs, so that `linear` can hand them to
- * `MatMulNBits` instead. The dequantizing nodes are emitted with it; when only `linear` reads the
- * weight, nothing reads them and serialisation drops them, so the float weight never exists.
+ * `MatMulNBits` instead when `matMulNBits` is set (the graph decides, by bits: MATMULNBITS_BITS).
+ * The dequantizing nodes are emitted with it; when only MatMulNBits reads the weight, nothing
+ * reads them and serialisation drops them, so the float weight never exists.
  */
 import type { BlockQuantSpec } from './block-quantize.ts';
 import { attr, type Graph } from './graph.ts';
@@ -18,6 +19,7 @@ export class QuantizedWeight extends Tensor {
     readonly qweight: Tensor,
     readonly scales: Tensor,
     readonly spec: BlockQuantSpec,
+    readonly matMulNBits: boolean,
   ) {
     super(graph, name, 'float32', shape);
   }
@@ -29,6 +31,7 @@ export class QuantizedWeight extends Tensor {
     qweight: Tensor,
     scales: Tensor,
     spec: BlockQuantSpec,
+    matMulNBits: boolean,
   ): QuantizedWeight {
     const [n, k] = shape;
     const { bits, blockSize: bs } = spec;
@@ -66,6 +69,6 @@ export class QuantizedWeight extends Tensor {
     const s3 = g.emit('Unsqueeze', [scales, g.ints([2])], [{ dtype: 'float32', shape: [n, blocks, 1] }])[0];
     const scaled = g.emit('Mul', [centred, s3], [{ dtype: 'float32', shape: [n, blocks, bs] }])[0];
     const w = g.emit('Reshape', [scaled, g.ints([n, k])], [{ dtype: 'float32', shape: [n, k] }])[0];
-    return new QuantizedWeight(g, w.name, shape, qweight, scales, spec);
+    return new QuantizedWeight(g, w.name, shape, qweight, scales, spec, matMulNBits);
   }
 }

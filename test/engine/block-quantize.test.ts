@@ -129,7 +129,7 @@ describe('blockQuantSpec', () => {
 });
 
 /** y = linear(x, W, b) traced over a graph that stores W quantized, and over the float dequantized W. */
-async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean) {
+async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean, matMulNBitsBits?: number[]) {
   const [n, k] = [48, 128];
   const w = randomWeight(n, k, 3);
   const bias = HostTensor.from(
@@ -147,7 +147,7 @@ async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean) {
     Array.from({ length: 6 * k }, (_, i) => Math.sin(i)),
   );
 
-  const gq = new Graph('float32', { weights: stored });
+  const gq = new Graph('float32', { weights: stored, matMulNBitsBits });
   const wq = gq.param('fc.weight', [n, k]);
   const yq = ops.linear(gq.input('x', 'float32', [2, 3, k]), wq, gq.param('fc.bias', [n]));
   const names = [...gq.params.keys()];
@@ -178,7 +178,7 @@ async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean) {
 describe('linear over a block-quantized weight', () => {
   for (const spec of SPECS) {
     it(`runs MatMulNBits at ${spec.bits} bits, blocks of ${spec.blockSize}, as the float product of the dequantized weight`, async () => {
-      const { diff, model } = await quantizedAgainstFloat(spec, false);
+      const { diff, model } = await quantizedAgainstFloat(spec, false, [4, 8]);
       // Only summation order differs (measured ≤ 4e-6 here; outputs are of order 1).
       assert.ok(diff < 1e-4, `max difference ${diff}`);
       const text = new TextDecoder('latin1').decode(model.bytes);
@@ -187,6 +187,14 @@ describe('linear over a block-quantized weight', () => {
       assert.ok(!text.includes('BitShift') && !text.includes('Cast'), 'the float weight is not rebuilt');
     });
   }
+
+  it('by default runs 8-bit weights as a float MatMul over the dequantized codes, 4-bit ones with MatMulNBits', async () => {
+    const eight = await quantizedAgainstFloat({ bits: 8, blockSize: 32 }, false);
+    assert.ok(eight.diff < 1e-4, `max difference ${eight.diff}`);
+    assert.ok(!new TextDecoder('latin1').decode(eight.model.bytes).includes('MatMulNBits'));
+    const four = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, false);
+    assert.ok(new TextDecoder('latin1').decode(four.model.bytes).includes('MatMulNBits'));
+  });
 
   it('also runs with the codes fed as inputs (resident weights)', async () => {
     const { diff } = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, true);

@@ -63,7 +63,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   if (bias && (bias.rank !== 1 || !dimEquals(bias.shape[0], outF))) {
     throw new Error(`${what}: bias ${bias.name}${formatShape(bias.shape)} must be [${outF}]`);
   }
-  if (weight instanceof QuantizedWeight) return quantizedLinear(x, weight, bias);
+  if (weight instanceof QuantizedWeight && weight.matMulNBits) return quantizedLinear(x, weight, bias);
   const flat = x.rank !== 2;
   const out = g.untaped(() => {
     if (!flat) return gemm(x, weight, bias ?? null, false, true);
