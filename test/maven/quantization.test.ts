@@ -113,6 +113,18 @@ describe('quantized model directories', () => {
     assert.deepEqual(b.logits, a.logits);
   });
 
+  it('also in Hugging Face-style shards', async () => {
+    const { model, metadata } = await quantizedDir(8);
+    const dir = join(mkdtempSync(join(tmpdir(), 'maven-quant-shards-')), 'q');
+    await saveMaven(dir, model, {
+      maxShardBytes: 2 ** 20,
+      metadata: { [QUANTIZATION_METADATA_KEY]: metadata },
+    });
+    assert.ok(existsSync(join(dir, 'model.safetensors.index.json')));
+    const loaded = await loadMaven(dir);
+    assert.deepEqual([...loaded.weights.keys()].sort(), [...model.weights.keys()].sort());
+  });
+
   it('a missing scale tensor, mismatched block size or unrunnable bits name the tensor', async () => {
     const { dir } = await quantizedDir(8);
     const w = 'model.layers.1.self_attn.k_proj.weight';
