@@ -40,4 +40,8 @@ for (const [i, dir] of dirs.entries()) {
   const same = answers[i].filter((a, j) => a === answers[0][j]).length;
   const right = answers[i].filter((a, j) => a === String(chosen[j].label)).length;
   console.log(`${dir}: ${same} of ${chosen.length} identical to ${dirs[0]}; ${right} answer the label`);
+  for (const [j, a] of answers[i].entries()) {
+    if (a !== answers[0][j])
+      console.log(`  ${chosen[j].identifier}: ${JSON.stringify(answers[0][j])} → ${JSON.stringify(a)}`);
+  }
 }
