@@ -125,13 +125,13 @@ for (const [k, n] of shapes) {
 
 say('');
 say(
-  `### models/maven-tiny: float32 against \`maven quantize --bits 8|4\` (LLM projections + projector, blocks of 32)`,
+  `### models/maven-tiny: float32 against \`maven quantize --bits 8|4\` (LLM projections + projector; blocks of 16 at 8 bits, 32 at 4 bits, the command's defaults)`,
 );
 say('');
 const float = await loadMaven(TINY_DIR);
 const variants: [string, MavenModel][] = [['float32', float]];
 for (const bits of [8, 4] as const) {
-  const q = quantizeMaven(float.config, float.weights, { bits, blockSize: 32 });
+  const q = quantizeMaven(float.config, float.weights, { bits, blockSize: bits === 8 ? 16 : 32 });
   variants.push([`${bits}-bit`, new MavenModel(float.config, q.weights, float.tokenizer, { threads })]);
 }
 variants[0][1] = new MavenModel(float.config, float.weights, float.tokenizer, { threads });
