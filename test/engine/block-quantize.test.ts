@@ -223,31 +223,35 @@ describe('linear over a block-quantized weight', () => {
     }
   });
 
-  it('gives x a gradient through the dequantized weight, and the codes none', async () => {
-    const spec: BlockQuantSpec = { bits: 8, blockSize: 32 };
-    const q = blockQuantize(randomWeight(8, 32, 2), spec);
-    const g = new Graph('float32', {
-      weights: new Map<string, HostTensor>([
-        ['w.qweight', q.qweight],
-        ['w.scales', q.scales],
-      ]),
-    });
-    const x = g.input('x', 'float32', [4, 32]);
-    const loss = ops.sum(ops.linear(x, g.param('w', [8, 32])));
-    assert.equal(g.params.get('w.qweight')?.trainable, false);
-    const [gx] = grad(loss, [x]);
-    const p = await compile(g, { gx });
-    p.bind('w.qweight', q.qweight);
-    p.bind('w.scales', q.scales);
-    const got = (await p.run({ x: HostTensor.zeros('float32', [4, 32]) })).gx.data as Float32Array;
-    const w = blockDequantize(q, spec).data;
-    // d/dx Σ x Wᵀ = column sums of W, for every row of x.
-    for (let r = 0; r < 4; r++) {
-      for (let c = 0; c < 32; c++) {
-        let col = 0;
-        for (let o = 0; o < 8; o++) col += w[o * 32 + c];
-        assert.ok(Math.abs(got[r * 32 + c] - col) < 1e-5);
+  for (const spec of [
+    { bits: 4, blockSize: 32 },
+    { bits: 8, blockSize: 32 },
+  ] as BlockQuantSpec[]) {
+    it(`gives x a gradient through the dequantized weight, and the codes none (${spec.bits} bits)`, async () => {
+      const q = blockQuantize(randomWeight(8, 32, 2), spec);
+      const g = new Graph('float32', {
+        weights: new Map<string, HostTensor>([
+          ['w.qweight', q.qweight],
+          ['w.scales', q.scales],
+        ]),
+      });
+      const x = g.input('x', 'float32', [4, 32]);
+      const loss = ops.sum(ops.linear(x, g.param('w', [8, 32])));
+      assert.equal(g.params.get('w.qweight')?.trainable, false);
+      const [gx] = grad(loss, [x]);
+      const p = await compile(g, { gx });
+      p.bind('w.qweight', q.qweight);
+      p.bind('w.scales', q.scales);
+      const got = (await p.run({ x: HostTensor.zeros('float32', [4, 32]) })).gx.data as Float32Array;
+      const w = blockDequantize(q, spec).data;
+      // d/dx Σ x Wᵀ = column sums of W, for every row of x.
+      for (let r = 0; r < 4; r++) {
+        for (let c = 0; c < 32; c++) {
+          let col = 0;
+          for (let o = 0; o < 8; o++) col += w[o * 32 + c];
+          assert.ok(Math.abs(got[r * 32 + c] - col) < 1e-5);
+        }
       }
-    }
-  });
+    });
+  }
 });
