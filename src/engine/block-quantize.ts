@@ -23,10 +23,10 @@ export const SUPPORTED_BITS: readonly number[] = [4, 8];
 /**
  * Code widths that `linear` runs with MatMulNBits by default. onnxruntime-node 1.30's CPU kernel
  * with float activations (accuracy_level 0) is fast for 4 bits only: against float32 MatMul on
- * the same layer it ran 4-bit codes 3.5× faster for one row and as fast for 64, but 8-bit codes
- * 9–23× slower (bench/quantize.ts, docs/benchmarks.md). 8-bit weights therefore go through the
- * dequantizing nodes into a float MatMul; with the codes as initializers onnxruntime folds those
- * nodes into a float weight once, when the session is created.
+ * the same layer (2 cores) 4-bit codes ran 2.1–5.6× faster for one row and 0.87–1.18× for 64,
+ * 8-bit codes 0.06–0.19× (bench/quantize.ts, docs/benchmarks.md). 8-bit weights therefore go
+ * through the dequantizing nodes into a float MatMul; with the codes as initializers onnxruntime
+ * folds those nodes into a float weight once, when the session is created.
  */
 export const MATMULNBITS_BITS: readonly number[] = [4];
 
