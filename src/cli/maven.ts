@@ -11,6 +11,7 @@ import { evalCommand } from './commands/eval.ts';
 import { exportCommand } from './commands/export.ts';
 import { generateCommand } from './commands/generate.ts';
 import { labelsCommand } from './commands/labels.ts';
+import { quantizeCommand } from './commands/quantize.ts';
 import { serveCommand } from './commands/serve.ts';
 import { trainCommand } from './commands/train.ts';
 import { PACKAGE_JSON } from './default-model.ts';
@@ -24,6 +25,7 @@ const commands: Command[] = [
   evalCommand,
   serveCommand,
   exportCommand,
+  quantizeCommand,
 ];
 
 function help(): string {

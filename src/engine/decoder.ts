@@ -3,7 +3,8 @@
  * `prefill` runs the prompt and returns every layer's keys/values; `decode` takes new tokens
  * plus that cache and returns logits and the grown cache. The model supplies one build function
  * used for both (with and without past keys/values), so the two paths cannot drift apart.
- * Weights are baked in as initializers (small models) or bound once as resident inputs.
+ * Weights are baked in as initializers (small models) or bound once as resident inputs; weights
+ * stored block-quantized run with MatMulNBits.
  */
 import { Graph } from './graph.ts';
 import type { HostTensor } from './host-tensor.ts';
@@ -74,7 +75,8 @@ export class KVCacheDecoder {
     const decodeThreads =
       options.decodeThreads ?? ((spec.hiddenSize ?? 0) < 1024 ? 1 : options.runtime?.threads);
     const trace = async (withPast: boolean, label: string) => {
-      const g = new Graph('float32');
+      // Weights stored block-quantized are traced as such (Graph, QuantizedWeight).
+      const g = new Graph('float32', { weights });
       const ids =
         !withPast && fromEmbeds
           ? g.input('embeds', 'float32', ['B', 'T', spec.hiddenSize!])

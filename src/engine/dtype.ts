@@ -3,7 +3,7 @@
  * Names follow onnxruntime's tensor type strings so host data passes to ORT unchanged.
  */
 export type FloatDType = 'float32' | 'float64';
-export type DType = FloatDType | 'int64' | 'int32' | 'bool';
+export type DType = FloatDType | 'int64' | 'int32' | 'bool' | 'uint8';
 
 export interface TypedArrayOf {
   float32: Float32Array;
@@ -11,6 +11,8 @@ export interface TypedArrayOf {
   int64: BigInt64Array;
   int32: Int32Array;
   bool: Uint8Array;
+  /** Packed codes of block-quantized weights (engine/block-quantization.ts). */
+  uint8: Uint8Array;
 }
 export type HostArray = TypedArrayOf[DType];
 
@@ -20,6 +22,7 @@ export const BYTES_PER_ELEMENT: Record<DType, number> = {
   int64: 8,
   int32: 4,
   bool: 1,
+  uint8: 1,
 };
 
 export function isFloat(dtype: DType): dtype is FloatDType {
@@ -37,6 +40,7 @@ export function allocate<D extends DType>(dtype: D, size: number): TypedArrayOf[
     case 'int32':
       return new Int32Array(size) as TypedArrayOf[D];
     case 'bool':
+    case 'uint8':
       return new Uint8Array(size) as TypedArrayOf[D];
   }
   throw new Error(`unknown dtype ${String(dtype)}`);

@@ -4,8 +4,10 @@
  * `autodiff.ts` walks that tape backwards, emitting the backward pass into the same graph, and
  * `onnx.ts` serialises the result. Nothing here runs numbers.
  */
+import { blockQuantSpec, MATMULNBITS_BITS, QWEIGHT_SUFFIX, SCALES_SUFFIX } from './block-quantize.ts';
 import type { DType, FloatDType } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
+import { QuantizedWeight } from './quantized-weight.ts';
 import { type Dim, formatShape, type Shape } from './shape.ts';
 import { Tensor } from './tensor.ts';
 
@@ -54,6 +56,17 @@ export interface OutputSpec {
   shape: Shape;
 }
 
+export interface GraphOptions {
+  /**
+   * The weights the graph will run with. A parameter stored there block-quantized
+   * (`<name>.qweight`, `<name>.scales`, block-quantize.ts) is traced as a `QuantizedWeight`, which
+   * `linear` runs with MatMulNBits; its two tensors become the graph's inputs, untrainable.
+   */
+  weights?: ReadonlyMap<string, { readonly shape: readonly number[]; readonly dtype: DType }>;
+  /** Code widths whose weights `linear` runs with MatMulNBits (default MATMULNBITS_BITS, measured). */
+  matMulNBitsBits?: readonly number[];
+}
+
 export class Graph {
   readonly nodes: GraphNode[] = [];
   readonly inputs: Tensor[] = [];
@@ -69,7 +82,10 @@ export class Graph {
   private readonly derived = new Map<string, Tensor>();
 
   /** `floatType` is the type of every float the model creates: float32 normally, float64 for gradient checks. */
-  constructor(readonly floatType: FloatDType = 'float32') {}
+  constructor(
+    readonly floatType: FloatDType = 'float32',
+    private readonly options: GraphOptions = {},
+  ) {}
 
   /** A run-time input. Strings in `shape` are dynamic axes. */
   input(name: string, dtype: DType, shape: Shape): Tensor {
@@ -104,11 +120,35 @@ export class Graph {
       }
       return existing.tensor;
     }
+    const weights = this.options.weights;
+    if (weights && !weights.has(name) && weights.has(name + QWEIGHT_SUFFIX))
+      return this.quantizedParam(name, shape);
     this.claim(name, 'param');
     const t = new Tensor(this, name, this.floatType, [...shape]);
     this.params.set(name, { tensor: t, trainable: options.trainable ?? true });
     this.inputs.push(t);
     return t;
+  }
+
+  private quantizedParam(name: string, shape: readonly number[]): Tensor {
+    const weights = this.options.weights!;
+    const stored = weights.get(name + QWEIGHT_SUFFIX)!;
+    const spec = blockQuantSpec(name, shape, stored, weights.get(name + SCALES_SUFFIX));
+    if (this.floatType !== 'float32')
+      throw new Error(`param "${name}" is block-quantized; it runs in float32 graphs only`);
+    const declare = (n: string, dtype: DType, s: readonly number[]) => {
+      this.claim(n, 'param');
+      const t = new Tensor(this, n, dtype, [...s]);
+      this.params.set(n, { tensor: t, trainable: false });
+      this.inputs.push(t);
+      return t;
+    };
+    const qweight = declare(name + QWEIGHT_SUFFIX, 'uint8', stored.shape);
+    const scales = declare(name + SCALES_SUFFIX, 'float32', weights.get(name + SCALES_SUFFIX)!.shape);
+    const nbits = (this.options.matMulNBitsBits ?? MATMULNBITS_BITS).includes(spec.bits);
+    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec, nbits);
+    this.derived.set(name, w);
+    return w;
   }
 
   /**

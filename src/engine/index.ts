@@ -5,6 +5,21 @@
  */
 export { grad } from './autodiff.ts';
 export {
+  type BlockQuantized,
+  type BlockQuantSpec,
+  blockDequantize,
+  blockQuantize,
+  blockQuantSpec,
+  isBlockQuantized,
+  MATMULNBITS_BITS,
+  QWEIGHT_SUFFIX,
+  SCALES_SUFFIX,
+  SUPPORTED_BITS,
+  storedWeightBytes,
+  storedWeightNames,
+  storedWeightProblem,
+} from './block-quantize.ts';
+export {
   type DecoderOptions,
   type DecoderOutput,
   type DecoderSpec,
@@ -12,11 +27,12 @@ export {
   type LayerCache,
 } from './decoder.ts';
 export { allocate, type DType, type FloatDType, type HostArray, isFloat } from './dtype.ts';
-export { attr, Graph } from './graph.ts';
+export { attr, Graph, type GraphOptions } from './graph.ts';
 export { HostTensor, sizeOf } from './host-tensor.ts';
 export { type SerializedModel, serialize } from './onnx.ts';
 export * as ops from './ops/index.ts';
 export { type AdamWConfig, type Schedule, warmupCosine } from './optim.ts';
+export { QuantizedWeight } from './quantized-weight.ts';
 export {
   checkShapes,
   decodeTensor,

@@ -14,7 +14,7 @@ const { onnx } = onnxProto;
 
 export const OPSET = 18;
 
-const ELEM_TYPE: Record<DType, number> = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 };
+const ELEM_TYPE: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 };
 
 export interface ValueSpec {
   name: string;

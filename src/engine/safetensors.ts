@@ -55,7 +55,7 @@ const DECODED_DTYPE: Readonly<Record<string, DType>> = {
   F64: 'float64',
   I64: 'int64',
   I32: 'int32',
-  U8: 'bool',
+  U8: 'uint8',
   BOOL: 'bool',
 };
 
@@ -65,6 +65,7 @@ const FILE_DTYPE: Readonly<Record<DType, string>> = {
   int64: 'I64',
   int32: 'I32',
   bool: 'BOOL',
+  uint8: 'U8',
 };
 
 /** Same limit as the Rust reference: a larger header is treated as a corrupt file. */
@@ -288,7 +289,7 @@ function byteView(a: HostArray): Uint8Array {
 /** Copies little-endian bytes into a fresh typed array of `dtype`. */
 function copyLittleEndian(dtype: DType, bytes: Uint8Array, n: number): HostArray {
   const out = allocate(dtype, n);
-  if (LITTLE_ENDIAN || dtype === 'bool') {
+  if (LITTLE_ENDIAN || dtype === 'bool' || dtype === 'uint8') {
     byteView(out).set(bytes);
     return out;
   }

@@ -9,11 +9,19 @@
  *   model.safetensors                 every weight by full name — or, for large models,
  *   model.safetensors.index.json      Hugging Face's sharded layout with model-0000k-of-0000n files
  *
+ * A weight may be stored block-quantized, as `<name>.qweight` and `<name>.scales`
+ * (src/engine/block-quantize.ts; `maven quantize`), and then runs with MatMulNBits.
+ *
  * Building a model checks every expected tensor's presence and shape and reports all problems at
  * once; every weight is then checked for NaN and ±Inf, so a damaged file fails at load, by name,
  * instead of answering garbage.
  */
-import type { HostTensor, RuntimeOptions } from '../engine/index.ts';
+import {
+  type HostTensor,
+  type RuntimeOptions,
+  storedWeightNames,
+  storedWeightProblem,
+} from '../engine/index.ts';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import type { MavenConfig } from './config.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from './model.ts';
@@ -58,11 +66,8 @@ export function checkWeightShapes(
 ): void {
   const problems: string[] = [];
   for (const [name, shape] of mavenWeightShapes(config)) {
-    const entry = found.get(name);
-    if (!entry) problems.push(`missing "${name}" [${shape.join(', ')}]`);
-    else if (entry.shape.length !== shape.length || entry.shape.some((d, i) => d !== shape[i])) {
-      problems.push(`"${name}": expected [${shape.join(', ')}], file has [${entry.shape.join(', ')}]`);
-    }
+    const problem = storedWeightProblem(found, name, shape, 'file has');
+    if (problem) problems.push(problem);
   }
   if (problems.length) {
     throw new Error(
@@ -132,7 +137,10 @@ export function mavenFromParts(parts: MavenParts, options: FromPartsOptions = {}
   const config = parseMavenConfig(parts.configJson, `${source}: config.json`);
   checkWeightShapes(source, config, parts.weights);
   const weights = new Map<string, HostTensor>();
-  for (const name of mavenWeightShapes(config).keys()) weights.set(name, parts.weights.get(name)!);
+  for (const name of mavenWeightShapes(config).keys()) {
+    for (const stored of storedWeightNames(parts.weights, name))
+      weights.set(stored, parts.weights.get(stored)!);
+  }
   checkWeightsFinite(source, weights);
   return new MavenModel(config, weights, loadTokenizer(parts.tokenizerJson), options.runtime);
 }

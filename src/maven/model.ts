@@ -24,6 +24,8 @@ import {
   ops,
   type Program,
   type RuntimeOptions,
+  storedWeightBytes,
+  storedWeightProblem,
   type Tensor,
 } from '../engine/index.ts';
 import { ClipVisionModel } from '../models/clip-vision.ts';
@@ -210,11 +212,8 @@ export class MavenModel {
     this.vocabulary = { textVocabSize: config.textVocabSize, visualVocabSize: config.seed.codebookSize };
     const problems: string[] = [];
     for (const [name, shape] of mavenParamShapes(this.components)) {
-      const w = weights.get(name);
-      if (!w) problems.push(`missing "${name}" [${shape.join(', ')}]`);
-      else if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
-        problems.push(`"${name}": expected [${shape.join(', ')}], got [${w.shape.join(', ')}]`);
-      }
+      const problem = storedWeightProblem(weights, name, shape, 'got');
+      if (problem) problems.push(problem);
     }
     if (problems.length) {
       const shown = problems.slice(0, 20).join('\n  ');
@@ -246,7 +245,7 @@ export class MavenModel {
     let p = this.programs.get(key);
     if (!p) {
       p = (async () => {
-        const g = new Graph();
+        const g = new Graph('float32', { weights: this.weights });
         const outputs = build(g);
         const used = [...g.params.keys()];
         const bytes = used.reduce((n, name) => n + this.weights.get(name)!.data.byteLength, 0);
@@ -264,7 +263,7 @@ export class MavenModel {
 
   private llmBytes(): number {
     let n = 0;
-    for (const name of this.components.llm.paramShapes().keys()) n += this.weights.get(name)!.data.byteLength;
+    for (const name of this.components.llm.paramShapes().keys()) n += storedWeightBytes(this.weights, name);
     return n;
   }
 

@@ -9,12 +9,15 @@
  *   model.safetensors.index.json      Hugging Face's sharded layout with model-0000k-of-0000n files
  *
  * Loading checks every expected tensor's presence and shape from the safetensors headers before
- * any tensor data is read, and large shards are read tensor by tensor.
+ * any tensor data is read, and large shards are read tensor by tensor. A quantized directory
+ * (`maven quantize`, src/maven/quantization.ts) loads the same way: its weights' `.qweight` and
+ * `.scales` pairs are checked against the "maven.quantization" metadata, naming any tensor that
+ * disagrees.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { HostTensor, RuntimeOptions } from '../engine/index.ts';
+import { type HostTensor, type RuntimeOptions, storedWeightNames } from '../engine/index.ts';
 import {
   checkWeightShapes,
   mavenFromParts,
@@ -24,6 +27,7 @@ import {
 } from '../maven/checkpoint.ts';
 import type { MavenConfig } from '../maven/config.ts';
 import type { MavenModel } from '../maven/model.ts';
+import { checkQuantizationMetadata, QUANTIZATION_METADATA_KEY } from '../maven/quantization.ts';
 import { loadShardedSafetensors, SafetensorsFile, saveSafetensors } from './safetensors-file.ts';
 
 async function readJson(path: string, what: string): Promise<unknown> {
@@ -60,8 +64,18 @@ async function readMavenWeights(dir: string, config: MavenConfig): Promise<Map<s
   if (!source) throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
   try {
     checkWeightShapes(dir, config, source.entries);
+    const recorded = source.metadata[QUANTIZATION_METADATA_KEY];
+    checkQuantizationMetadata(
+      dir,
+      config,
+      source.entries,
+      typeof recorded === 'string' ? recorded : undefined,
+    );
     const weights = new Map<string, HostTensor>();
-    for (const name of mavenWeightShapes(config).keys()) weights.set(name, await source.get(name));
+    for (const name of mavenWeightShapes(config).keys()) {
+      for (const stored of storedWeightNames(source.entries, name))
+        weights.set(stored, await source.get(stored));
+    }
     return weights;
   } finally {
     await source.close();
@@ -92,7 +106,9 @@ export interface SaveOptions {
 export async function saveMaven(dir: string, model: MavenModel, options: SaveOptions = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   const { configJson, tokenizerJson, weights } = mavenToParts(model);
-  const metadata = { format: 'pt', ...options.metadata };
+  const metadata: Record<string, string> = { format: 'pt', ...options.metadata };
+  const q = metadata[QUANTIZATION_METADATA_KEY];
+  const quantization = q === undefined ? {} : { [QUANTIZATION_METADATA_KEY]: q };
   const names = [...weights.keys()].sort();
   const sizes = names.map((n) => weights.get(n)!.data.byteLength);
   const total = sizes.reduce((a, b) => a + b, 0);
@@ -118,7 +134,7 @@ export async function saveMaven(dir: string, model: MavenModel, options: SaveOpt
       for (const n of shard) weightMap[n] = file;
     }
     await writeJson(dir, 'model.safetensors.index.json', {
-      metadata: { total_size: total },
+      metadata: { total_size: total, ...quantization },
       weight_map: weightMap,
     });
   }

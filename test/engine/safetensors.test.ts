@@ -194,7 +194,7 @@ describe('parseSafetensorsHeader + decodeTensor on hand-built bytes', () => {
     assert.deepEqual([...t.get('b')!.data], [-5n, 2n ** 62n + 1n, 0n]);
     assert.equal(t.get('c')!.dtype, 'int32');
     assert.deepEqual([...t.get('c')!.data], [-2147483648, 123456]);
-    assert.equal(t.get('u')!.dtype, 'bool');
+    assert.equal(t.get('u')!.dtype, 'uint8');
     assert.deepEqual([...t.get('u')!.data], [0, 1, 255]);
   });
 

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { GGUF_EXPORT_TYPES, type GgufExportType, type GgufFile, ggufChunks } from '../../export/gguf.ts';
 import { mavenLlmGguf, unsupportedVocabulary } from '../../export/maven-gguf.ts';
+import { isQuantizedCheckpoint } from '../../maven/quantization.ts';
 import { loadMaven, loadMavenConfig } from '../../node/model-directory.ts';
 import { type Command, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
@@ -101,6 +102,10 @@ export const exportCommand: Command = {
     if (!config.llm || typeof config.llm !== 'object')
       throw new Error(`${modelDir}: the model has no language model (config.json has no "llm")`);
     const model = await loadMaven(modelDir);
+    if (isQuantizedCheckpoint(model.weights))
+      throw new Error(
+        `${modelDir} holds block-quantized weights (maven quantize); export its float32 original (--type q8_0 | q4_0 quantizes for llama.cpp)`,
+      );
     const why = unsupportedVocabulary(model);
     if (why) throw new Error(`${modelDir}: ${why}`);
     const file = mavenLlmGguf(model, type);

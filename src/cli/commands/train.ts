@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MavenModel } from '../../maven/model.ts';
+import { isQuantizedCheckpoint } from '../../maven/quantization.ts';
 import { loadMaven, saveMaven } from '../../node/model-directory.ts';
 import { fashionTrainingSource, RecipeInterrupted, runTinyRecipe } from '../../train/recipe.ts';
 import { runStage } from '../../train/run.ts';
@@ -89,6 +90,11 @@ export const trainCommand: Command = {
       ? (JSON.parse(await readFile(values.config, 'utf8')) as Record<string, number>)
       : {};
     const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
+    if (isQuantizedCheckpoint(model.weights)) {
+      throw new UsageError(
+        `${values.model ?? DEFAULT_MODEL_DIR} holds block-quantized weights (maven quantize), which are for inference only; train from the float32 model it was quantized from`,
+      );
+    }
     const fashion = await fashionTrainingSource({ dataDir: values.data }, (line) => console.error(line));
     const positive = (n: number) => n > 0;
     const def = make({

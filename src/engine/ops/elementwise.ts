@@ -203,7 +203,7 @@ export function silu(x: Tensor): Tensor {
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const to = { float32: 1, int32: 6, int64: 7, bool: 9, float64: 11 }[dtype];
+  const to = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float64: 11 }[dtype];
   const out = emit1(x.graph, 'Cast', [x], dtype, x.shape, { to: { kind: 'int', value: to } });
   if (isFloat(x.dtype) && isFloat(dtype)) out.graph.record('cast', [x], [out], ([g]) => [cast(g!, x.dtype)]);
   return out;

@@ -4,6 +4,7 @@
  * Gemm with transA, so no transposed copies of activations or weights are ever materialised.
  */
 import { attr } from '../graph.ts';
+import { QuantizedWeight } from '../quantized-weight.ts';
 import { broadcastShapes, type Dim, dimEquals, formatShape } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
 import { mT, reshape } from './shape-ops.ts';
@@ -62,6 +63,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   if (bias && (bias.rank !== 1 || !dimEquals(bias.shape[0], outF))) {
     throw new Error(`${what}: bias ${bias.name}${formatShape(bias.shape)} must be [${outF}]`);
   }
+  if (weight instanceof QuantizedWeight && weight.matMulNBits) return quantizedLinear(x, weight, bias);
   const flat = x.rank !== 2;
   const out = g.untaped(() => {
     if (!flat) return gemm(x, weight, bias ?? null, false, true);
@@ -83,6 +85,40 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
       ? emit1(g, 'ReduceSum', [g2, g.ints([0])], x.dtype, [outF], { keepdims: attr.int(0) })
       : null;
     return bias ? [gx, gw, gb] : [gx, gw];
+  });
+  return out;
+}
+
+/**
+ * linear with a block-quantized weight: one MatMulNBits (com.microsoft), which reads the packed
+ * codes and scales as stored and takes x [..., K] of any rank. accuracy_level 0 keeps the
+ * activations in float32 (level 4 would round them to int8). The weight has no gradient; x's
+ * gradient goes through the dequantized weight.
+ */
+function quantizedLinear(x: Tensor, weight: QuantizedWeight, bias?: Tensor): Tensor {
+  const g = x.graph;
+  const [outF, inF] = weight.shape as [number, number];
+  const out = g.untaped(() => {
+    const [y] = g.emit(
+      'MatMulNBits',
+      [x, weight.qweight, weight.scales],
+      [{ dtype: 'float32', shape: [...x.shape.slice(0, -1), outF] }],
+      {
+        K: attr.int(inF),
+        N: attr.int(outF),
+        bits: attr.int(weight.spec.bits),
+        block_size: attr.int(weight.spec.blockSize),
+        accuracy_level: attr.int(0),
+      },
+      'com.microsoft',
+    );
+    return bias ? emit1(g, 'Add', [y, bias], x.dtype, y.shape) : y;
+  });
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  g.record('linear', inputs, [out], ([grad]) => {
+    const gx = matmul(grad!, weight);
+    const gb = bias ? sumToShape(grad!, bias.shape) : null;
+    return bias ? [gx, null, gb] : [gx, null];
   });
   return out;
 }

@@ -1,0 +1,216 @@
+/**
+ * Block quantization of linear-layer weights, in the layout onnxruntime's `MatMulNBits`
+ * (com.microsoft) reads, so that a stored weight goes to the kernel without repacking.
+ *
+ * A float weight `W` [N, K] (PyTorch layout [out, in]) is stored as two tensors:
+ *
+ *   `<name>.qweight`  uint8   [N, K / blockSize, blockSize · bits / 8]  codes, packed low nibble first
+ *   `<name>.scales`   float32 [N, K / blockSize]                         one scale per block
+ *
+ * and reads back as W[n, k] = (code − 2^(bits−1)) · scale[n, k / blockSize] (symmetric: no zero
+ * points, the kernel's default zero point is 2^(bits−1)). The two shapes and the logical [N, K]
+ * determine bits and blockSize, so a checkpoint needs no side table to be run; files still say
+ * what they hold in their metadata, and a reader compares the two.
+ */
+import { HostTensor } from './host-tensor.ts';
+
+export const QWEIGHT_SUFFIX = '.qweight';
+export const SCALES_SUFFIX = '.scales';
+
+/** The code widths onnxruntime-node's CPU MatMulNBits runs with float activations (checked on 1.30). */
+export const SUPPORTED_BITS: readonly number[] = [4, 8];
+
+/**
+ * Code widths that `linear` runs with MatMulNBits by default. onnxruntime-node 1.30's CPU kernel
+ * with float activations (accuracy_level 0) is fast for 4 bits only: against float32 MatMul on
+ * the same layer (2 cores) 4-bit codes ran 2.1–5.6× faster for one row and 0.87–1.18× for 64,
+ * 8-bit codes 0.06–0.19× (bench/quantize.ts, docs/benchmarks.md). 8-bit weights therefore go
+ * through the dequantizing nodes into a float MatMul; with the codes as initializers onnxruntime
+ * folds those nodes into a float weight once, when the session is created.
+ */
+export const MATMULNBITS_BITS: readonly number[] = [4];
+
+export interface BlockQuantSpec {
+  bits: 4 | 8;
+  /** Weights per block along K; a power of two ≥ 16 that divides K. */
+  blockSize: number;
+}
+
+export interface BlockQuantized {
+  qweight: HostTensor<'uint8'>;
+  scales: HostTensor<'float32'>;
+}
+
+function checkSpec(what: string, spec: BlockQuantSpec, k: number): void {
+  if (!SUPPORTED_BITS.includes(spec.bits)) {
+    throw new Error(`${what}: ${spec.bits}-bit codes are not supported (${SUPPORTED_BITS.join(' or ')})`);
+  }
+  const b = spec.blockSize;
+  if (!Number.isInteger(b) || b < 16 || (b & (b - 1)) !== 0) {
+    throw new Error(`${what}: block size ${b} must be a power of two ≥ 16 (MatMulNBits)`);
+  }
+  if (k % b !== 0) throw new Error(`${what}: block size ${b} does not divide the input width ${k}`);
+}
+
+/** Quantize a float weight [N, K]; each block's scale maps its largest |w| to the largest code. */
+export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = 'weight'): BlockQuantized {
+  if (weight.dtype !== 'float32' || weight.shape.length !== 2) {
+    throw new Error(
+      `${name}: only float32 [out, in] weights can be block-quantized, got ${weight.dtype}[${weight.shape.join(', ')}]`,
+    );
+  }
+  const [n, k] = weight.shape;
+  checkSpec(name, spec, k);
+  const { bits, blockSize: bs } = spec;
+  const blocks = k / bs;
+  const blob = (bs * bits) / 8;
+  const zero = 2 ** (bits - 1);
+  const top = 2 ** bits - 1;
+  const w = weight.data as Float32Array;
+  const q = new Uint8Array(n * blocks * blob);
+  const scales = new Float32Array(n * blocks);
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < blocks; b++) {
+      const start = row * k + b * bs;
+      let amax = 0;
+      for (let j = 0; j < bs; j++) amax = Math.max(amax, Math.abs(w[start + j]));
+      // zero − 1 keeps the code range symmetric, so the bound |w − ŵ| ≤ scale / 2 holds for every weight.
+      const scale = Math.fround(amax / (zero - 1));
+      scales[row * blocks + b] = scale;
+      const out = (row * blocks + b) * blob;
+      for (let j = 0; j < bs; j++) {
+        const code = scale === 0 ? zero : Math.min(top, Math.max(0, Math.round(w[start + j] / scale) + zero));
+        if (bits === 8) q[out + j] = code;
+        else q[out + (j >> 1)] |= j & 1 ? code << 4 : code;
+      }
+    }
+  }
+  return {
+    qweight: new HostTensor('uint8', [n, blocks, blob], q),
+    scales: new HostTensor('float32', [n, blocks], scales),
+  };
+}
+
+/** The float weight [N, K] a block-quantized pair stands for, as MatMulNBits computes it. */
+export function blockDequantize(q: BlockQuantized, spec: BlockQuantSpec): HostTensor<'float32'> {
+  const [n, blocks, blob] = q.qweight.shape;
+  const { bits, blockSize: bs } = spec;
+  const zero = 2 ** (bits - 1);
+  const k = blocks * bs;
+  const out = new Float32Array(n * k);
+  const codes = q.qweight.data;
+  const scales = q.scales.data;
+  for (let row = 0; row < n; row++) {
+    for (let b = 0; b < blocks; b++) {
+      const scale = scales[row * blocks + b];
+      const at = (row * blocks + b) * blob;
+      for (let j = 0; j < bs; j++) {
+        const code = bits === 8 ? codes[at + j] : (codes[at + (j >> 1)] >> ((j & 1) * 4)) & 15;
+        out[row * k + b * bs + j] = (code - zero) * scale;
+      }
+    }
+  }
+  return new HostTensor('float32', [n, k], out);
+}
+
+type Shaped = { readonly shape: readonly number[]; readonly dtype?: string };
+
+const fmt = (shape: readonly number[]) => `[${shape.join(', ')}]`;
+
+/**
+ * Bits and block size of the pair stored for weight `name` of logical shape [N, K], from the
+ * tensors' shapes. Throws naming the tensor when the pair cannot be a MatMulNBits weight.
+ */
+export function blockQuantSpec(
+  name: string,
+  logical: readonly number[],
+  qweight: Shaped,
+  scales: Shaped | undefined,
+): BlockQuantSpec {
+  const qName = name + QWEIGHT_SUFFIX;
+  const sName = name + SCALES_SUFFIX;
+  if (!scales)
+    throw new Error(`"${sName}" is missing: "${qName}" has no scales, so it cannot be dequantized`);
+  if (logical.length !== 2)
+    throw new Error(`"${qName}": only a 2-D weight can be block-quantized, "${name}" is ${fmt(logical)}`);
+  const [n, k] = logical;
+  if (qweight.dtype !== undefined && qweight.dtype !== 'uint8' && qweight.dtype !== 'U8') {
+    throw new Error(`"${qName}" must hold uint8 codes, found ${qweight.dtype}`);
+  }
+  if (scales.dtype !== undefined && scales.dtype !== 'float32' && scales.dtype !== 'F32') {
+    throw new Error(`"${sName}" must hold float32 scales, found ${scales.dtype}`);
+  }
+  const [qn, blocks, blob] = qweight.shape;
+  if (qweight.shape.length !== 3 || qn !== n || !(blocks > 0) || !(blob > 0)) {
+    throw new Error(
+      `"${qName}" is ${fmt(qweight.shape)}; "${name}" ${fmt(logical)} needs [${n}, blocks, bytes per block]`,
+    );
+  }
+  if (scales.shape.length !== 2 || scales.shape[0] !== n || scales.shape[1] !== blocks) {
+    throw new Error(
+      `"${sName}" is ${fmt(scales.shape)} but "${qName}" ${fmt(qweight.shape)} has ${blocks} block(s) per row: block sizes mismatch (scales must be [${n}, ${blocks}])`,
+    );
+  }
+  if (k % blocks !== 0) {
+    throw new Error(
+      `"${qName}": ${blocks} blocks do not divide the input width ${k} of "${name}" (block size mismatch)`,
+    );
+  }
+  const blockSize = k / blocks;
+  const bits = (blob * 8) / blockSize;
+  if (!SUPPORTED_BITS.includes(bits)) {
+    throw new Error(
+      `"${qName}": ${blob} bytes per block of ${blockSize} weights is ${bits}-bit, which this runtime cannot run (MatMulNBits here: ${SUPPORTED_BITS.join(' or ')} bits)`,
+    );
+  }
+  const spec: BlockQuantSpec = { bits: bits as 4 | 8, blockSize };
+  checkSpec(`"${qName}"`, spec, k);
+  return spec;
+}
+
+/** Whether `found` stores weight `name` block-quantized. */
+export function isBlockQuantized(found: ReadonlyMap<string, unknown>, name: string): boolean {
+  return !found.has(name) && (found.has(name + QWEIGHT_SUFFIX) || found.has(name + SCALES_SUFFIX));
+}
+
+/** The stored tensors behind weight `name`: itself, or its `.qweight` and `.scales`. */
+export function storedWeightNames(found: ReadonlyMap<string, unknown>, name: string): string[] {
+  return isBlockQuantized(found, name) ? [name + QWEIGHT_SUFFIX, name + SCALES_SUFFIX] : [name];
+}
+
+/**
+ * What is wrong with how `found` stores weight `name` of logical shape `shape`, or null: missing,
+ * misshapen (`has` words the found shape in the message), or a quantized pair that MatMulNBits
+ * cannot run.
+ */
+export function storedWeightProblem(
+  found: ReadonlyMap<string, Shaped>,
+  name: string,
+  shape: readonly number[],
+  has = 'found',
+): string | null {
+  const plain = found.get(name);
+  if (plain) {
+    if (plain.shape.length !== shape.length || plain.shape.some((d, i) => d !== shape[i])) {
+      return `"${name}": expected ${fmt(shape)}, ${has} ${fmt(plain.shape)}`;
+    }
+    return null;
+  }
+  const q = found.get(name + QWEIGHT_SUFFIX);
+  if (!q) {
+    if (found.has(name + SCALES_SUFFIX))
+      return `"${name}${QWEIGHT_SUFFIX}" is missing ("${name}${SCALES_SUFFIX}" is there)`;
+    return `missing "${name}" ${fmt(shape)}`;
+  }
+  try {
+    blockQuantSpec(name, shape, q, found.get(name + SCALES_SUFFIX));
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Bytes the stored tensors of weight `name` take. */
+export function storedWeightBytes(weights: ReadonlyMap<string, HostTensor>, name: string): number {
+  return storedWeightNames(weights, name).reduce((n, s) => n + weights.get(s)!.data.byteLength, 0);
+}

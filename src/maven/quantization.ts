@@ -1,0 +1,147 @@
+/**
+ * Weight quantization of a MaVEn checkpoint for inference (`maven quantize`): the weights of the
+ * linear layers that dominate the model's size and its per-token work — the LLM's attention and
+ * MLP projections, the projector, and on request the vision towers' encoder layers — are stored
+ * block-quantized (src/engine/block-quantize.ts) and run with MatMulNBits. Embeddings, the tied LM
+ * head, norms, biases, the Q-Former, codebook and patch selector stay float32: they are small,
+ * or not read through a linear layer (the embedding table is gathered), and activations stay
+ * float32 throughout. Training reads float weights only (isQuantizedCheckpoint).
+ */
+import {
+  type BlockQuantSpec,
+  blockQuantize,
+  blockQuantSpec,
+  type HostTensor,
+  isBlockQuantized,
+  QWEIGHT_SUFFIX,
+  SCALES_SUFFIX,
+} from '../engine/index.ts';
+import { mavenWeightShapes } from './checkpoint.ts';
+import type { MavenConfig } from './config.ts';
+import { TOKENIZER_VISION_SCOPE, VISION_SCOPE } from './model.ts';
+
+/** The safetensors metadata key that records how a checkpoint was quantized (JSON). */
+export const QUANTIZATION_METADATA_KEY = 'maven.quantization';
+
+export interface QuantizeOptions extends BlockQuantSpec {
+  /** Also quantize the vision towers' encoder layers (default: only the LLM and projector). */
+  vision?: boolean;
+}
+
+export interface QuantizedCheckpoint {
+  weights: Map<string, HostTensor>;
+  /** Weights now stored as `.qweight` + `.scales`. */
+  quantized: string[];
+  /** Weights that were selected but left float32, with the reason. */
+  skipped: { name: string; reason: string }[];
+  /** The value to store under QUANTIZATION_METADATA_KEY. */
+  metadata: string;
+}
+
+const LLM_LINEAR = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+const PROJECTOR = /^model\.mm_projector\.\d+\.weight$/;
+const VISION_LINEAR = /\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])\.weight$/;
+
+/** The weights `maven quantize` selects in a model of `config`. */
+export function quantizableWeights(config: MavenConfig, options: { vision?: boolean } = {}): string[] {
+  return [...mavenWeightShapes(config)]
+    .filter(([name, shape]) => {
+      if (shape.length !== 2) return false;
+      if (LLM_LINEAR.test(name) || PROJECTOR.test(name)) return true;
+      const inVision = name.startsWith(VISION_SCOPE) || name.startsWith(TOKENIZER_VISION_SCOPE);
+      return options.vision === true && inVision && VISION_LINEAR.test(name);
+    })
+    .map(([name]) => name);
+}
+
+/** Whether a checkpoint's weights hold any block-quantized tensor. */
+export function isQuantizedCheckpoint(weights: ReadonlyMap<string, unknown>): boolean {
+  for (const name of weights.keys())
+    if (name.endsWith(QWEIGHT_SUFFIX) || name.endsWith(SCALES_SUFFIX)) return true;
+  return false;
+}
+
+/** The float32 checkpoint `weights` with the selected linear weights block-quantized. */
+export function quantizeMaven(
+  config: MavenConfig,
+  weights: ReadonlyMap<string, HostTensor>,
+  options: QuantizeOptions,
+): QuantizedCheckpoint {
+  if (isQuantizedCheckpoint(weights)) {
+    throw new Error('this checkpoint is already quantized; quantize its float32 original instead');
+  }
+  const out = new Map(weights);
+  const quantized: string[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  for (const name of quantizableWeights(config, options)) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`quantize: the checkpoint has no "${name}"`);
+    const k = w.shape[1];
+    if (k % options.blockSize !== 0) {
+      skipped.push({
+        name,
+        reason: `input width ${k} is not a multiple of the block size ${options.blockSize}`,
+      });
+      continue;
+    }
+    const { qweight, scales } = blockQuantize(w, options, name);
+    out.delete(name);
+    out.set(name + QWEIGHT_SUFFIX, qweight);
+    out.set(name + SCALES_SUFFIX, scales);
+    quantized.push(name);
+  }
+  const metadata = JSON.stringify({
+    bits: options.bits,
+    block_size: options.blockSize,
+    symmetric: true,
+    kernel: 'com.microsoft.MatMulNBits',
+  });
+  return { weights: out, quantized, skipped, metadata };
+}
+
+/**
+ * Checks the tensors of a quantized checkpoint against its recorded metadata (QUANTIZATION_METADATA_KEY):
+ * every stored pair must have the bits and block size the file says, else the error names the tensor.
+ */
+export function checkQuantizationMetadata(
+  source: string,
+  config: MavenConfig,
+  found: ReadonlyMap<string, { readonly shape: readonly number[]; readonly dtype?: string }>,
+  metadata: string | undefined,
+): void {
+  const stored = [...mavenWeightShapes(config)].filter(([name]) => isBlockQuantized(found, name));
+  if (!stored.length) return;
+  if (metadata === undefined) {
+    throw new Error(
+      `${source}: holds block-quantized weights ("${stored[0][0]}${QWEIGHT_SUFFIX}") but no "${QUANTIZATION_METADATA_KEY}" metadata`,
+    );
+  }
+  let recorded: { bits?: unknown; block_size?: unknown };
+  try {
+    recorded = JSON.parse(metadata) as typeof recorded;
+  } catch {
+    throw new Error(`${source}: "${QUANTIZATION_METADATA_KEY}" metadata is not JSON: ${metadata}`);
+  }
+  for (const [name, shape] of stored) {
+    const spec = blockQuantSpec(
+      name,
+      shape,
+      found.get(name + QWEIGHT_SUFFIX) ?? missing(name),
+      found.get(name + SCALES_SUFFIX),
+    );
+    if (spec.blockSize !== recorded.block_size) {
+      throw new Error(
+        `${source}: "${name}${QWEIGHT_SUFFIX}" has blocks of ${spec.blockSize} but the file's metadata says block_size ${String(recorded.block_size)} (block size mismatch)`,
+      );
+    }
+    if (spec.bits !== recorded.bits) {
+      throw new Error(
+        `${source}: "${name}${QWEIGHT_SUFFIX}" holds ${spec.bits}-bit codes but the file's metadata says bits ${String(recorded.bits)}`,
+      );
+    }
+  }
+}
+
+function missing(name: string): never {
+  throw new Error(`"${name}${QWEIGHT_SUFFIX}" is missing ("${name}${SCALES_SUFFIX}" is there)`);
+}

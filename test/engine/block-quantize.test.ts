@@ -1,0 +1,257 @@
+/**
+ * Block quantization (src/engine/block-quantize.ts) and linear layers over quantized weights
+ * (QuantizedWeight → MatMulNBits): error bounds of the round trip, the kernel against the same
+ * dequantized weight in float, the dequantizing graph, and errors that name the tensor.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { grad } from '../../src/engine/autodiff.ts';
+import {
+  type BlockQuantSpec,
+  blockDequantize,
+  blockQuantize,
+  blockQuantSpec,
+  storedWeightProblem,
+} from '../../src/engine/block-quantize.ts';
+import { Graph } from '../../src/engine/graph.ts';
+import { HostTensor } from '../../src/engine/host-tensor.ts';
+import { serialize } from '../../src/engine/onnx.ts';
+import * as ops from '../../src/engine/ops/index.ts';
+import { compile } from '../../src/engine/session.ts';
+
+function randomWeight(n: number, k: number, seed: number, scale = 0.05): HostTensor<'float32'> {
+  let s = seed >>> 0;
+  const data = Float32Array.from({ length: n * k }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const u = s / 2 ** 32;
+    // Heavy-ish tails, as trained weights have: a few entries per block set its scale.
+    return (u - 0.5) * scale * (u > 0.98 || u < 0.02 ? 6 : 1);
+  });
+  return new HostTensor('float32', [n, k], data);
+}
+
+const SPECS: BlockQuantSpec[] = [
+  { bits: 8, blockSize: 32 },
+  { bits: 8, blockSize: 128 },
+  { bits: 4, blockSize: 32 },
+  { bits: 4, blockSize: 64 },
+  { bits: 4, blockSize: 128 },
+];
+
+describe('blockQuantize', () => {
+  for (const spec of SPECS) {
+    it(`round trip at ${spec.bits} bits, blocks of ${spec.blockSize}: every weight within scale / 2`, () => {
+      const w = randomWeight(24, 256, 7 + spec.blockSize + spec.bits);
+      const q = blockQuantize(w, spec);
+      const blocks = 256 / spec.blockSize;
+      assert.deepEqual(q.qweight.shape, [24, blocks, (spec.blockSize * spec.bits) / 8]);
+      assert.deepEqual(q.scales.shape, [24, blocks]);
+      const back = blockDequantize(q, spec);
+      let worst = 0;
+      let err2 = 0;
+      let norm2 = 0;
+      for (let i = 0; i < w.size; i++) {
+        const row = Math.floor(i / 256);
+        const block = Math.floor((i % 256) / spec.blockSize);
+        const scale = q.scales.data[row * blocks + block];
+        const e = Math.abs(w.data[i] - back.data[i]);
+        worst = Math.max(worst, e / scale);
+        err2 += e * e;
+        norm2 += w.data[i] ** 2;
+      }
+      // Rounding to the nearest code, in float32: half a step plus float rounding of the scale.
+      assert.ok(worst <= 0.5 + 1e-5, `worst error ${worst} steps`);
+      // Relative error of the whole matrix: uniform rounding noise is step / √12 per weight, so it
+      // scales as 2^-bits; these bounds are about 2× what these weights give.
+      const rel = Math.sqrt(err2 / norm2);
+      assert.ok(rel < (spec.bits === 8 ? 0.02 : 0.3), `relative error ${rel}`);
+    });
+  }
+
+  it('an all-zero block gets scale 0 and reads back as zeros', () => {
+    const w = new HostTensor('float32', [2, 32], new Float32Array(64));
+    const q = blockQuantize(w, { bits: 4, blockSize: 32 });
+    assert.deepEqual([...q.scales.data], [0, 0]);
+    assert.ok(blockDequantize(q, { bits: 4, blockSize: 32 }).data.every((v) => v === 0));
+  });
+
+  it('refuses widths, bits and block sizes MatMulNBits cannot run', () => {
+    const w = randomWeight(2, 48, 1);
+    assert.throws(
+      () => blockQuantize(w, { bits: 4, blockSize: 32 }, 'fc'),
+      /fc: block size 32 does not divide the input width 48/,
+    );
+    assert.throws(
+      () => blockQuantize(w, { bits: 3 as 4, blockSize: 16 }, 'fc'),
+      /fc: 3-bit codes are not supported/,
+    );
+    assert.throws(
+      () => blockQuantize(w, { bits: 4, blockSize: 24 }, 'fc'),
+      /block size 24 must be a power of two/,
+    );
+  });
+});
+
+describe('blockQuantSpec', () => {
+  it('reads bits and block size from the shapes', () => {
+    assert.deepEqual(blockQuantSpec('w', [8, 128], { shape: [8, 4, 16] }, { shape: [8, 4] }), {
+      bits: 4,
+      blockSize: 32,
+    });
+    assert.deepEqual(blockQuantSpec('w', [8, 128], { shape: [8, 2, 64] }, { shape: [8, 2] }), {
+      bits: 8,
+      blockSize: 64,
+    });
+  });
+
+  it('names the tensor: missing scales, mismatched blocks, bits the runtime cannot run', () => {
+    assert.throws(
+      () => blockQuantSpec('l.w', [8, 128], { shape: [8, 4, 16] }, undefined),
+      /"l\.w\.scales" is missing/,
+    );
+    assert.throws(
+      () => blockQuantSpec('l.w', [8, 128], { shape: [8, 4, 16] }, { shape: [8, 2] }),
+      /"l\.w\.scales" is \[8, 2\] but "l\.w\.qweight" \[8, 4, 16\] has 4 block\(s\) per row: block sizes mismatch/,
+    );
+    assert.throws(
+      () => blockQuantSpec('l.w', [8, 128], { shape: [8, 4, 8] }, { shape: [8, 4] }),
+      /"l\.w\.qweight": 8 bytes per block of 32 weights is 2-bit, which this runtime cannot run/,
+    );
+    assert.throws(
+      () => blockQuantSpec('l.w', [8, 128], { shape: [8, 3, 16] }, { shape: [8, 3] }),
+      /"l\.w\.qweight": 3 blocks do not divide the input width 128/,
+    );
+    assert.equal(
+      storedWeightProblem(new Map([['l.w.scales', { shape: [8, 4] }]]), 'l.w', [8, 128]),
+      '"l.w.qweight" is missing ("l.w.scales" is there)',
+    );
+  });
+});
+
+/** y = linear(x, W, b) traced over a graph that stores W quantized, and over the float dequantized W. */
+async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean, matMulNBitsBits?: number[]) {
+  const [n, k] = [48, 128];
+  const w = randomWeight(n, k, 3);
+  const bias = HostTensor.from(
+    [n],
+    Array.from({ length: n }, (_, i) => i / 100),
+  );
+  const q = blockQuantize(w, spec);
+  const stored = new Map<string, HostTensor>([
+    ['fc.weight.qweight', q.qweight],
+    ['fc.weight.scales', q.scales],
+    ['fc.bias', bias],
+  ]);
+  const x = HostTensor.from(
+    [2, 3, k],
+    Array.from({ length: 6 * k }, (_, i) => Math.sin(i)),
+  );
+
+  const gq = new Graph('float32', { weights: stored, matMulNBitsBits });
+  const wq = gq.param('fc.weight', [n, k]);
+  const yq = ops.linear(gq.input('x', 'float32', [2, 3, k]), wq, gq.param('fc.bias', [n]));
+  const names = [...gq.params.keys()];
+  const model = serialize(
+    gq,
+    { y: yq },
+    resident ? {} : { embed: new Map(names.map((nm) => [nm, stored.get(nm)!])) },
+  );
+  const pq = await compile(
+    gq,
+    { y: yq },
+    resident ? {} : { embed: new Map(names.map((nm) => [nm, stored.get(nm)!])) },
+  );
+  if (resident) for (const nm of names) pq.bind(nm, stored.get(nm)!);
+
+  const gf = new Graph();
+  const yf = ops.linear(gf.input('x', 'float32', [2, 3, k]), gf.param('w', [n, k]), gf.param('b', [n]));
+  const pf = await compile(gf, { y: yf });
+  pf.bind('w', blockDequantize(q, spec));
+  pf.bind('b', bias);
+  const a = (await pq.run({ x })).y.data as Float32Array;
+  const b = (await pf.run({ x })).y.data as Float32Array;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  return { diff, model };
+}
+
+describe('linear over a block-quantized weight', () => {
+  for (const spec of SPECS) {
+    it(`runs MatMulNBits at ${spec.bits} bits, blocks of ${spec.blockSize}, as the float product of the dequantized weight`, async () => {
+      const { diff, model } = await quantizedAgainstFloat(spec, false, [4, 8]);
+      // Only summation order differs (measured ≤ 4e-6 here; outputs are of order 1).
+      assert.ok(diff < 1e-4, `max difference ${diff}`);
+      const text = new TextDecoder('latin1').decode(model.bytes);
+      assert.ok(text.includes('MatMulNBits') && text.includes('com.microsoft'));
+      // The dequantizing nodes are pruned: linear alone reads the weight.
+      assert.ok(!text.includes('BitShift') && !text.includes('Cast'), 'the float weight is not rebuilt');
+    });
+  }
+
+  it('by default runs 8-bit weights as a float MatMul over the dequantized codes, 4-bit ones with MatMulNBits', async () => {
+    const eight = await quantizedAgainstFloat({ bits: 8, blockSize: 32 }, false);
+    assert.ok(eight.diff < 1e-4, `max difference ${eight.diff}`);
+    assert.ok(!new TextDecoder('latin1').decode(eight.model.bytes).includes('MatMulNBits'));
+    const four = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, false);
+    assert.ok(new TextDecoder('latin1').decode(four.model.bytes).includes('MatMulNBits'));
+  });
+
+  it('also runs with the codes fed as inputs (resident weights)', async () => {
+    const { diff } = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, true);
+    assert.ok(diff < 1e-4, `max difference ${diff}`);
+  });
+
+  it('other ops read the dequantized value', async () => {
+    for (const spec of [
+      { bits: 4, blockSize: 32 },
+      { bits: 8, blockSize: 64 },
+    ] as BlockQuantSpec[]) {
+      const w = randomWeight(8, 128, 5);
+      const q = blockQuantize(w, spec);
+      const g = new Graph('float32', {
+        weights: new Map<string, HostTensor>([
+          ['w.qweight', q.qweight],
+          ['w.scales', q.scales],
+        ]),
+      });
+      const value = ops.add(g.param('w', [8, 128]), 0);
+      const p = await compile(g, { value });
+      p.bind('w.qweight', q.qweight);
+      p.bind('w.scales', q.scales);
+      const got = (await p.run({})).value.data;
+      assert.deepEqual([...got], [...blockDequantize(q, spec).data]);
+    }
+  });
+
+  for (const spec of [
+    { bits: 4, blockSize: 32 },
+    { bits: 8, blockSize: 32 },
+  ] as BlockQuantSpec[]) {
+    it(`gives x a gradient through the dequantized weight, and the codes none (${spec.bits} bits)`, async () => {
+      const q = blockQuantize(randomWeight(8, 32, 2), spec);
+      const g = new Graph('float32', {
+        weights: new Map<string, HostTensor>([
+          ['w.qweight', q.qweight],
+          ['w.scales', q.scales],
+        ]),
+      });
+      const x = g.input('x', 'float32', [4, 32]);
+      const loss = ops.sum(ops.linear(x, g.param('w', [8, 32])));
+      assert.equal(g.params.get('w.qweight')?.trainable, false);
+      const [gx] = grad(loss, [x]);
+      const p = await compile(g, { gx });
+      p.bind('w.qweight', q.qweight);
+      p.bind('w.scales', q.scales);
+      const got = (await p.run({ x: HostTensor.zeros('float32', [4, 32]) })).gx.data as Float32Array;
+      const w = blockDequantize(q, spec).data;
+      // d/dx Σ x Wᵀ = column sums of W, for every row of x.
+      for (let r = 0; r < 4; r++) {
+        for (let c = 0; c < 32; c++) {
+          let col = 0;
+          for (let o = 0; o < 8; o++) col += w[o * 32 + c];
+          assert.ok(Math.abs(got[r * 32 + c] - col) < 1e-5);
+        }
+      }
+    });
+  }
+});
