@@ -94,7 +94,8 @@ export function quantizeMaven(
     bits: options.bits,
     block_size: options.blockSize,
     symmetric: true,
-    kernel: 'com.microsoft.MatMulNBits',
+    // The codes' layout, not the kernel: 8-bit weights run as a float MatMul (docs/quantization.md).
+    layout: 'com.microsoft.MatMulNBits',
   });
   return { weights: out, quantized, skipped, metadata };
 }
