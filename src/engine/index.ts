@@ -42,7 +42,15 @@ export {
   parseSafetensorsHeader,
   serializeSafetensors,
 } from './safetensors.ts';
-export { compile, defaultProvider, type ExecutionProvider, Program, type RuntimeOptions } from './session.ts';
+export {
+  compile,
+  defaultProvider,
+  type ExecutionProvider,
+  type OnnxRuntimeModule,
+  Program,
+  provideOnnxRuntime,
+  type RuntimeOptions,
+} from './session.ts';
 export { type Dim, formatShape, type Shape } from './shape.ts';
 export { Tensor, type TensorLike } from './tensor.ts';
 export {

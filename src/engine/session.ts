@@ -8,6 +8,8 @@
  *
  * Execution providers: `cpu` (default) and `cuda` run on onnxruntime-node; `webgpu` and `wasm`
  * on onnxruntime-web (installed separately). Pick one with `MAVEN_EP` or `RuntimeOptions.ep`.
+ * The runtime package is imported by name on first use; a bundled page, where a bare import by a
+ * computed name cannot resolve, hands its own copy over with `provideOnnxRuntime` first.
  */
 import type { InferenceSession, Tensor as OrtTensor } from 'onnxruntime-common';
 import type { DType } from './dtype.ts';
@@ -25,7 +27,8 @@ export interface RuntimeOptions {
   threads?: number;
 }
 
-interface OrtModule {
+/** The part of an onnxruntime package (onnxruntime-node, onnxruntime-web) the engine uses. */
+export interface OnnxRuntimeModule {
   /**
    * Whether outputs fetched into caller tensors land in those buffers. onnxruntime-node writes
    * them in place; onnxruntime-web (1.30, wasm) hands the tensor back unwritten, so there the
@@ -53,15 +56,28 @@ export function defaultProvider(): ExecutionProvider {
   return ep as ExecutionProvider;
 }
 
-const runtimes = new Map<string, Promise<OrtModule>>();
+const runtimes = new Map<string, Promise<OnnxRuntimeModule>>();
 
-async function runtimeFor(ep: ExecutionProvider): Promise<OrtModule> {
-  const pkg = ep === 'cpu' || ep === 'cuda' ? 'onnxruntime-node' : 'onnxruntime-web';
+const packageFor = (ep: ExecutionProvider) =>
+  ep === 'cpu' || ep === 'cuda' ? 'onnxruntime-node' : 'onnxruntime-web';
+
+/**
+ * Use `ort` for the execution providers of its package (`webgpu` and `wasm`: onnxruntime-web)
+ * instead of importing the package by name. A browser bundle needs this: it imports
+ * onnxruntime-web statically (so the bundler includes it, configured for where its .wasm files
+ * are served) and provides it before the first session. Sessions created before stay as they are.
+ */
+export function provideOnnxRuntime(ep: ExecutionProvider, ort: OnnxRuntimeModule): void {
+  runtimes.set(packageFor(ep), Promise.resolve(ort));
+}
+
+async function runtimeFor(ep: ExecutionProvider): Promise<OnnxRuntimeModule> {
+  const pkg = packageFor(ep);
   let rt = runtimes.get(pkg);
   if (!rt) {
     rt = import(pkg).then(
-      (m: { default?: OrtModule } & Partial<OrtModule>) =>
-        m.InferenceSession ? (m as OrtModule) : (m.default as OrtModule),
+      (m: { default?: OnnxRuntimeModule } & Partial<OnnxRuntimeModule>) =>
+        m.InferenceSession ? (m as OnnxRuntimeModule) : (m.default as OnnxRuntimeModule),
       (e: unknown) => {
         throw new Error(
           `execution provider '${ep}' needs the package ${pkg}, which could not be loaded (${String(e)})`,
@@ -73,9 +89,24 @@ async function runtimeFor(ep: ExecutionProvider): Promise<OrtModule> {
   return rt;
 }
 
-async function sha256(bytes: Uint8Array): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+/**
+ * A key for the session cache. SHA-256 where Web Crypto has it; a page served over plain http
+ * from another host than localhost is not a secure context and has no `crypto.subtle`, so there
+ * two independent 32-bit FNV-1a hashes and the length stand in (a cache key, not a security check).
+ */
+async function modelKey(bytes: Uint8Array): Promise<string> {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle) {
+    const digest = await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < bytes.length; i++) {
+    a = Math.imul(a ^ bytes[i], 0x01000193) >>> 0;
+    b = Math.imul(b ^ bytes[bytes.length - 1 - i], 0x811c9dc5) >>> 0;
+  }
+  return `fnv:${bytes.length}:${a.toString(16)}:${b.toString(16)}`;
 }
 
 const sessions = new Map<string, Promise<InferenceSession>>();
@@ -102,11 +133,11 @@ function defaultThreads(): number {
 async function sessionFor(
   bytes: Uint8Array,
   options: RuntimeOptions,
-): Promise<{ session: InferenceSession; ort: OrtModule }> {
+): Promise<{ session: InferenceSession; ort: OnnxRuntimeModule }> {
   const ep = options.ep ?? defaultProvider();
   const ort = await runtimeFor(ep);
   const threads = options.threads ?? defaultThreads();
-  const key = `${ep}:${threads}:${await sha256(bytes)}`;
+  const key = `${ep}:${threads}:${await modelKey(bytes)}`;
   let s = sessions.get(key);
   if (!s) {
     const sessionOptions: InferenceSession.SessionOptions = {
@@ -145,7 +176,7 @@ export class Program {
 
   private constructor(
     private readonly session: InferenceSession,
-    private readonly ort: OrtModule,
+    private readonly ort: OnnxRuntimeModule,
     readonly inputs: readonly ValueSpec[],
     readonly outputs: readonly ValueSpec[],
     readonly label: string,

@@ -5,7 +5,8 @@
  *   POST /v1/chat/completions   chat with images (JSON or SSE streaming); see chat-request.ts
  *   GET  /v1/models             the one model served
  *   GET  /health                liveness, queue and cache counters (never queued, no API key)
- *   GET  /                      the web page
+ *   GET  /                      the web page (a client of this API)
+ *   GET  /local/                the in-browser page: the model runs in the browser (local-page.ts)
  *
  * Every error is JSON in OpenAI's shape, `{error: {message, type, param, code}}`, with a 4xx
  * status for anything the client can fix. Bodies are capped (413), requests wait their turn in
@@ -25,6 +26,7 @@ import { type ChatRequest, parseChatRequest } from './chat-request.ts';
 import { ChatService, type ChatServiceOptions, type PreparedChat } from './chat-service.ts';
 import { Deadline, holdUntilSettled } from './deadline.ts';
 import { ApiError } from './errors.ts';
+import { mountLocalPage } from './local-page.ts';
 import { servePage } from './page.ts';
 import { type Release, RequestQueue } from './queue.ts';
 
@@ -41,6 +43,11 @@ export interface ServerOptions extends ChatServiceOptions {
   maxBodyBytes?: number;
   /** One line per request (method, status, time, images, tokens); default silent. */
   log?: (line: string) => void;
+  /**
+   * The model directory the in-browser page at /local/ loads (the served model's own directory);
+   * without it there is no /local/.
+   */
+  localPageModelDir?: string;
 }
 
 export interface ServerHandle {
@@ -179,6 +186,13 @@ export function createApp(service: ChatService, queue: RequestQueue, options: Se
 
   app.get('/', (c) => c.html(servePage({ model: service.modelName, apiKeyRequired: key !== null })));
   app.get('/favicon.ico', (c) => c.body(null, 204)); // browsers ask; nothing to show
+  if (options.localPageModelDir) {
+    mountLocalPage(app, {
+      prefix: '/local',
+      modelDir: options.localPageModelDir,
+      modelName: service.modelName,
+    });
+  }
 
   app.use('/v1/*', async (c, next) => {
     if (!key) return next();

@@ -12,7 +12,8 @@ const MiB = 2 ** 20;
 const usage = `usage: maven serve [--model DIR] [--host 127.0.0.1] [--port 8080] [options]
 
 Serves the model over HTTP: POST /v1/chat/completions (OpenAI format, any number of images per
-request as image_url parts, SSE streaming), GET /v1/models, GET /health, and a web page at /.
+request as image_url parts, SSE streaming), GET /v1/models, GET /health, a web page at /, and at
+/local/ a page that downloads the model and runs it in the browser (nothing computed here).
 
 options:
   --model DIR              model directory (default: the embedded models/maven-tiny)
@@ -112,7 +113,7 @@ export const serveCommand: Command = {
     };
     const dir = values.model ?? DEFAULT_MODEL_DIR;
     const model = await loadMaven(dir);
-    const handle = await startServer(model, options);
+    const handle = await startServer(model, { ...options, localPageModelDir: dir });
     if (!values['no-warmup']) {
       // One small request through the public path compiles every program before real traffic.
       const t0 = performance.now();
@@ -136,6 +137,7 @@ export const serveCommand: Command = {
     }
     console.log(`maven serve: ${model.config.name} from ${dir}`);
     console.log(`  web page:  ${handle.url}/`);
+    console.log(`  in-browser page (the model runs in your browser): ${handle.url}/local/`);
     console.log(
       `  API:       ${handle.url}/v1/chat/completions (OpenAI format)${options.apiKey ? ', API key required' : ''}`,
     );
