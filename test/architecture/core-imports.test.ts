@@ -2,10 +2,12 @@
  * The core — src/engine, src/models, src/maven — must run in a browser, so it imports no Node
  * module (`node:*` or a bare built-in like 'fs', statically or with `await import()`), no
  * Node-only package (sharp, onnxruntime-node, @hono/node-server), and nothing from the layers
- * built on it (src/node, the Node adapter, and data, train, eval, serve, cli, export). Inside the
- * core, imports point left only: engine ← models ← maven. This test reads every .ts file of the
- * core and lists each offending import with its file and line; the matcher is checked first
- * against sample sources, so that a matcher that finds nothing cannot pass the scan vacuously.
+ * built on it (src/node, the Node adapter, src/browser, the browser's, and data, train, eval,
+ * serve, cli, export). Inside the core, imports point left only: engine ← models ← maven. The
+ * browser adapter (src/browser, bundled into the in-browser page) obeys the same rules and
+ * imports only the core and itself. This test reads every .ts file of both and lists each
+ * offending import with its file and line; the matcher is checked first against sample sources,
+ * so that a matcher that finds nothing cannot pass the scan vacuously.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -19,7 +21,7 @@ const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 /** The core's layers, left to right: each may import only itself and the ones before it. */
 const CORE_LAYERS = ['engine', 'models', 'maven'] as const;
 /** Layers built on the core; the core must never import them. */
-const OUTER_LAYERS = ['node', 'data', 'train', 'eval', 'serve', 'cli', 'export'];
+const OUTER_LAYERS = ['node', 'browser', 'data', 'train', 'eval', 'serve', 'cli', 'export'];
 const NODE_ONLY_PACKAGES = ['sharp', 'onnxruntime-node', '@hono/node-server'];
 
 /**
@@ -117,6 +119,40 @@ function importFindings(file: string, source: string): Finding[] {
   return findings;
 }
 
+/** What is wrong with the imports of one src/browser file (`file` under src/, e.g. 'browser/page.ts'). */
+function browserFindings(file: string, source: string): Finding[] {
+  const findings: Finding[] = [];
+  const report = (line: number, reason: string) => findings.push({ file, line, reason });
+  for (const { specifier, line, how } of moduleReferences(source)) {
+    const what = `${how} '${specifier}'`;
+    if (isNodeBuiltin(specifier)) report(line, `${what}: a Node built-in module`);
+    else if (isNodeOnlyPackage(specifier)) report(line, `${what}: a Node-only package`);
+    else if (specifier.startsWith('.')) {
+      const target = posix.normalize(posix.join(posix.dirname(file), specifier));
+      const targetLayer = target.split('/')[0];
+      if (target.startsWith('../')) report(line, `${what}: outside src/`);
+      else if (targetLayer !== 'browser' && !(CORE_LAYERS as readonly string[]).includes(targetLayer)) {
+        report(
+          line,
+          `${what}: the browser adapter may import only the core and itself, not src/${targetLayer}`,
+        );
+      }
+    }
+  }
+  const code = withoutComments(source);
+  for (const m of code.matchAll(/\bgetBuiltinModule\b/g)) {
+    report(lineAt(code, m.index), 'process.getBuiltinModule: loads a Node module at run time');
+  }
+  return findings;
+}
+
+function tsFilesUnder(layer: string): string[] {
+  return readdirSync(join(SRC, layer), { recursive: true, encoding: 'utf8' })
+    .filter((name) => name.endsWith('.ts'))
+    .map((name) => posix.join(layer, name.split(/[\\/]/).join('/')))
+    .sort();
+}
+
 function coreFiles(): string[] {
   return CORE_LAYERS.flatMap((layer) =>
     readdirSync(join(SRC, layer), { recursive: true, encoding: 'utf8' })
@@ -151,6 +187,14 @@ describe('the matcher', () => {
     assert.deepEqual(
       importFindings('models/sample.ts', bad).map((f) => f.line),
       [1, 2, 3, 7, 8, 9, 11, 12, 13, 16, 17],
+    );
+    assert.deepEqual(
+      importFindings('maven/sample.ts', "import { fetchMaven } from '../browser/fetch-model.ts';").map(
+        format,
+      ),
+      [
+        "src/maven/sample.ts:1: import '../browser/fetch-model.ts': src/browser is built on the core, not part of it",
+      ],
     );
     const layering =
       "import { MavenModel } from '../maven/model.ts';\nimport { Llama } from '../models/llama.ts';";
@@ -205,5 +249,35 @@ describe('the core (src/engine, src/models, src/maven) imports no Node module an
         `src/${a.file}: the exception for ${a.reason} matches nothing any more; remove it`,
       );
     }
+  });
+});
+
+describe('the browser adapter (src/browser) imports no Node module and only the core', () => {
+  it('the matcher finds Node modules and outer layers, and passes the core and itself', () => {
+    const sample = [
+      "import { readFile } from 'node:fs/promises';",
+      "import sharp from 'sharp';",
+      "import { decodeImage } from '../node/decode-image.ts';",
+      "import { startServer } from '../serve/server.ts';",
+      "import type * as OrtWeb from 'onnxruntime-web';",
+      "import { MavenModel } from '../maven/model.ts';",
+      "import { HostTensor } from '../engine/index.ts';",
+      "import { decodeImageBlob } from './decode-image.ts';",
+      "const ort = await import('onnxruntime-web/wasm');",
+      "const os = await import('os');",
+    ].join('\n');
+    assert.deepEqual(
+      browserFindings('browser/sample.ts', sample).map((f) => f.line),
+      [1, 2, 3, 4, 10],
+    );
+  });
+
+  it('has no offending import in any of its files', () => {
+    const files = tsFilesUnder('browser');
+    for (const expected of ['browser/page.ts', 'browser/fetch-model.ts', 'browser/decode-image.ts']) {
+      assert.ok(files.includes(expected), `${expected} is scanned`);
+    }
+    const findings = files.flatMap((file) => browserFindings(file, readFileSync(join(SRC, file), 'utf8')));
+    assert.deepEqual(findings.map(format), []);
   });
 });

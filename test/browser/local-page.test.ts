@@ -1,0 +1,249 @@
+/**
+ * The in-browser page (src/browser, served by `maven serve` at /local/ and built as static files
+ * by scripts/build-page.ts) in headless Chromium, on the embedded maven-tiny:
+ *
+ * - loaded, then cut off from the network: it answers a two-image question with Node's answer,
+ *   Node's candidate log-likelihoods (within 1e-3), discrete ids, kept patches and visual-token
+ *   count, and no request it ever made carried a body (so none carried an image);
+ * - a reload reads the model from the Cache API, not the network;
+ * - a file the browser cannot decode is named in the page, and the page goes on answering;
+ * - the static build, hosted without cross-origin isolation headers, runs on one thread.
+ *
+ * Skipped when Chromium is not installed (.ci/run installs it; MAVEN_REQUIRE_BROWSER=1 fails instead).
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { CandidateScore } from '../../src/maven/generation.ts';
+import type { MavenModel } from '../../src/maven/model.ts';
+import { loadMaven } from '../../src/node/model-directory.ts';
+import { preprocessImages } from '../../src/node/preprocess-images.ts';
+import { writeLocalPage } from '../../src/serve/local-page.ts';
+import { type ServerHandle, startServer } from '../../src/serve/server.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const missing = `headless Chromium is not installed at ${CHROMIUM} (apt-get install chromium, as .ci/run does)`;
+if (!existsSync(CHROMIUM) && process.env.MAVEN_REQUIRE_BROWSER === '1')
+  throw new Error(`${missing}, and MAVEN_REQUIRE_BROWSER=1 requires it`);
+const skip = existsSync(CHROMIUM) ? false : `${missing}; browser test skipped`;
+
+const MODEL_DIR = fileURLToPath(new URL('../../models/maven-tiny', import.meta.url));
+const SAMPLES = fileURLToPath(new URL('../../assets/samples/', import.meta.url));
+const FILES = [join(SAMPLES, 'fashion-test-0.png'), join(SAMPLES, 'fashion-test-2.png')];
+const QUESTION = "Which image shows a pair of trousers? Answer with the image's number (1–2).";
+/** What the page asks for this question: each image numbered on its own line (maven-tiny's layout). */
+const PROMPT = `Image 1: <image>\nImage 2: <image>\n${QUESTION}`;
+const CANDIDATES = ['1', '2'];
+
+interface NodeReference {
+  text: string;
+  scores: CandidateScore[];
+  ids: string[];
+  kept: number[];
+  visualTokens: number;
+}
+
+async function nodeReference(model: MavenModel): Promise<NodeReference> {
+  const images = await preprocessImages(model, FILES);
+  const { text, prepared } = await model.generate(PROMPT, images, { maxNewTokens: 32 });
+  return {
+    text,
+    scores: await model.scorePrepared(prepared, CANDIDATES),
+    ids: prepared.images.map((im) => im.discreteIds.join(' ')),
+    kept: prepared.images.map((im) => im.keptPatches.length),
+    visualTokens: prepared.sequence.images.reduce((n, s) => n + s.end - s.start, 0),
+  };
+}
+
+const launchArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'];
+
+/** Every request a page makes, with whether it had a body. */
+function recordRequests(page: Page): { method: string; url: string; body: boolean }[] {
+  const seen: { method: string; url: string; body: boolean }[] = [];
+  page.on('request', (r) =>
+    seen.push({ method: r.method(), url: r.url(), body: r.postDataBuffer() !== null }),
+  );
+  return seen;
+}
+
+function recordProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(m.text());
+  });
+  return problems;
+}
+
+async function waitReady(page: Page): Promise<string> {
+  await page.locator('#load.ready, #load.error').waitFor({ timeout: 90_000 });
+  const line = (await page.locator('#load').textContent()) ?? '';
+  assert.equal(await page.locator('#load').getAttribute('class'), 'ready', line);
+  return line;
+}
+
+async function askTwoImages(page: Page) {
+  await page.setInputFiles('#files', FILES);
+  await page.locator('#thumbs canvas').nth(1).waitFor();
+  await page.fill('#candidates', CANDIDATES.join(', '));
+  await page.fill('#prompt', QUESTION);
+  await page.click('#send');
+  const turn = page.locator('.turn').first();
+  await turn.locator('.answer:not(.streaming), .error').first().waitFor({ timeout: 60_000 });
+  assert.deepEqual(await turn.locator('.error').allTextContents(), [], 'no error in the answer');
+  return turn;
+}
+
+describe('the in-browser page in headless Chromium', { timeout: 240_000 }, () => {
+  let server: ServerHandle;
+  let browser: Browser;
+  let reference: NodeReference;
+
+  before(async () => {
+    if (skip) return;
+    const model = await loadMaven(MODEL_DIR);
+    reference = await nodeReference(model);
+    server = await startServer(model, { port: 0, localPageModelDir: MODEL_DIR });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: launchArgs });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  let context: BrowserContext;
+  it('answers two images offline as Node does, and no request carries an image', { skip }, async (t) => {
+    context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await context.newPage();
+    const requests = recordRequests(page);
+    const problems = recordProblems(page);
+    await page.goto(`${server.url}/local/`);
+    const loaded = await waitReady(page);
+    assert.match(loaded, /on wasm, wasm SIMD, \d+ threads?/);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'maven serve makes /local/ isolated');
+
+    // The network is cut: any request from now on fails, and is recorded.
+    const afterCut: string[] = [];
+    await context.route('**/*', (route) => {
+      afterCut.push(route.request().url());
+      return route.abort('internetdisconnected');
+    });
+    await context.setOffline(true);
+
+    const turn = await askTwoImages(page);
+    assert.equal(await turn.locator('.answer').textContent(), reference.text || '(empty answer)');
+    const shown = await turn
+      .locator('li.score')
+      .evaluateAll((items) => items.map((li) => Number((li as HTMLElement).dataset.logLikelihood)));
+    assert.equal(shown.length, CANDIDATES.length);
+    const gaps = shown.map((score, i) => Math.abs(score - reference.scores[i].logLikelihood));
+    t.diagnostic(
+      `answer ${JSON.stringify(reference.text)}; largest page − Node score gap ${Math.max(...gaps).toExponential(2)}`,
+    );
+    shown.forEach((score, i) => {
+      const node = reference.scores[i].logLikelihood;
+      assert.ok(Math.abs(score - node) < 1e-3, `candidate "${CANDIDATES[i]}": page ${score}, Node ${node}`);
+    });
+    assert.deepEqual(await turn.locator('code.ids').allTextContents(), reference.ids);
+    const captions = await turn.locator('figcaption').allTextContents();
+    for (const [i, kept] of reference.kept.entries()) {
+      assert.match(captions[i], new RegExp(`^image ${i + 1}: ${kept}/144 patches kept`));
+    }
+    assert.equal(
+      await turn.locator('.usage').getAttribute('data-visual-tokens'),
+      String(reference.visualTokens),
+    );
+    assert.equal(await turn.locator('canvas.overlay').count(), 2);
+
+    assert.deepEqual(afterCut, [], 'nothing was fetched after loading');
+    const withBody = requests.filter((r) => r.body || r.method !== 'GET');
+    assert.deepEqual(withBody, [], 'every request was a GET without a body');
+    const elsewhere = requests.filter((r) => !r.url.startsWith(`${server.url}/local/`));
+    assert.deepEqual(elsewhere, [], 'every request stayed under /local/');
+    assert.ok(requests.some((r) => r.url.endsWith('/models/maven-tiny/model.safetensors')));
+    assert.deepEqual(problems, []);
+  });
+
+  it('reads the model from the browser cache on the next visit', { skip }, async () => {
+    const page = await context.newPage();
+    await context.unroute('**/*');
+    await context.setOffline(false);
+    const modelRequests: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/models/')) modelRequests.push(r.url());
+    });
+    await page.goto(`${server.url}/local/`);
+    assert.match(await waitReady(page), /from the browser cache/);
+    assert.deepEqual(modelRequests, [], 'no model file was requested');
+    await context.close();
+  });
+
+  it('names an image it cannot decode and goes on answering', { skip }, async () => {
+    const page = await browser.newPage();
+    const problems = recordProblems(page);
+    await page.goto(`${server.url}/local/`);
+    await waitReady(page);
+    await page.setInputFiles('#files', [
+      { name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('these bytes are not a PNG') },
+      { name: 'empty.jpg', mimeType: 'image/jpeg', buffer: Buffer.alloc(0) },
+    ]);
+    const errors = page.locator('#image-errors .error');
+    await errors.nth(1).waitFor();
+    const messages = await errors.allTextContents();
+    assert.match(messages[0], /^broken\.png: not a readable image/);
+    assert.match(messages[1], /^empty\.jpg: empty \(0 bytes\), not an image/);
+    assert.equal(await page.locator('#thumbs canvas').count(), 0, 'nothing broken was attached');
+    const turn = await askTwoImages(page);
+    assert.equal(await turn.locator('.answer').textContent(), reference.text || '(empty answer)');
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  it('runs from the static build on a plain file server (no isolation headers: one thread)', {
+    skip,
+  }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'maven-page-'));
+    let files: Server | undefined;
+    try {
+      await writeLocalPage(out, MODEL_DIR);
+      files = createServer(async (req, res) => {
+        const path = normalize(join(out, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
+        const file = path.endsWith('/') ? join(path, 'index.html') : path;
+        try {
+          if (!file.startsWith(out)) throw new Error('outside');
+          const body = await readFile(file);
+          const type = {
+            '.html': 'text/html',
+            '.js': 'text/javascript',
+            '.mjs': 'text/javascript',
+            '.wasm': 'application/wasm',
+          }[extname(file)];
+          res.writeHead(200, type ? { 'content-type': type } : {}).end(body);
+        } catch {
+          res.writeHead(404).end();
+        }
+      });
+      await new Promise<void>((done) => files!.listen(0, '127.0.0.1', done));
+      const port = (files.address() as AddressInfo).port;
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${port}/`);
+      assert.match(
+        await waitReady(page),
+        /on wasm, wasm SIMD, 1 thread \(one thread: the page is not cross-origin isolated\)/,
+      );
+      const turn = await askTwoImages(page);
+      assert.equal(await turn.locator('.answer').textContent(), reference.text || '(empty answer)');
+      await page.close();
+    } finally {
+      await new Promise((done) => (files ? files.close(done) : done(undefined)));
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
