@@ -33,6 +33,8 @@ export interface LoadTimings {
   /** The warm-up question: onnxruntime's wasm, every session compiled, one answer. */
   warmupMs: number;
   totalMs: number;
+  /** performance.now() when ready: in a page, milliseconds since navigation started. */
+  readyAtMs: number;
 }
 
 export interface QuestionOptions {
@@ -125,14 +127,13 @@ export class LocalMaven {
       buildMs: fetched.buildMs,
       warmupMs: 0,
       totalMs: 0,
+      readyAtMs: 0,
     });
-    // A mid-grey square through every program: onnxruntime fetches its .wasm and compiles each
-    // session now, not on the user's first question (and not after the network is gone).
-    const grey: DecodedImage = { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).fill(128) };
-    await local.ask([grey], 'what is it?', { maxNewTokens: 2, candidates: ['yes'] });
+    await warmUp(local.model);
     const end = performance.now();
     local.loadTimings.warmupMs = end - t1;
     local.loadTimings.totalMs = end - t0;
+    local.loadTimings.readyAtMs = end;
     return local;
   }
 
@@ -153,6 +154,16 @@ export class LocalMaven {
   timeDecode(images: readonly DecodedImage[], question: string, steps: number): Promise<DecodeTiming> {
     return timeDecode(this.model, images, question, steps);
   }
+}
+
+/**
+ * A mid-grey square through every program (both encoding steps, generation, scoring), so that
+ * onnxruntime fetches its .wasm and compiles each session now — not on the user's first
+ * question, and not after the network is gone.
+ */
+export async function warmUp(model: MavenModel): Promise<void> {
+  const grey: DecodedImage = { width: 8, height: 8, rgb: new Uint8Array(8 * 8 * 3).fill(128) };
+  await answerQuestion(model, [grey], 'what is it?', { maxNewTokens: 2, candidates: ['yes'] });
 }
 
 /**
