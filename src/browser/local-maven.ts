@@ -117,19 +117,32 @@ export class LocalMaven {
     onProgress?: FetchModelOptions['onProgress'],
   ): Promise<LocalMaven> {
     const t0 = performance.now();
-    const runtime = await loadBrowserRuntime(preference);
+    let runtime = await loadBrowserRuntime(preference);
     const runtimeMs = performance.now() - t0;
-    const fetched = await fetchMaven(url, { runtime: runtime.options, onProgress });
+    let fetched = await fetchMaven(url, { runtime: runtime.options, onProgress });
     const t1 = performance.now();
-    const local = new LocalMaven(fetched.model, runtime, url, fetched.files, {
+    // What the first fetch read and how long it took, even when a fallback fetches again.
+    const { files, fetchMs, buildMs } = fetched;
+    try {
+      await warmUp(fetched.model);
+    } catch (e) {
+      // WebGPU kernels cover most ops, not all shapes and types on every adapter: when the
+      // automatic choice fails, wasm runs the same graphs (the files now come from the cache).
+      if (preference !== 'auto' || runtime.options.ep !== 'webgpu') throw e;
+      const why = e instanceof Error ? e.message : String(e);
+      runtime = await loadBrowserRuntime('wasm');
+      runtime.description += ` (WebGPU failed: ${why.slice(0, 200)})`;
+      fetched = await fetchMaven(url, { runtime: runtime.options, onProgress });
+      await warmUp(fetched.model);
+    }
+    const local = new LocalMaven(fetched.model, runtime, url, files, {
       runtimeMs,
-      fetchMs: fetched.fetchMs,
-      buildMs: fetched.buildMs,
+      fetchMs,
+      buildMs,
       warmupMs: 0,
       totalMs: 0,
       readyAtMs: 0,
     });
-    await warmUp(local.model);
     const end = performance.now();
     local.loadTimings.warmupMs = end - t1;
     local.loadTimings.totalMs = end - t0;

@@ -61,6 +61,14 @@ describe('maven serve (the command)', () => {
       assert.equal(posts.length, 1, stderr);
       assert.match(posts[0], /^\[\d{4}-.*\] POST \/v1\/chat\/completions 200 /);
       assert.match(await (await fetch(`${url}/`)).text(), /<title>MaVEn — maven-tiny<\/title>/);
+      // The in-browser page, isolated for wasm threads, loading the served model's own directory.
+      const local = await fetch(`${url}/local/`);
+      assert.equal(local.status, 200);
+      assert.equal(local.headers.get('cross-origin-embedder-policy'), 'require-corp');
+      assert.match(await local.text(), /<meta name="maven-model" content="models\/maven-tiny\/">/);
+      const config = await fetch(`${url}/local/models/maven-tiny/config.json`);
+      assert.equal((await config.json()).name, 'maven-tiny');
+      assert.equal((await fetch(`${url}/local/models/maven-tiny/training-report.json`)).status, 404);
     } finally {
       child.kill('SIGTERM');
     }
