@@ -13,7 +13,6 @@ import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import type { Hono } from 'hono';
 
 const BROWSER_SRC = fileURLToPath(new URL('../browser/', import.meta.url));
@@ -43,6 +42,8 @@ function runtimeDir(): string {
  * index.html as the default the page loads (a `?model=` query overrides it).
  */
 export async function buildLocalPage(modelPath = 'models/maven-tiny/'): Promise<Map<string, PageFile>> {
+  // Loaded here, not at the top: a server whose page nobody opens never starts esbuild.
+  const { build } = await import('esbuild');
   const result = await build({
     entryPoints: { page: join(BROWSER_SRC, 'page.ts') },
     bundle: true,
