@@ -2,8 +2,9 @@
  * A MaVEn model directory fetched over HTTP (the browser's counterpart of
  * src/node/model-directory.ts): config.json, tokenizer.json, and model.safetensors or Hugging
  * Face-style shards behind model.safetensors.index.json. Every file goes through the Cache API,
- * so a model is downloaded once and read from the browser's cache afterwards (also offline); a
- * failed or damaged download is never stored. The checks are the core's (src/maven/checkpoint.ts,
+ * so a model is downloaded once and read from the browser's cache afterwards (revalidated by a
+ * bodiless conditional request when the server answers; offline, as it is); a failed download is
+ * never stored. The checks are the core's (src/maven/checkpoint.ts,
  * quantization.ts): shapes from the headers first, then values, each problem named.
  */
 import {
@@ -99,32 +100,52 @@ class ModelFiles {
     return new URL(name, this.base).href;
   }
 
-  /** The file's bytes, or null when the server says it does not exist (404). */
+  /**
+   * The file's bytes, or null when an optional file does not exist (404, or no server and no
+   * cached copy). A cached copy is revalidated with the validators the server gave it (ETag,
+   * Last-Modified): a 304 costs no body, a changed file is downloaded again (so a retrained model
+   * at the same URL is not served stale), and no answer at all (offline) uses the copy.
+   */
   async bytes(name: string, optional = false): Promise<Uint8Array | null> {
     const url = this.url(name);
     const cached = await this.cache?.match(url);
-    if (cached) {
+    const validators: Record<string, string> = {};
+    const etag = cached?.headers.get('etag');
+    const modified = cached?.headers.get('last-modified');
+    if (etag) validators['if-none-match'] = etag;
+    else if (modified) validators['if-modified-since'] = modified;
+    let response: Response | null = null;
+    let failure = '';
+    if (!cached || Object.keys(validators).length) {
+      try {
+        // no-store: the answer comes from the server, not the HTTP cache; the Cache API is ours.
+        response = await fetch(url, { headers: validators, cache: 'no-store' });
+      } catch (e) {
+        failure = `${(e as Error).message} (offline, or the server is down?)`;
+      }
+    }
+    if (cached && (!response || response.status === 304 || !response.ok)) {
       const data = await readBody(cached, name, true, this.onProgress);
       this.files.push({ url, bytes: data.length, fromCache: true });
       return data;
     }
-    let response: Response;
-    try {
-      response = await fetch(url);
-    } catch (e) {
-      throw new Error(`cannot fetch ${url}: ${(e as Error).message} (offline, or the server is down?)`);
+    if (!response) {
+      if (optional) return null;
+      throw new Error(`cannot fetch ${url}: ${failure}`);
     }
     if (response.status === 404 && optional) return null;
     if (!response.ok) throw new Error(`cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
     const data = await readBody(response, name, false, this.onProgress);
     this.files.push({ url, bytes: data.length, fromCache: false });
     // Stored only once the whole body arrived, so an interrupted download is fetched again next time.
-    await this.cache?.put(
-      url,
-      new Response(data as Uint8Array<ArrayBuffer>, {
-        headers: { 'content-type': response.headers.get('content-type') ?? 'application/octet-stream' },
-      }),
-    );
+    const headers: Record<string, string> = {
+      'content-type': response.headers.get('content-type') ?? 'application/octet-stream',
+    };
+    for (const h of ['etag', 'last-modified']) {
+      const v = response.headers.get(h);
+      if (v) headers[h] = v;
+    }
+    await this.cache?.put(url, new Response(data as Uint8Array<ArrayBuffer>, { headers }));
     return data;
   }
 
@@ -167,7 +188,9 @@ async function readWeights(files: ModelFiles): Promise<WeightSource> {
     metadata?: Record<string, unknown>;
   } | null;
   if (!index) {
-    throw new Error(`${files.url('.')}: no model.safetensors or model.safetensors.index.json`);
+    throw new Error(
+      `${files.url('.')}: no model.safetensors or model.safetensors.index.json (or the server cannot be reached)`,
+    );
   }
   if (typeof index.weight_map !== 'object' || index.weight_map === null) {
     throw new Error(`${files.url('model.safetensors.index.json')}: no "weight_map" object`);

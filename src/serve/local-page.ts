@@ -9,7 +9,7 @@
  * require-corp), so onnxruntime-web may use wasm threads; a static host that does not send them
  * still works, on one thread.
  */
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,13 +148,23 @@ export function mountLocalPage(app: Hono, routes: LocalPageRoutes): void {
   app.get(`${prefix}/models/${encodeURIComponent(modelName)}/:file`, async (c) => {
     const file = c.req.param('file');
     if (!MODEL_FILES.test(file)) return c.notFound();
-    let bytes: Uint8Array;
+    const path = join(modelDir, file);
+    let etag: string;
     try {
-      bytes = await readFile(join(modelDir, file));
+      const info = await stat(path);
+      if (!info.isFile()) return c.notFound();
+      // The page keeps model files in the Cache API and revalidates them with this: a retrained
+      // model in the same directory gets a new tag, so the page downloads it again.
+      etag = `"${info.size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
     } catch {
       return c.notFound();
     }
-    return send(bytes, file);
+    if (c.req.header('if-none-match') === etag) {
+      return new Response(null, { status: 304, headers: { etag, ...ISOLATION_HEADERS } });
+    }
+    const response = send(await readFile(path), file);
+    response.headers.set('etag', etag);
+    return response;
   });
   app.get(`${prefix}/*`, async (c) => {
     page ??= buildLocalPage(`models/${encodeURIComponent(modelName)}/`).catch((e: unknown) => {

@@ -5,14 +5,15 @@
  * - loaded, then cut off from the network: it answers a two-image question with Node's answer,
  *   Node's candidate log-likelihoods (within 1e-3), discrete ids, kept patches and visual-token
  *   count, and no request it ever made carried a body (so none carried an image);
- * - a reload reads the model from the Cache API, not the network;
+ * - the next visit reads the model from the Cache API (only bodiless 304 revalidations), and a
+ *   model file that changed on the server is downloaded again;
  * - a file the browser cannot decode is named in the page, and the page goes on answering;
  * - the static build, hosted without cross-origin isolation headers, runs on one thread.
  *
  * Skipped when Chromium is not installed (.ci/run installs it; MAVEN_REQUIRE_BROWSER=1 fails instead).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, utimesSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -105,17 +106,22 @@ describe('the in-browser page in headless Chromium', { timeout: 240_000 }, () =>
   let server: ServerHandle;
   let browser: Browser;
   let reference: NodeReference;
+  let servedDir: string;
 
   before(async () => {
     if (skip) return;
-    const model = await loadMaven(MODEL_DIR);
+    // A copy of the model directory, whose files the cache test changes.
+    servedDir = mkdtempSync(join(tmpdir(), 'maven-local-model-'));
+    for (const f of readdirSync(MODEL_DIR)) copyFileSync(join(MODEL_DIR, f), join(servedDir, f));
+    const model = await loadMaven(servedDir);
     reference = await nodeReference(model);
-    server = await startServer(model, { port: 0, localPageModelDir: MODEL_DIR });
+    server = await startServer(model, { port: 0, localPageModelDir: servedDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: launchArgs });
   });
   after(async () => {
     await browser?.close();
     await server?.close();
+    if (servedDir) rmSync(servedDir, { recursive: true, force: true });
   });
 
   let context: BrowserContext;
@@ -171,17 +177,41 @@ describe('the in-browser page in headless Chromium', { timeout: 240_000 }, () =>
     assert.deepEqual(problems, []);
   });
 
-  it('reads the model from the browser cache on the next visit', { skip }, async () => {
-    const page = await context.newPage();
+  it('reads the model from the browser cache on the next visit, and downloads it again once it changed', {
+    skip,
+  }, async () => {
     await context.unroute('**/*');
     await context.setOffline(false);
-    const modelRequests: string[] = [];
-    page.on('request', (r) => {
-      if (r.url().includes('/models/')) modelRequests.push(r.url());
-    });
-    await page.goto(`${server.url}/local/`);
-    assert.match(await waitReady(page), /from the browser cache/);
-    assert.deepEqual(modelRequests, [], 'no model file was requested');
+    const visit = async () => {
+      const page = await context.newPage();
+      const answers: { file: string; status: number }[] = [];
+      page.on('response', (r) => {
+        if (r.url().includes('/models/'))
+          answers.push({ file: r.url().split('/').pop()!, status: r.status() });
+      });
+      await page.goto(`${server.url}/local/`);
+      const line = await waitReady(page);
+      await page.close();
+      return { line, answers };
+    };
+    const again = await visit();
+    assert.match(again.line, /from the browser cache/);
+    assert.deepEqual(
+      again.answers.map((a) => a.status),
+      again.answers.map(() => 304),
+      `only bodiless revalidations: ${JSON.stringify(again.answers)}`,
+    );
+    assert.ok(again.answers.some((a) => a.file === 'model.safetensors'));
+
+    // The model file changes on the server (as when a model is retrained in place).
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(join(servedDir, 'model.safetensors'), later, later);
+    const changed = await visit();
+    assert.match(changed.line, /downloaded, now cached/);
+    assert.deepEqual(
+      changed.answers.find((a) => a.file === 'model.safetensors'),
+      { file: 'model.safetensors', status: 200 },
+    );
     await context.close();
   });
 
