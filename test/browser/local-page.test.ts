@@ -10,6 +10,9 @@
  * - a file the browser cannot decode is named in the page, and the page goes on answering;
  * - the static build, hosted without cross-origin isolation headers, runs on one thread.
  *
+ * The first test saves a screenshot of the answered page to $LOCAL_PAGE_SCREENSHOT (e.g.
+ * docs/browser-screenshot.png; else a temp file).
+ *
  * Skipped when Chromium is not installed (.ci/run installs it; MAVEN_REQUIRE_BROWSER=1 fails instead).
  */
 import assert from 'node:assert/strict';
@@ -42,6 +45,7 @@ const QUESTION = "Which image shows a pair of trousers? Answer with the image's 
 /** What the page asks for this question: each image numbered on its own line (maven-tiny's layout). */
 const PROMPT = `Image 1: <image>\nImage 2: <image>\n${QUESTION}`;
 const CANDIDATES = ['1', '2'];
+const SCREENSHOT = process.env.LOCAL_PAGE_SCREENSHOT ?? join(tmpdir(), 'maven-local-page-screenshot.png');
 
 interface NodeReference {
   text: string;
@@ -175,6 +179,7 @@ describe('the in-browser page in headless Chromium', { timeout: 240_000 }, () =>
     assert.deepEqual(elsewhere, [], 'every request stayed under /local/');
     assert.ok(requests.some((r) => r.url.endsWith('/models/maven-tiny/model.safetensors')));
     assert.deepEqual(problems, []);
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
   });
 
   it('reads the model from the browser cache on the next visit, and downloads it again once it changed', {
