@@ -7,7 +7,8 @@
  *   count, and no request it ever made carried a body (so none carried an image);
  * - the next visit reads the model from the Cache API (only bodiless 304 revalidations), and a
  *   model file that changed on the server is downloaded again;
- * - a file the browser cannot decode is named in the page, and the page goes on answering;
+ * - a file the browser cannot decode is named in the page, and the page goes on answering; so
+ *   is a model directory that is not there;
  * - the static build, hosted without cross-origin isolation headers, runs on one thread.
  *
  * The first test saves a screenshot of the answered page to $LOCAL_PAGE_SCREENSHOT (e.g.
@@ -238,6 +239,18 @@ describe('the in-browser page in headless Chromium', { timeout: 240_000 }, () =>
     const turn = await askTwoImages(page);
     assert.equal(await turn.locator('.answer').textContent(), reference.text || '(empty answer)');
     assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  it('names a model directory it cannot load', { skip }, async () => {
+    const page = await browser.newPage();
+    await page.goto(`${server.url}/local/?model=models/not-there/`);
+    await page.locator('#load.error').waitFor({ timeout: 30_000 });
+    assert.match(
+      (await page.locator('#load').textContent()) ?? '',
+      /^Could not load the model from models\/not-there\/: cannot fetch http:\/\/127\.0\.0\.1:\d+\/local\/models\/not-there\/config\.json: HTTP 404/,
+    );
+    assert.equal(await page.locator('#send').isDisabled(), true);
     await page.close();
   });
 
