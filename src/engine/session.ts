@@ -64,8 +64,9 @@ const packageFor = (ep: ExecutionProvider) =>
 /**
  * Use `ort` for the execution providers of its package (`webgpu` and `wasm`: onnxruntime-web)
  * instead of importing the package by name. A browser bundle needs this: it imports
- * onnxruntime-web statically (so the bundler includes it, configured for where its .wasm files
- * are served) and provides it before the first session. Sessions created before stay as they are.
+ * onnxruntime-web itself, by a name the bundler can see, configures it (where its .wasm files are
+ * served, how many threads) and provides it before the first session. Sessions created before
+ * stay as they are.
  */
 export function provideOnnxRuntime(ep: ExecutionProvider, ort: OnnxRuntimeModule): void {
   runtimes.set(packageFor(ep), Promise.resolve(ort));
