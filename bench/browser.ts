@@ -210,7 +210,7 @@ say(
 );
 say('');
 say(
-  '| runtime | threads | load ms, model downloaded | load ms, model from the Cache API | encode ms | prefill ms | decode tokens/s |',
+  '| runtime | threads | load ms, model downloaded | load ms, model from the Cache API (each file revalidated: 304) | encode ms | prefill ms | decode tokens/s |',
 );
 say('|---|---:|---:|---:|---:|---:|---:|');
 const row = (name: string, m: Measures) =>
