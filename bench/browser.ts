@@ -7,10 +7,12 @@
  * Both sides run the same code (src/browser/local-maven.ts: warmUp, timeDecode); only the runtime
  * and the image decoder (canvas vs sharp, outside the timings) differ.
  *
- *   npm run bench:browser [-- --write] [-- --model DIR] [-- --reps N] [-- --steps N]
+ *   npm run bench:browser [-- --write] [-- --model DIR] [-- --reps N] [-- --steps N] [-- --loads N]
  *
  * The page is served by `maven serve`'s /local/ route, so it is cross-origin isolated and gets
  * wasm threads. Node loads are timed in fresh processes (onnxruntime keeps sessions per process).
+ * The two sides take turns throughout, so that a machine that gets busier or quieter during the
+ * run (a shared VM) weighs on both.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -28,9 +30,11 @@ import { writeBenchSection } from './write-section.ts';
 const args = process.argv.slice(2);
 const option = (name: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const modelDir = option('--model') ?? DEFAULT_MODEL_DIR;
-const reps = Number(option('--reps') ?? 7);
+const reps = Number(option('--reps') ?? 15);
 const steps = Number(option('--steps') ?? 128);
-const loads = Number(option('--loads') ?? 3);
+const loads = Number(option('--loads') ?? 5);
+/** Node / page turns for the encode, prefill and decode runs. */
+const ROUNDS = 3;
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SAMPLES = fileURLToPath(new URL('../assets/samples/', import.meta.url));
 const IMAGES = ['fashion-test-0.png', 'fashion-test-2.png'].map((f) => join(SAMPLES, f));
@@ -71,31 +75,20 @@ function summarize(runs: DecodeTiming[]): DecodeTiming {
   };
 }
 
-async function nodeSide(): Promise<Measures> {
-  const coldLoads = Array.from({ length: loads }, () => {
-    const out = execFileSync(
-      process.execPath,
-      ['--import', 'tsx', fileURLToPath(import.meta.url), '--node-load', '--model', modelDir],
-      { encoding: 'utf8' },
-    );
-    return JSON.parse(out.trim().split('\n').pop()!) as { readMs: number; warmupMs: number; totalMs: number };
-  });
-  const model = await loadMaven(modelDir);
-  await warmUp(model);
-  const images = await Promise.all(IMAGES.map((f) => decodeImage(f)));
-  await timeDecode(model, images, QUESTION, steps); // warm-up at this prompt length
-  const runs: DecodeTiming[] = [];
-  for (let r = 0; r < reps; r++) runs.push(await timeDecode(model, images, QUESTION, steps));
-  const total = median(coldLoads.map((l) => l.totalMs));
-  return {
-    load: {
-      totalMs: total,
-      detail: `read + build ${median(coldLoads.map((l) => l.readMs)).toFixed(0)}, warm-up ${median(coldLoads.map((l) => l.warmupMs)).toFixed(0)}`,
-    },
-    cachedLoad: null,
-    decode: summarize(runs),
-    threads: `${os.availableParallelism()} (intra-op)`,
-  };
+interface NodeLoad {
+  readMs: number;
+  warmupMs: number;
+  totalMs: number;
+}
+
+/** One cold Node load, in a fresh process (onnxruntime keeps compiled sessions per process). */
+function nodeLoad(): NodeLoad {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), '--node-load', '--model', modelDir],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(out.trim().split('\n').pop()!) as NodeLoad;
 }
 
 interface PageLoad {
@@ -123,76 +116,106 @@ async function pageLoad(page: Page, url: string): Promise<PageLoad> {
   });
 }
 
-async function browserSide(): Promise<Measures & { version: string; description: string }> {
-  const model = await loadMaven(modelDir);
-  const server = await startServer(model, { port: 0, localPageModelDir: modelDir });
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  });
-  try {
-    const url = `${server.url}/local/`;
-    await fetch(url); // the page is bundled on its first request: not part of any load below
-    const cold: PageLoad[] = [];
-    for (let i = 0; i < loads; i++) {
-      const context = await browser.newContext(); // an empty Cache API: the model is downloaded
-      cold.push(await pageLoad(await context.newPage(), url));
-      await context.close();
-    }
-    const context = await browser.newContext();
-    const page = await context.newPage();
-    await pageLoad(page, url);
-    const cached: PageLoad[] = [];
-    for (let i = 0; i < loads; i++) cached.push(await pageLoad(page, url));
-    if (cold.some((l) => l.fromCache) || cached.some((l) => !l.fromCache)) {
-      throw new Error(
-        'the cold loads must download the model and the cached ones read it from the Cache API',
-      );
-    }
-    const pngs = IMAGES.map((f) => readFileSync(f).toString('base64'));
-    const runs = await page.evaluate(
-      async ({ pngs, question, steps, reps }) => {
-        const local = await window.maven;
-        const images = await Promise.all(
-          pngs.map((b64, i) =>
-            window.mavenDecodeImage(
-              new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }),
-              `image ${i + 1}`,
-            ),
-          ),
-        );
-        await local.timeDecode(images, question, steps); // warm-up at this prompt length
-        const out = [];
-        for (let r = 0; r < reps; r++) out.push(await local.timeDecode(images, question, steps));
-        return out;
-      },
-      { pngs, question: QUESTION, steps, reps },
+/** Decodes the sample images in the page, for `browserDecode`. */
+async function decodeInPage(page: Page): Promise<void> {
+  const pngs = IMAGES.map((f) => readFileSync(f).toString('base64'));
+  await page.evaluate(async (pngs) => {
+    const images = await Promise.all(
+      pngs.map((b64, i) =>
+        window.mavenDecodeImage(
+          new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: 'image/png' }),
+          `image ${i + 1}`,
+        ),
+      ),
     );
-    const detail = (l: PageLoad[]) =>
-      `runtime JS ${median(l.map((x) => x.runtimeMs)).toFixed(0)}, model files ${median(l.map((x) => x.fetchMs)).toFixed(0)}, build ${median(l.map((x) => x.buildMs)).toFixed(0)}, warm-up ${median(l.map((x) => x.warmupMs)).toFixed(0)}`;
-    return {
-      load: { totalMs: median(cold.map((l) => l.readyAtMs)), detail: detail(cold) },
-      cachedLoad: { totalMs: median(cached.map((l) => l.readyAtMs)), detail: detail(cached) },
-      decode: summarize(runs),
-      threads: `${cold[0].threads} (wasm)`,
-      version: browser.version(),
-      description: cold[0].description,
-    };
-  } finally {
-    await browser.close();
-    await server.close();
-  }
+    (window as unknown as { benchImages: unknown }).benchImages = images;
+  }, pngs);
+}
+
+function browserDecode(page: Page): Promise<DecodeTiming> {
+  return page.evaluate(
+    async ({ question, steps }) => {
+      const images = (window as unknown as { benchImages: Parameters<typeof timeDecode>[1] }).benchImages;
+      return (await window.maven).timeDecode(images, question, steps);
+    },
+    { question: QUESTION, steps },
+  );
 }
 
 const started = new Date();
-const node = await nodeSide();
-const web = await browserSide();
+const model = await loadMaven(modelDir);
+const server = await startServer(model, { port: 0, localPageModelDir: modelDir });
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+});
+let node: Measures;
+let web: Measures & { version: string; description: string };
+try {
+  const url = `${server.url}/local/`;
+  await fetch(url); // the page is bundled on its first request: not part of any load below
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await pageLoad(page, url); // this context's Cache API now holds the model
+
+  // Loads, alternating so that each side sees the same machine: a fresh Node process, a page in
+  // a fresh browser context (empty Cache API: the model is downloaded), a reload of the page
+  // whose context has the model cached.
+  const nodeLoads: NodeLoad[] = [];
+  const cold: PageLoad[] = [];
+  const cached: PageLoad[] = [];
+  for (let i = 0; i < loads; i++) {
+    nodeLoads.push(nodeLoad());
+    const fresh = await browser.newContext();
+    cold.push(await pageLoad(await fresh.newPage(), url));
+    await fresh.close();
+    cached.push(await pageLoad(page, url));
+  }
+  if (cold.some((l) => l.fromCache) || cached.some((l) => !l.fromCache)) {
+    throw new Error('the cold loads must download the model and the cached ones read it from the Cache API');
+  }
+
+  // Encode, prefill, decode: Node and page take turns in blocks (ROUNDS each), after a warm-up
+  // each. Not run by run: onnxruntime's threads on either side spin for a while after a run, and
+  // would slow the other side's next run on a small machine; a pause lets them sleep first.
+  await warmUp(model);
+  const images = await Promise.all(IMAGES.map((f) => decodeImage(f)));
+  await decodeInPage(page);
+  await timeDecode(model, images, QUESTION, steps);
+  await browserDecode(page);
+  const nodeRuns: DecodeTiming[] = [];
+  const pageRuns: DecodeTiming[] = [];
+  const pause = () => new Promise((done) => setTimeout(done, 250));
+  for (let round = 0; round < ROUNDS; round++) {
+    const block = Math.ceil(reps / ROUNDS);
+    for (let r = 0; r < block; r++) nodeRuns.push(await timeDecode(model, images, QUESTION, steps));
+    await pause();
+    for (let r = 0; r < block; r++) pageRuns.push(await browserDecode(page));
+    await pause();
+  }
+  const detail = (l: PageLoad[]) =>
+    `runtime JS ${median(l.map((x) => x.runtimeMs)).toFixed(0)}, model files ${median(l.map((x) => x.fetchMs)).toFixed(0)}, build ${median(l.map((x) => x.buildMs)).toFixed(0)}, warm-up ${median(l.map((x) => x.warmupMs)).toFixed(0)}`;
+  node = {
+    load: {
+      totalMs: median(nodeLoads.map((l) => l.totalMs)),
+      detail: `read + build ${median(nodeLoads.map((l) => l.readMs)).toFixed(0)}, warm-up ${median(nodeLoads.map((l) => l.warmupMs)).toFixed(0)}`,
+    },
+    cachedLoad: null,
+    decode: summarize(nodeRuns),
+    threads: `${os.availableParallelism()} (intra-op)`,
+  };
+  web = {
+    load: { totalMs: median(cold.map((l) => l.readyAtMs)), detail: detail(cold) },
+    cachedLoad: { totalMs: median(cached.map((l) => l.readyAtMs)), detail: detail(cached) },
+    decode: summarize(pageRuns),
+    threads: `${cold[0].threads} (wasm)`,
+    version: browser.version(),
+    description: cold[0].description,
+  };
+} finally {
+  await browser.close();
+  await server.close();
+}
 const ortNode = (await import('onnxruntime-node')).env.versions.node;
 const modelName = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')).name as string;
 
@@ -206,7 +229,7 @@ say(
 );
 say('');
 say(
-  `Load: from nothing to every session compiled by a warm-up question (page: from navigation start, the page served by \`maven serve\` at /local/, so cross-origin isolated; Node: a fresh process), median of ${loads}. Encode, prefill: medians of ${reps} runs after a warm-up; decode: ${steps} greedy steps with the KV cache, end-of-sequence ignored. Both sides run the same functions (src/browser/local-maven.ts).`,
+  `Load: from nothing to every session compiled by a warm-up question (page: from navigation start, the page served by \`maven serve\` at /local/, so cross-origin isolated; Node: a fresh process), median of ${loads}. Encode, prefill: medians of ${Math.ceil(reps / ROUNDS) * ROUNDS} runs after a warm-up; decode: ${steps} greedy steps with the KV cache, end-of-sequence ignored. Both sides run the same functions (src/browser/local-maven.ts), taking turns (load by load; runs in ${ROUNDS} blocks each) so that both see the same machine.`,
 );
 say('');
 say(
