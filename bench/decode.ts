@@ -1,0 +1,491 @@
+/**
+ * Decode benchmark against llama.cpp (`npm run bench:decode`): the same seeded random LLaMA
+ * weights in maven-ts (float32, 8-bit, 4-bit block-quantized, as `maven quantize` stores them)
+ * and in llama.cpp through node-llama-cpp (f32, q8_0, q4_0, written by our GGUF export).
+ *
+ *   npm run bench:decode -- [--shapes tiny,135m,7b] [--threads 1,2] [--repeats 3] [--write]
+ *
+ * Per shape and configuration, one child process (so peak RSS is its own): load the weights
+ * from their file, prefill a 512-token prompt, then decode 128 tokens greedily, one at a time.
+ * Reported: load time (file → ready to run), prefill and decode tokens/s (median over the
+ * repeats), peak RSS over the whole run (VmHWM), and peak RSS while decoding (VmHWM reset through
+ * /proc/self/clear_refs after the prefill). Ratios compare maven-ts with its defaults (no thread
+ * option) against llama.cpp's best thread count at the same bits, measured in the same run.
+ *
+ * The 7B shape runs 4 bits only: its float32 weights (27 GB) do not fit this machine, and our
+ * 8 bits run as a float MatMul over dequantized weights (docs/quantization.md), float-sized too.
+ * node-llama-cpp is a dev dependency; when it is absent the llama.cpp rows are skipped, saying so.
+ */
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Token } from 'node-llama-cpp';
+import {
+  blockQuantize,
+  HostTensor,
+  KVCacheDecoder,
+  QWEIGHT_SUFFIX,
+  SCALES_SUFFIX,
+} from '../src/engine/index.ts';
+import { ggufChunks, llamaGguf, TokenType } from '../src/export/gguf.ts';
+import { maven7bConfig, tinyConfig } from '../src/maven/config.ts';
+import { Llama, type LlamaConfig } from '../src/models/llama.ts';
+import { loadSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
+import { writeBenchSection } from './write-section.ts';
+
+const PROMPT_TOKENS = 512;
+const DECODE_TOKENS = 128;
+const SEED = 20261206;
+
+type Shape = 'tiny' | '135m' | '7b';
+type Impl = 'maven-ts' | 'llama.cpp';
+type Bits = 32 | 8 | 4;
+
+const SHAPES: Record<Shape, { label: string; llm: () => LlamaConfig; bits: Bits[] }> = {
+  tiny: {
+    label: 'tiny (maven-tiny LLM: 4 layers × 128, vocabulary 478, tied)',
+    llm: () => tinyConfig(222).llm,
+    bits: [32, 8, 4],
+  },
+  '135m': {
+    label: '~135M (SmolLM-135M shape: 30 layers × 576, 9 / 3 heads, MLP 1536, vocabulary 49,152, tied)',
+    llm: () => ({
+      vocabSize: 49152,
+      hiddenSize: 576,
+      intermediateSize: 1536,
+      numHiddenLayers: 30,
+      numAttentionHeads: 9,
+      numKeyValueHeads: 3,
+      rmsNormEps: 1e-5,
+      ropeTheta: 10000,
+      maxPositionEmbeddings: 2048,
+      tieWordEmbeddings: true,
+    }),
+    bits: [32, 8, 4],
+  },
+  '7b': {
+    label: '7B (maven-7b LLM: 32 layers × 4096, MLP 11008, vocabulary 40,194, untied head)',
+    llm: () => maven7bConfig().llm,
+    bits: [4],
+  },
+};
+
+/** `maven quantize`'s defaults: blocks of 16 at 8 bits, 32 at 4 bits, the layers' projections. */
+const BLOCK_SIZE: Record<8 | 4, number> = { 8: 16, 4: 32 };
+const PROJECTIONS = /\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+const GGUF_TYPE: Record<Bits, 'f32' | 'q8_0' | 'q4_0'> = { 32: 'f32', 8: 'q8_0', 4: 'q4_0' };
+const OURS_NAME: Record<Bits, string> = { 32: 'f32', 8: 'int8', 4: 'int4' };
+
+// ---------------------------------------------------------------------------------------------
+// Seeded weights: each tensor from its own seed, so any one can be made again alone (the 7B
+// shape is generated, quantized and written one tensor at a time, never whole in float32).
+// ---------------------------------------------------------------------------------------------
+
+function seedOf(name: string): number {
+  let h = 2166136261 ^ SEED;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+  return h >>> 0 || 1;
+}
+
+/** Matrices uniform with standard deviation 0.02 (HF's initializer range); norms 1 ± 0.1. */
+function generate(name: string, shape: readonly number[]): HostTensor<'float32'> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  let s = seedOf(name);
+  const norm = shape.length === 1;
+  const half = norm ? 0.1 : 0.02 * Math.sqrt(3);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const u = (s >>> 0) / 4294967296;
+    out[i] = (norm ? 1 : 0) + (2 * u - 1) * half;
+  }
+  return new HostTensor('float32', [...shape], out);
+}
+
+/**
+ * A map whose tensors make their values when first read, so the GGUF writer (which reads a
+ * tensor's data only when its turn to be written comes) holds one tensor at a time.
+ */
+class GeneratedWeights extends Map<string, HostTensor> {
+  constructor(private readonly shapes: ReadonlyMap<string, number[]>) {
+    super();
+  }
+  override get(name: string): HostTensor | undefined {
+    const shape = this.shapes.get(name);
+    if (!shape) return undefined;
+    // Made on every read (the writer reads once) and never kept, so tensors do not pile up.
+    return Object.create(HostTensor.prototype, {
+      dtype: { value: 'float32' },
+      shape: { value: [...shape] },
+      data: { get: () => generate(name, shape).data },
+    }) as HostTensor;
+  }
+  override has(name: string): boolean {
+    return this.shapes.has(name);
+  }
+}
+
+function cacheDir(shape: Shape): string {
+  const dir = join(os.tmpdir(), 'maven-bench-decode', `${shape}-${SEED}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+async function prepareOurs(shape: Shape, bits: Bits): Promise<string> {
+  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}.safetensors`);
+  if (existsSync(path)) return path;
+  const llama = new Llama(SHAPES[shape].llm());
+  const weights = new Map<string, HostTensor>();
+  for (const [name, s] of llama.paramShapes()) {
+    const w = generate(name, s);
+    if (bits !== 32 && PROJECTIONS.test(name)) {
+      const q = blockQuantize(w, { bits, blockSize: BLOCK_SIZE[bits] }, name);
+      weights.set(name + QWEIGHT_SUFFIX, q.qweight);
+      weights.set(name + SCALES_SUFFIX, q.scales);
+    } else weights.set(name, w);
+  }
+  await saveSafetensors(path, weights);
+  return path;
+}
+
+function prepareGguf(shape: Shape, bits: Bits): string {
+  const path = join(cacheDir(shape), `llama-${GGUF_TYPE[bits]}.gguf`);
+  if (existsSync(path)) return path;
+  const llm = SHAPES[shape].llm();
+  const shapes = new Llama(llm).paramShapes();
+  // Ids are fed directly; the vocabulary only has to load (one control token, the rest words).
+  const tokens = Array.from({ length: llm.vocabSize }, (_, i) => (i === 0 ? '<unk>' : `\u2581w${i}`));
+  const file = llamaGguf(
+    {
+      name: `bench-${shape}`,
+      llm,
+      weights: new GeneratedWeights(shapes),
+      vocabulary: {
+        model: 'bert',
+        tokens,
+        scores: tokens.map(() => 0),
+        types: tokens.map((_, i) => (i === 0 ? TokenType.UNKNOWN : TokenType.NORMAL)),
+        bosId: 1,
+        eosId: 2,
+        unknownId: 0,
+        paddingId: 0,
+      },
+    },
+    GGUF_TYPE[bits],
+  );
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w');
+  for (const chunk of ggufChunks(file)) writeSync(fd, chunk);
+  closeSync(fd);
+  // Renamed only when complete, so an interrupted run never leaves a file that looks ready.
+  renameSync(tmp, path);
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one configuration in its own process.
+// ---------------------------------------------------------------------------------------------
+
+interface ChildJob {
+  impl: Impl;
+  shape: Shape;
+  bits: Bits;
+  file: string;
+  /** null: maven-ts's default (the runtime's thread count). */
+  threads: number | null;
+  repeats: number;
+}
+
+interface ChildResult {
+  loadMs: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  peakRssMiB: number;
+  decodePeakRssMiB: number;
+  threadsUsed: number;
+  note?: string;
+}
+
+function statusMiB(key: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${key}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** Reset VmHWM to the current RSS (Linux ≥ 4.0), so the next reading is the peak from here. */
+function resetPeak(): void {
+  writeFileSync('/proc/self/clear_refs', '5');
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function promptIds(vocab: number): number[] {
+  let s = 7;
+  return Array.from({ length: PROMPT_TOKENS }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return 3 + (s % (vocab - 3));
+  });
+}
+
+async function runOurs(job: ChildJob): Promise<ChildResult> {
+  const llm = SHAPES[job.shape].llm();
+  const model = new Llama(llm);
+  const t0 = performance.now();
+  let weights: Map<string, HostTensor> | null = await loadSafetensors(job.file);
+  const decoder = await KVCacheDecoder.create(model.decoderSpec(), weights, {
+    runtime: job.threads ? { threads: job.threads } : {},
+  });
+  weights = null; // the runtime holds its own copy now
+  const loadMs = performance.now() - t0;
+  const prompt = promptIds(llm.vocabSize);
+  const V = llm.vocabSize;
+  const ids = (a: number[]) => new HostTensor('int64', [1, a.length], BigInt64Array.from(a, BigInt));
+  const argmaxLast = (logits: HostTensor) => {
+    const T = logits.shape[1];
+    const row = (logits.data as Float32Array).subarray((T - 1) * V, T * V);
+    let best = 0;
+    for (let i = 1; i < V; i++) if (row[i] > row[best]) best = i;
+    return best;
+  };
+  const run = async (promptLength: number, steps: number) => {
+    const p = prompt.slice(0, promptLength);
+    const t = performance.now();
+    let out = await decoder.prefill(ids(p), ids(p.map((_, i) => i)));
+    const prefillMs = performance.now() - t;
+    resetPeak();
+    const d = performance.now();
+    for (let i = 0; i < steps; i++) {
+      const next = argmaxLast(out.logits);
+      out = await decoder.decode(ids([next]), ids([promptLength + i]), out.cache);
+    }
+    return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
+  };
+  await run(16, 4); // warm-up
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  let decodePeak = 0;
+  for (let r = 0; r < job.repeats; r++) {
+    const m = await run(PROMPT_TOKENS, DECODE_TOKENS);
+    prefill.push((PROMPT_TOKENS / m.prefillMs) * 1000);
+    decode.push((DECODE_TOKENS / m.decodeMs) * 1000);
+    decodePeak = Math.max(decodePeak, m.decodePeak);
+  }
+  return {
+    loadMs,
+    prefillTokS: median(prefill),
+    decodeTokS: median(decode),
+    peakRssMiB: Number.NaN, // filled by the parent from the child's rusage
+    decodePeakRssMiB: decodePeak,
+    threadsUsed: job.threads ?? os.availableParallelism(),
+    note: decoder.sharesProgram ? 'one program' : 'two programs',
+  };
+}
+
+async function runLlamaCpp(job: ChildJob): Promise<ChildResult> {
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const threads = job.threads ?? os.availableParallelism();
+  const t0 = performance.now();
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const model = await llama.loadModel({ modelPath: job.file });
+  const context = await model.createContext({
+    contextSize: 1024,
+    batchSize: PROMPT_TOKENS,
+    threads: { ideal: threads, min: threads },
+  });
+  const sequence = context.getSequence();
+  const loadMs = performance.now() - t0;
+  const prompt = promptIds(SHAPES[job.shape].llm().vocabSize);
+  const run = async (promptLength: number, steps: number) => {
+    await sequence.clearHistory();
+    const t = performance.now();
+    await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, promptLength) as Token[]);
+    const prefillMs = performance.now() - t;
+    resetPeak();
+    const d = performance.now();
+    let n = 0;
+    // Each yielded token is one evaluation of the token before it: `steps` one-token decodes.
+    for await (const _ of sequence.evaluate([prompt[promptLength - 1] as Token], { temperature: 0 })) {
+      if (++n === steps) break;
+    }
+    return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
+  };
+  await run(16, 4);
+  const prefill: number[] = [];
+  const decode: number[] = [];
+  let decodePeak = 0;
+  for (let r = 0; r < job.repeats; r++) {
+    const m = await run(PROMPT_TOKENS, DECODE_TOKENS);
+    prefill.push((PROMPT_TOKENS / m.prefillMs) * 1000);
+    decode.push((DECODE_TOKENS / m.decodeMs) * 1000);
+    decodePeak = Math.max(decodePeak, m.decodePeak);
+  }
+  return {
+    loadMs,
+    prefillTokS: median(prefill),
+    decodeTokS: median(decode),
+    peakRssMiB: Number.NaN,
+    decodePeakRssMiB: decodePeak,
+    threadsUsed: threads,
+    note: `KV cache ${context.contextSize} positions, llama.cpp defaults otherwise`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent
+// ---------------------------------------------------------------------------------------------
+
+function argValue(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function llamaCppAvailable(): Promise<string | null> {
+  try {
+    await import('node-llama-cpp');
+    return null;
+  } catch (e) {
+    return `node-llama-cpp is not installed (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); the llama.cpp rows are skipped. Install it with \`npm i -E -D node-llama-cpp@3.21.1\`.`;
+  }
+}
+
+function runChild(job: ChildJob): (ChildResult & { peakRssMiB: number }) | { error: string } {
+  const script = fileURLToPath(import.meta.url);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, '--child', JSON.stringify(job)], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 2 ** 20,
+  });
+  const line = r.stdout
+    ?.split('\n')
+    .reverse()
+    .find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) {
+    const why = (r.stderr || r.stdout || String(r.error ?? r.signal)).trim().split('\n').slice(-3).join(' ');
+    return { error: `exit ${r.status ?? r.signal}: ${why}` };
+  }
+  return JSON.parse(line.slice('RESULT '.length));
+}
+
+const fmt = (x: number, digits = 1) =>
+  Number.isFinite(x)
+    ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '–';
+
+async function main(): Promise<void> {
+  const childArg = argValue('--child');
+  if (childArg) {
+    const job = JSON.parse(childArg) as ChildJob;
+    const result = job.impl === 'maven-ts' ? await runOurs(job) : await runLlamaCpp(job);
+    result.peakRssMiB = statusMiB('VmHWM');
+    // The decode-phase reading can only be below the whole run's when measured the same way.
+    console.log(`RESULT ${JSON.stringify(result)}`);
+    process.exit(0);
+  }
+  const shapes = (argValue('--shapes') ?? 'tiny,135m,7b').split(',') as Shape[];
+  for (const s of shapes) if (!SHAPES[s]) throw new Error(`unknown shape ${s} (tiny, 135m, 7b)`);
+  const cores = os.availableParallelism();
+  const threadList = (argValue('--threads') ?? Array.from({ length: cores }, (_, i) => i + 1).join(','))
+    .split(',')
+    .map(Number);
+  const repeatsArg = argValue('--repeats');
+  const skipLlama = await llamaCppAvailable();
+  const started = new Date();
+  const lines: string[] = [];
+  const say = (s = '') => {
+    lines.push(s);
+    console.log(s);
+  };
+  const ort = (await import('onnxruntime-node')).env.versions.node;
+  say('## Decode against llama.cpp (`npm run bench:decode`)');
+  say();
+  say(
+    `Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${cores} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; node ${process.version}; onnxruntime-node ${ort}; node-llama-cpp ${skipLlama ? 'absent' : '3.21.1 (prebuilt CPU binary)'}; ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
+  );
+  say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
+  say();
+  say(
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+  );
+  if (skipLlama) {
+    say();
+    say(`**${skipLlama}**`);
+  }
+  for (const shape of shapes) {
+    const spec = SHAPES[shape];
+    const repeats = Number(repeatsArg ?? (shape === '7b' ? 1 : 3));
+    say();
+    say(`### ${spec.label}`);
+    say();
+    if (shape === '7b')
+      say(
+        'Float32 and 8-bit rows are not run at this shape: 27 GB of float32 weights, and our 8 bits run as a float MatMul.',
+      );
+    say(
+      '| implementation | weights | threads | load s | prefill tok/s | decode tok/s | peak RSS MiB | peak RSS while decoding MiB | notes |',
+    );
+    say('|---|---|---:|---:|---:|---:|---:|---:|---|');
+    type Row = { impl: Impl; bits: Bits; threads: number | null; r: ChildResult };
+    const rows: Row[] = [];
+    for (const bits of spec.bits) {
+      const jobs: ChildJob[] = [];
+      const ours = await prepareOurs(shape, bits);
+      for (const t of [null, ...threadList])
+        jobs.push({ impl: 'maven-ts', shape, bits, file: ours, threads: t, repeats });
+      if (!skipLlama) {
+        const gguf = prepareGguf(shape, bits);
+        for (const t of threadList)
+          jobs.push({ impl: 'llama.cpp', shape, bits, file: gguf, threads: t, repeats });
+      }
+      for (const job of jobs) {
+        const r = runChild(job);
+        const weightsName = job.impl === 'maven-ts' ? OURS_NAME[bits] : GGUF_TYPE[bits];
+        const threadsShown =
+          job.threads === null ? `default (${'error' in r ? '?' : r.threadsUsed})` : String(job.threads);
+        if ('error' in r) {
+          say(
+            `| ${job.impl} | ${weightsName} | ${threadsShown} | | | | | | failed: ${r.error.replaceAll('|', '/')} |`,
+          );
+          continue;
+        }
+        rows.push({ impl: job.impl, bits, threads: job.threads, r });
+        say(
+          `| ${job.impl} | ${weightsName} | ${threadsShown} | ${fmt(r.loadMs / 1000, 2)} | ${fmt(r.prefillTokS)} | ${fmt(r.decodeTokS)} | ${fmt(r.peakRssMiB, 0)} | ${fmt(r.decodePeakRssMiB, 0)} | ${r.note ?? ''} |`,
+        );
+      }
+    }
+    if (skipLlama) continue;
+    say();
+    say(
+      '| bits | maven-ts default decode tok/s | llama.cpp best decode tok/s (threads) | decode ratio | maven-ts prefill / llama.cpp prefill (same threads as that best) | peak RSS while decoding, maven-ts / llama.cpp |',
+    );
+    say('|---|---:|---:|---:|---:|---:|');
+    for (const bits of spec.bits) {
+      const ours = rows.find((x) => x.impl === 'maven-ts' && x.bits === bits && x.threads === null);
+      const theirs = rows
+        .filter((x) => x.impl === 'llama.cpp' && x.bits === bits)
+        .sort((a, b) => b.r.decodeTokS - a.r.decodeTokS)[0];
+      if (!ours || !theirs) continue;
+      const oursSameThreads = rows.find(
+        (x) => x.impl === 'maven-ts' && x.bits === bits && x.threads === theirs.threads,
+      );
+      say(
+        `| ${OURS_NAME[bits]} / ${GGUF_TYPE[bits]} | ${fmt(ours.r.decodeTokS)} | ${fmt(theirs.r.decodeTokS)} (${theirs.threads}) | ${fmt(ours.r.decodeTokS / theirs.r.decodeTokS, 2)}× | ${oursSameThreads ? `${fmt(oursSameThreads.r.prefillTokS / theirs.r.prefillTokS, 2)}×` : '–'} | ${fmt(ours.r.decodePeakRssMiB / theirs.r.decodePeakRssMiB, 2)}× |`,
+      );
+    }
+  }
+  if (process.argv.includes('--write')) writeBenchSection('decode', lines);
+}
+
+await main();
