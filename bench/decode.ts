@@ -84,6 +84,7 @@ const SHAPES: Record<Shape, { label: string; llm: () => LlamaConfig; bits: Bits[
 /** `maven quantize`'s defaults: blocks of 16 at 8 bits, 32 at 4 bits, the layers' projections. */
 const BLOCK_SIZE: Record<8 | 4, number> = { 8: 16, 4: 32 };
 const PROJECTIONS = /\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
+const HEAD = /^(model\.embed_tokens|lm_head)\.weight$/;
 const GGUF_TYPE: Record<Bits, 'f32' | 'q8_0' | 'q4_0'> = { 32: 'f32', 8: 'q8_0', 4: 'q4_0' };
 const OURS_NAME: Record<Bits, string> = { 32: 'f32', 8: 'int8', 4: 'int4' };
 
@@ -144,14 +145,19 @@ function cacheDir(shape: Shape): string {
   return dir;
 }
 
-async function prepareOurs(shape: Shape, bits: Bits): Promise<string> {
-  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}.safetensors`);
+/**
+ * `withHead` also quantizes the embedding table / LM head (4 bits: the head then runs MatMulNBits
+ * and the lookup reads the dequantized table), as llama.cpp's q4_0 file does; `maven quantize`
+ * leaves it float32.
+ */
+async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<string> {
+  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}.safetensors`);
   if (existsSync(path)) return path;
   const llama = new Llama(SHAPES[shape].llm());
   const weights = new Map<string, HostTensor>();
   for (const [name, s] of llama.paramShapes()) {
     const w = generate(name, s);
-    if (bits !== 32 && PROJECTIONS.test(name)) {
+    if (bits !== 32 && (PROJECTIONS.test(name) || (withHead && HEAD.test(name)))) {
       const q = blockQuantize(w, { bits, blockSize: BLOCK_SIZE[bits] }, name);
       weights.set(name + QWEIGHT_SUFFIX, q.qweight);
       weights.set(name + SCALES_SUFFIX, q.scales);
@@ -201,6 +207,8 @@ function prepareGguf(shape: Shape, bits: Bits): string {
 
 interface ChildJob {
   impl: Impl;
+  /** maven-ts with the embedding / head quantized too. */
+  withHead?: boolean;
   shape: Shape;
   bits: Bits;
   file: string;
@@ -436,13 +444,18 @@ async function main(): Promise<void> {
       '| implementation | weights | threads | load s | prefill tok/s | decode tok/s | peak RSS MiB | peak RSS while decoding MiB | notes |',
     );
     say('|---|---|---:|---:|---:|---:|---:|---:|---|');
-    type Row = { impl: Impl; bits: Bits; threads: number | null; r: ChildResult };
+    type Row = { impl: Impl; bits: Bits; threads: number | null; withHead: boolean; r: ChildResult };
     const rows: Row[] = [];
     for (const bits of spec.bits) {
       const jobs: ChildJob[] = [];
       const ours = await prepareOurs(shape, bits);
-      for (const t of [null, ...threadList])
+      // null is the default, which is every core: an explicit run at that count would repeat it.
+      for (const t of [null, ...threadList.filter((n) => n !== cores)])
         jobs.push({ impl: 'maven-ts', shape, bits, file: ours, threads: t, repeats });
+      if (bits === 4) {
+        const withHead = await prepareOurs(shape, bits, true);
+        jobs.push({ impl: 'maven-ts', shape, bits, file: withHead, threads: null, repeats, withHead: true });
+      }
       if (!skipLlama) {
         const gguf = prepareGguf(shape, bits);
         for (const t of threadList)
@@ -450,7 +463,10 @@ async function main(): Promise<void> {
       }
       for (const job of jobs) {
         const r = runChild(job);
-        const weightsName = job.impl === 'maven-ts' ? OURS_NAME[bits] : GGUF_TYPE[bits];
+        const weightsName =
+          job.impl === 'maven-ts'
+            ? `${OURS_NAME[bits]}${job.withHead ? ', embedding / head too' : ''}`
+            : GGUF_TYPE[bits];
         const threadsShown =
           job.threads === null ? `default (${'error' in r ? '?' : r.threadsUsed})` : String(job.threads);
         if ('error' in r) {
@@ -459,7 +475,7 @@ async function main(): Promise<void> {
           );
           continue;
         }
-        rows.push({ impl: job.impl, bits, threads: job.threads, r });
+        rows.push({ impl: job.impl, bits, threads: job.threads, withHead: job.withHead === true, r });
         say(
           `| ${job.impl} | ${weightsName} | ${threadsShown} | ${fmt(r.loadMs / 1000, 2)} | ${fmt(r.prefillTokS)} | ${fmt(r.decodeTokS)} | ${fmt(r.peakRssMiB, 0)} | ${fmt(r.decodePeakRssMiB, 0)} | ${r.note ?? ''} |`,
         );
@@ -471,17 +487,31 @@ async function main(): Promise<void> {
       '| bits | maven-ts default decode tok/s | llama.cpp best decode tok/s (threads) | decode ratio | maven-ts prefill / llama.cpp prefill (same threads as that best) | peak RSS while decoding, maven-ts / llama.cpp |',
     );
     say('|---|---:|---:|---:|---:|---:|');
-    for (const bits of spec.bits) {
-      const ours = rows.find((x) => x.impl === 'maven-ts' && x.bits === bits && x.threads === null);
+    const variants = spec.bits.flatMap((b): [Bits, boolean][] =>
+      b === 4
+        ? [
+            [b, false],
+            [b, true],
+          ]
+        : [[b, false]],
+    );
+    for (const [bits, withHead] of variants) {
+      const ours = rows.find(
+        (x) => x.impl === 'maven-ts' && x.bits === bits && x.threads === null && x.withHead === withHead,
+      );
       const theirs = rows
         .filter((x) => x.impl === 'llama.cpp' && x.bits === bits)
         .sort((a, b) => b.r.decodeTokS - a.r.decodeTokS)[0];
       if (!ours || !theirs) continue;
       const oursSameThreads = rows.find(
-        (x) => x.impl === 'maven-ts' && x.bits === bits && x.threads === theirs.threads,
+        (x) =>
+          x.impl === 'maven-ts' &&
+          x.bits === bits &&
+          x.withHead === withHead &&
+          (x.threads ?? cores) === theirs.threads,
       );
       say(
-        `| ${OURS_NAME[bits]} / ${GGUF_TYPE[bits]} | ${fmt(ours.r.decodeTokS)} | ${fmt(theirs.r.decodeTokS)} (${theirs.threads}) | ${fmt(ours.r.decodeTokS / theirs.r.decodeTokS, 2)}× | ${oursSameThreads ? `${fmt(oursSameThreads.r.prefillTokS / theirs.r.prefillTokS, 2)}×` : '–'} | ${fmt(ours.r.decodePeakRssMiB / theirs.r.decodePeakRssMiB, 2)}× |`,
+        `| ${OURS_NAME[bits]}${withHead ? ' (head too)' : ''} / ${GGUF_TYPE[bits]} | ${fmt(ours.r.decodeTokS)} | ${fmt(theirs.r.decodeTokS)} (${theirs.threads}) | ${fmt(ours.r.decodeTokS / theirs.r.decodeTokS, 2)}× | ${oursSameThreads ? `${fmt(oursSameThreads.r.prefillTokS / theirs.r.prefillTokS, 2)}×` : '–'} | ${fmt(ours.r.decodePeakRssMiB / theirs.r.decodePeakRssMiB, 2)}× |`,
       );
     }
   }
