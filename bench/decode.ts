@@ -39,8 +39,14 @@ import {
   SCALES_SUFFIX,
 } from '../src/engine/index.ts';
 import { ggufChunks, llamaGguf, TokenType } from '../src/export/gguf.ts';
-import { maven7bConfig, tinyConfig } from '../src/maven/config.ts';
+import { mavenWeightShapes } from '../src/maven/checkpoint.ts';
+import { type MavenConfig, maven7bConfig, tinyConfig } from '../src/maven/config.ts';
+import { MavenModel } from '../src/maven/model.ts';
+import { QUANTIZATION_METADATA_KEY, quantizableWeights } from '../src/maven/quantization.ts';
 import { Llama, type LlamaConfig } from '../src/models/llama.ts';
+import { LlamaTokenizer } from '../src/models/tokenizer.ts';
+import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
+import { preprocessImages } from '../src/node/preprocess-images.ts';
 import { loadSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
 import { writeBenchSection } from './write-section.ts';
 
@@ -139,7 +145,7 @@ class GeneratedWeights extends Map<string, HostTensor> {
   }
 }
 
-function cacheDir(shape: Shape): string {
+function cacheDir(shape: Shape | 'maven-7b'): string {
   const dir = join(os.tmpdir(), 'maven-bench-decode', `${shape}-${SEED}`);
   mkdirSync(dir, { recursive: true });
   return dir;
@@ -202,11 +208,110 @@ function prepareGguf(shape: Shape, bits: Bits): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// maven-7b end to end at 4 bits: every weight at the preset's shape, generated and quantized one
+// tensor at a time (the float32 model, 33 GB, never exists), saved as `maven quantize --bits 4
+// --vision` would save it, then loaded, two images encoded and 32 tokens generated.
+// ---------------------------------------------------------------------------------------------
+
+const MAVEN_7B_BITS = { bits: 4, blockSize: 32 } as const;
+
+async function prepareMaven7b(): Promise<string> {
+  const dir = join(cacheDir('maven-7b'), 'model-int4');
+  if (existsSync(join(dir, 'config.json'))) return dir;
+  const config: MavenConfig = maven7bConfig();
+  const selected = new Set(quantizableWeights(config, { vision: true }));
+  const weights = new Map<string, HostTensor>();
+  for (const [name, shape] of mavenWeightShapes(config)) {
+    const w = generate(name, shape);
+    if (selected.has(name) && shape[1] % MAVEN_7B_BITS.blockSize === 0) {
+      const q = blockQuantize(w, MAVEN_7B_BITS, name);
+      weights.set(name + QWEIGHT_SUFFIX, q.qweight);
+      weights.set(name + SCALES_SUFFIX, q.scales);
+    } else weights.set(name, w);
+  }
+  const tokenizer = new LlamaTokenizer();
+  tokenizer.addSpecialTokens([config.imageStartToken, config.imageEndToken]);
+  const model = new MavenModel(config, weights, tokenizer);
+  // The metadata `maven quantize` writes (src/maven/quantization.ts, quantizeMaven).
+  const metadata = JSON.stringify({
+    bits: MAVEN_7B_BITS.bits,
+    block_size: MAVEN_7B_BITS.blockSize,
+    symmetric: true,
+    layout: 'com.microsoft.MatMulNBits',
+  });
+  const tmp = `${dir}.tmp`;
+  await saveMaven(tmp, model, {
+    metadata: { [QUANTIZATION_METADATA_KEY]: metadata },
+    maxShardBytes: 2 ** 31,
+  });
+  renameSync(tmp, dir);
+  return dir;
+}
+
+const E2E_IMAGES = ['blocks.jpg', 'rgba.png'].map((f) =>
+  fileURLToPath(new URL(`../test/fixtures/images/${f}`, import.meta.url)),
+);
+const E2E_NEW_TOKENS = 32;
+
+async function runMaven7b(job: ChildJob): Promise<ChildResult> {
+  const stages: [string, number][] = [];
+  const stagePeaks: number[] = [];
+  let t = performance.now();
+  const stage = (name: string) => {
+    const now = performance.now();
+    stages.push([name, now - t]);
+    stagePeaks.push(statusMiB('VmHWM'));
+    t = now;
+  };
+  const model = await loadMaven(job.file, job.threads ? { threads: job.threads } : {});
+  stage('load (read + check the weights)');
+  const images = (await preprocessImages(model, E2E_IMAGES))!;
+  stage('decode + preprocess 2 images');
+  const encodings = await model.encodeImages(images);
+  stage('encode 2 images (CLIP ViT-L/14-336, SEED tokenizer on EVA ViT-g, h_EOS pass, selector)');
+  const selected = await model.selectPatches(encodings);
+  const prepared = model.prepareEncoded(
+    'USER: Image 1: <image>\nImage 2: <image>\nWhat changed from the first image to the second? ASSISTANT:',
+    selected,
+  );
+  stage('select patches, project, embed the prompt');
+  const pieces = model.stream(prepared, { maxNewTokens: E2E_NEW_TOKENS });
+  let generated = 0;
+  let decodeMs = 0;
+  let first = true;
+  for await (const piece of pieces) {
+    if (piece.id < 0) continue;
+    generated++;
+    if (first) {
+      // The first token comes out of the prefill (and the LLM program's compilation).
+      stage(`compile the LLM + prefill ${prepared.embeds.shape[1]} positions`);
+      resetPeak();
+      first = false;
+    }
+  }
+  decodeMs = performance.now() - t;
+  stage(`decode ${Math.max(0, generated - 1)} more tokens`);
+  return {
+    stages,
+    stagePeaks,
+    loadMs: stages[0][1],
+    prefillTokS: Number.NaN,
+    decodeTokS: generated > 1 ? ((generated - 1) / decodeMs) * 1000 : Number.NaN,
+    peakRssMiB: Number.NaN,
+    decodePeakRssMiB: statusMiB('VmHWM'),
+    threadsUsed: job.threads ?? os.availableParallelism(),
+    note: `${generated} tokens generated; prompt ${prepared.embeds.shape[1]} positions`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Child: one configuration in its own process.
 // ---------------------------------------------------------------------------------------------
 
 interface ChildJob {
   impl: Impl;
+  /** The whole maven-7b model end to end (`file` is its directory) instead of the LLM alone. */
+  endToEnd?: boolean;
   /** maven-ts with the embedding / head quantized too. */
   withHead?: boolean;
   shape: Shape;
@@ -218,6 +323,10 @@ interface ChildJob {
 }
 
 interface ChildResult {
+  /** End to end: milliseconds per stage, in order. */
+  stages?: [string, number][];
+  /** End to end: peak RSS (VmHWM) at the end of each stage, MiB. */
+  stagePeaks?: number[];
   loadMs: number;
   prefillTokS: number;
   decodeTokS: number;
@@ -395,14 +504,20 @@ async function main(): Promise<void> {
   const childArg = argValue('--child');
   if (childArg) {
     const job = JSON.parse(childArg) as ChildJob;
-    const result = job.impl === 'maven-ts' ? await runOurs(job) : await runLlamaCpp(job);
+    const result = job.endToEnd
+      ? await runMaven7b(job)
+      : job.impl === 'maven-ts'
+        ? await runOurs(job)
+        : await runLlamaCpp(job);
     result.peakRssMiB = statusMiB('VmHWM');
     // The decode-phase reading can only be below the whole run's when measured the same way.
     console.log(`RESULT ${JSON.stringify(result)}`);
     process.exit(0);
   }
-  const shapes = (argValue('--shapes') ?? 'tiny,135m,7b').split(',') as Shape[];
-  for (const s of shapes) if (!SHAPES[s]) throw new Error(`unknown shape ${s} (tiny, 135m, 7b)`);
+  const requested = (argValue('--shapes') ?? 'tiny,135m,7b,maven-7b').split(',');
+  for (const s of requested)
+    if (!(s in SHAPES) && s !== 'maven-7b') throw new Error(`unknown shape ${s} (tiny, 135m, 7b, maven-7b)`);
+  const shapes = requested.filter((s): s is Shape => s in SHAPES);
   const cores = os.availableParallelism();
   const threadList = (argValue('--threads') ?? Array.from({ length: cores }, (_, i) => i + 1).join(','))
     .split(',')
@@ -512,6 +627,37 @@ async function main(): Promise<void> {
       );
       say(
         `| ${OURS_NAME[bits]}${withHead ? ' (head too)' : ''} / ${GGUF_TYPE[bits]} | ${fmt(ours.r.decodeTokS)} | ${fmt(theirs.r.decodeTokS)} (${theirs.threads}) | ${fmt(ours.r.decodeTokS / theirs.r.decodeTokS, 2)}× | ${oursSameThreads ? `${fmt(oursSameThreads.r.prefillTokS / theirs.r.prefillTokS, 2)}×` : '–'} | ${fmt(ours.r.decodePeakRssMiB / theirs.r.decodePeakRssMiB, 2)}× |`,
+      );
+    }
+  }
+  if (requested.includes('maven-7b')) {
+    say();
+    say('### maven-7b end to end, 4 bits (`maven quantize --bits 4 --vision` layout), random weights');
+    say();
+    say(
+      `Every weight at the preset's shape (src/maven/config.ts \`maven7bConfig\`: CLIP ViT-L/14-336, the SEED tokenizer on EVA ViT-g at 224 px with 8,192 codes, LLaMA-2-7B with 40,194 rows), the LLM's and both vision towers' linear layers at 4 bits in blocks of 32, the rest float32; saved as shards, then in a fresh process: loaded, two fixture images (test/fixtures/images/blocks.jpg, rgba.png) encoded in hybrid mode, ${E2E_NEW_TOKENS} new tokens greedily (fewer if the random model says EOS). Threads: the default.`,
+    );
+    const dir = await prepareMaven7b();
+    const r = runChild({
+      impl: 'maven-ts',
+      endToEnd: true,
+      shape: '7b',
+      bits: 4,
+      file: dir,
+      threads: null,
+      repeats: 1,
+    });
+    say();
+    if ('error' in r) say(`Failed: ${r.error}`);
+    else {
+      say('| stage | seconds | peak RSS so far MiB |');
+      say('|---|---:|---:|');
+      r.stages!.forEach(([name, ms], i) =>
+        say(`| ${name} | ${fmt(ms / 1000, 2)} | ${fmt(r.stagePeaks![i], 0)} |`),
+      );
+      say();
+      say(
+        `Peak RSS over the run: ${fmt(r.peakRssMiB, 0)} MiB (${fmt(r.peakRssMiB / 1024, 2)} GiB); while decoding: ${fmt(r.decodePeakRssMiB, 0)} MiB. Decode: ${fmt(r.decodeTokS, 2)} tokens/s. ${r.note}.`,
       );
     }
   }
