@@ -379,13 +379,15 @@ async function runOurs(job: ChildJob): Promise<ChildResult> {
   const run = async (promptLength: number, steps: number) => {
     const p = prompt.slice(0, promptLength);
     const t = performance.now();
-    let out = await decoder.prefill(ids(p), ids(p.map((_, i) => i)));
+    // As maven's generation runs it (src/maven/generation.ts): a DecoderStream.
+    const stream = decoder.stream(promptLength + steps);
+    let logits = await stream.prefill(ids(p), ids(p.map((_, i) => i)));
     const prefillMs = performance.now() - t;
     resetPeak();
     const d = performance.now();
     for (let i = 0; i < steps; i++) {
-      const next = argmaxLast(out.logits);
-      out = await decoder.decode(ids([next]), ids([promptLength + i]), out.cache);
+      const next = argmaxLast(logits);
+      logits = await stream.decode(ids([next]), ids([promptLength + i]));
     }
     return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
   };

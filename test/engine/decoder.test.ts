@@ -142,6 +142,29 @@ describe('KVCacheDecoder', () => {
     });
   }
 
+  for (const sharedProgram of [false, true]) {
+    it(`a stream's logits equal decode()'s, through cache growth (${sharedProgram ? 'one program' : 'two programs'})`, async () => {
+      const dec = await KVCacheDecoder.create(spec, weights(), { sharedProgram });
+      const prompt = [3, 14, 15, 9, 2];
+      const stream = dec.stream(2); // smaller than the prompt: grows at once, then again
+      let streamed = await stream.prefill(ids(prompt), range(0, prompt.length));
+      let out = await dec.prefill(ids(prompt), range(0, prompt.length));
+      const seq = [...prompt];
+      for (let i = 0; i < 12; i++) {
+        assert.deepEqual(streamed.shape, out.logits.shape);
+        const a = streamed.data as Float32Array;
+        const b = out.logits.data as Float32Array;
+        for (let j = 0; j < b.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `step ${i} logit ${j}`);
+        const next = argmaxLast(out.logits);
+        seq.push(next);
+        streamed = await stream.decode(ids([next]), range(seq.length - 1, 1));
+        out = await dec.decode(ids([next]), range(seq.length - 1, 1), out.cache);
+      }
+      assert.equal(stream.positions, seq.length);
+      await assert.rejects(dec.stream().decode(ids([1]), range(0, 1)), /decode before prefill/);
+    });
+  }
+
   it('shares one program by default only from SHARED_PROGRAM_FROM_BYTES of weights', async () => {
     const small = await KVCacheDecoder.create(spec, weights());
     assert.equal(small.sharesProgram, false);
