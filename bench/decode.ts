@@ -3,7 +3,8 @@
  * weights in maven-ts (float32, 8-bit, 4-bit block-quantized, as `maven quantize` stores them)
  * and in llama.cpp through node-llama-cpp (f32, q8_0, q4_0, written by our GGUF export).
  *
- *   npm run bench:decode -- [--shapes tiny,135m,7b] [--threads 1,2] [--repeats 3] [--write]
+ *   npm run bench:decode -- [--shapes tiny,135m,7b,maven-7b] [--threads 1,2] [--repeats 3]
+ *                           [--max-rss-gib 12] [--write]
  *
  * Per shape and configuration, one child process (so peak RSS is its own): load the weights
  * from their file, prefill a 512-token prompt, then decode 128 tokens greedily, one at a time.
@@ -15,6 +16,8 @@
  * The 7B shape runs 4 bits only: its float32 weights (27 GB) do not fit this machine, and our
  * 8 bits run as a float MatMul over dequantized weights (docs/quantization.md), float-sized too.
  * node-llama-cpp is a dev dependency; when it is absent the llama.cpp rows are skipped, saying so.
+ * `maven-7b` runs the whole model end to end at 4 bits (runMaven7b). Generated files are cached
+ * under the system's temporary folder (maven-bench-decode/), keyed by shape and seed.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -24,6 +27,7 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -525,6 +529,8 @@ async function main(): Promise<void> {
     .split(',')
     .map(Number);
   const repeatsArg = argValue('--repeats');
+  // maven-ts rows whose load would pass this are skipped (a shared machine must not swap or OOM).
+  const maxRssGiB = Number(argValue('--max-rss-gib') ?? 12);
   const skipLlama = await llamaCppAvailable();
   const started = new Date();
   const lines: string[] = [];
@@ -579,6 +585,15 @@ async function main(): Promise<void> {
           jobs.push({ impl: 'llama.cpp', shape, bits, file: gguf, threads: t, repeats });
       }
       for (const job of jobs) {
+        // Loading embeds the weights: our copy, onnxruntime's, and its pre-packing at once peaked
+        // at about 3.1× the weights for one 256 MiB MatMul (measured while writing this).
+        const needGiB = (3.2 * statSync(job.file).size) / 2 ** 30;
+        if (job.impl === 'maven-ts' && needGiB > maxRssGiB) {
+          say(
+            `| ${job.impl} | ${OURS_NAME[bits]}${job.withHead ? ', embedding / head too' : ''} | ${job.threads ?? 'default'} | | | | | | skipped: loading would need about ${fmt(needGiB)} GiB, over --max-rss-gib ${maxRssGiB} |`,
+          );
+          continue;
+        }
         const r = runChild(job);
         const weightsName =
           job.impl === 'maven-ts'
