@@ -669,9 +669,8 @@ async function main(): Promise<void> {
     else {
       say('| stage | seconds | peak RSS so far MiB |');
       say('|---|---:|---:|');
-      r.stages!.forEach(([name, ms], i) =>
-        say(`| ${name} | ${fmt(ms / 1000, 2)} | ${fmt(r.stagePeaks![i], 0)} |`),
-      );
+      for (const [i, [name, ms]] of r.stages!.entries())
+        say(`| ${name} | ${fmt(ms / 1000, 2)} | ${fmt(r.stagePeaks![i], 0)} |`);
       say();
       say(
         `Peak RSS over the run: ${fmt(r.peakRssMiB, 0)} MiB (${fmt(r.peakRssMiB / 1024, 2)} GiB); while decoding: ${fmt(r.decodePeakRssMiB, 0)} MiB. Decode: ${fmt(r.decodeTokS, 2)} tokens/s. ${r.note}.`,
