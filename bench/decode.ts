@@ -15,7 +15,11 @@
  *
  * The 7B shape runs 4 bits only: its float32 weights (27 GB) do not fit this machine, and our
  * 8 bits run as a float MatMul over dequantized weights (docs/quantization.md), float-sized too.
- * node-llama-cpp is a dev dependency; when it is absent the llama.cpp rows are skipped, saying so.
+ * node-llama-cpp is not a dependency of the project: its prebuilt binaries (CUDA and Vulkan
+ * builds included) weigh about 700 MB, which every `npm install` of maven-ts would otherwise fetch
+ * for a benchmark few users run. Install it for a run with `npm i --no-save -E node-llama-cpp@3.21.1`
+ * (from the npm registry, nothing compiled); when it is absent the llama.cpp rows are skipped,
+ * saying so. The few calls used here are typed by `LlamaCpp` below.
  * `maven-7b` runs the whole model end to end at 4 bits (runMaven7b). Generated files are cached
  * under the system's temporary folder (maven-bench-decode/), keyed by shape and seed.
  */
@@ -34,7 +38,6 @@ import {
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Token } from 'node-llama-cpp';
 import {
   blockQuantize,
   HostTensor,
@@ -416,8 +419,31 @@ async function runOurs(job: ChildJob): Promise<ChildResult> {
   };
 }
 
+/** The part of node-llama-cpp 3.21.1's API this benchmark calls (its types are absent when it is). */
+interface LlamaCpp {
+  getLlama(options: { gpu: false; build: 'never'; logLevel: string }): Promise<{
+    loadModel(options: { modelPath: string }): Promise<{
+      createContext(options: {
+        contextSize: number;
+        batchSize: number;
+        threads: { ideal: number; min: number };
+      }): Promise<{ contextSize: number; getSequence(): LlamaCppSequence }>;
+    }>;
+  }>;
+  LlamaLogLevel: { error: string };
+}
+interface LlamaCppSequence {
+  clearHistory(): Promise<void>;
+  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
+  evaluate(tokens: number[], options: { temperature: number }): AsyncIterable<number>;
+}
+
+/** node-llama-cpp, by a specifier the type checker does not resolve (it is not a dependency). */
+const LLAMA_CPP_PACKAGE: string = 'node-llama-cpp';
+const importLlamaCpp = (): Promise<LlamaCpp> => import(LLAMA_CPP_PACKAGE) as Promise<LlamaCpp>;
+
 async function runLlamaCpp(job: ChildJob): Promise<ChildResult> {
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const { getLlama, LlamaLogLevel } = await importLlamaCpp();
   const threads = job.threads ?? os.availableParallelism();
   const t0 = performance.now();
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
@@ -433,13 +459,13 @@ async function runLlamaCpp(job: ChildJob): Promise<ChildResult> {
   const run = async (promptLength: number, steps: number) => {
     await sequence.clearHistory();
     const t = performance.now();
-    await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, promptLength) as Token[]);
+    await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, promptLength));
     const prefillMs = performance.now() - t;
     resetPeak();
     const d = performance.now();
     let n = 0;
     // Each yielded token is one evaluation of the token before it: `steps` one-token decodes.
-    for await (const _ of sequence.evaluate([prompt[promptLength - 1] as Token], { temperature: 0 })) {
+    for await (const _ of sequence.evaluate([prompt[promptLength - 1]], { temperature: 0 })) {
       if (++n === steps) break;
     }
     return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
@@ -477,10 +503,10 @@ function argValue(name: string): string | undefined {
 
 async function llamaCppAvailable(): Promise<string | null> {
   try {
-    await import('node-llama-cpp');
+    await importLlamaCpp();
     return null;
   } catch (e) {
-    return `node-llama-cpp is not installed (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); the llama.cpp rows are skipped. Install it with \`npm i -E -D node-llama-cpp@3.21.1\`.`;
+    return `node-llama-cpp is not installed (${e instanceof Error ? e.message.split('\n')[0] : String(e)}); the llama.cpp rows are skipped. Install it for a run with \`npm i --no-save -E node-llama-cpp@3.21.1\`.`;
   }
 }
 
