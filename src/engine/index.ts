@@ -23,6 +23,7 @@ export {
   type DecoderOptions,
   type DecoderOutput,
   type DecoderSpec,
+  DecoderStream,
   KVCacheDecoder,
   type LayerCache,
 } from './decoder.ts';

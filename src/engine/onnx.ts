@@ -25,6 +25,13 @@ export interface ValueSpec {
 export interface SerializeOptions {
   /** Values to bake in as initializers, by input name (e.g. parameters, for inference). */
   embed?: ReadonlyMap<string, HostTensor>;
+  /**
+   * Embedded values of at least this many bytes are written as ONNX external data (default
+   * EXTERNAL_DATA_FROM_BYTES): the protobuf names them, `externalData` carries their bytes as
+   * views of the caller's arrays. No serialised copy of the weights is made, and models past
+   * protobuf's 2 GiB limit can be created.
+   */
+  externalFromBytes?: number;
   graphName?: string;
 }
 
@@ -34,11 +41,38 @@ export interface SerializedModel {
   inputs: ValueSpec[];
   outputs: ValueSpec[];
   nodeCount: number;
+  /** Bytes of initializers stored as external data, by the location the protobuf gives them. */
+  externalData: ExternalData[];
+}
+
+export interface ExternalData {
+  path: string;
+  data: Uint8Array;
+}
+
+export const EXTERNAL_DATA_FROM_BYTES = 64 * 1024;
+
+function tensorBytes(t: HostTensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
 }
 
 function tensorProto(name: string, t: HostTensor): onnxProto.onnx.ITensorProto {
-  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  return { name, dims: [...t.shape], dataType: ELEM_TYPE[t.dtype], rawData: bytes };
+  return { name, dims: [...t.shape], dataType: ELEM_TYPE[t.dtype], rawData: tensorBytes(t) };
+}
+
+/** An initializer whose bytes live outside the protobuf, under `location`. */
+function externalTensorProto(name: string, t: HostTensor, location: string): onnxProto.onnx.ITensorProto {
+  return {
+    name,
+    dims: [...t.shape],
+    dataType: ELEM_TYPE[t.dtype],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: location },
+      { key: 'offset', value: '0' },
+      { key: 'length', value: String(t.data.byteLength) },
+    ],
+  };
 }
 
 function valueInfo(v: ValueSpec): onnxProto.onnx.IValueInfoProto {
@@ -132,6 +166,8 @@ export function serialize(
   for (const t of Object.values(outputs)) used.add(t.name);
 
   const embed = options.embed ?? new Map<string, HostTensor>();
+  const externalFrom = options.externalFromBytes ?? EXTERNAL_DATA_FROM_BYTES;
+  const externalData: ExternalData[] = [];
   const inputs: ValueSpec[] = [];
   const initializer: onnxProto.onnx.ITensorProto[] = [];
   for (const t of graph.inputs) {
@@ -147,7 +183,12 @@ export function serialize(
           `serialize: value for "${t.name}" is ${value.dtype}[${value.shape.join(', ')}], the graph declares ${t.dtype}[${t.shape.join(', ')}]`,
         );
       }
-      initializer.push(tensorProto(t.name, value));
+      if (value.data.byteLength >= externalFrom) {
+        // One "file" per tensor, so the caller's array is handed over as it is, never concatenated.
+        const path = `w${externalData.length}.bin`;
+        externalData.push({ path, data: tensorBytes(value) });
+        initializer.push(externalTensorProto(t.name, value, path));
+      } else initializer.push(tensorProto(t.name, value));
     } else inputs.push({ name: t.name, dtype: t.dtype, shape: t.shape });
   }
   for (const [name, value] of graph.initializers)
@@ -180,5 +221,6 @@ export function serialize(
     inputs,
     outputs: outSpecs,
     nodeCount: nodes.length,
+    externalData,
   };
 }

@@ -132,21 +132,27 @@ function defaultThreads(): number {
 }
 
 async function sessionFor(
-  bytes: Uint8Array,
+  model: SerializedModel,
   options: RuntimeOptions,
 ): Promise<{ session: InferenceSession; ort: OnnxRuntimeModule }> {
   const ep = options.ep ?? defaultProvider();
   const ort = await runtimeFor(ep);
   const threads = options.threads ?? defaultThreads();
-  const key = `${ep}:${threads}:${await modelKey(bytes)}`;
+  // External data is part of the model: hash its contents too (weights updated in place by a
+  // trainer must not find the session compiled from their old values).
+  const hashes = [await modelKey(model.bytes)];
+  for (const e of model.externalData) hashes.push(`${e.path}=${await modelKey(e.data)}`);
+  const key = `${ep}:${threads}:${hashes.join(':')}`;
   let s = sessions.get(key);
   if (!s) {
     const sessionOptions: InferenceSession.SessionOptions = {
       executionProviders: [ep],
       graphOptimizationLevel: 'all',
       intraOpNumThreads: threads,
+      // onnxruntime copies these bytes while creating the session; the caller's arrays stay its own.
+      ...(model.externalData.length ? { externalData: model.externalData } : {}),
     };
-    s = ort.InferenceSession.create(bytes, sessionOptions).catch((e: unknown) => {
+    s = ort.InferenceSession.create(model.bytes, sessionOptions).catch((e: unknown) => {
       sessions.delete(key);
       const hint =
         ep === 'cuda'
@@ -187,7 +193,7 @@ export class Program {
     model: SerializedModel,
     options: RuntimeOptions & { label?: string } = {},
   ): Promise<Program> {
-    const { session, ort } = await sessionFor(model.bytes, options);
+    const { session, ort } = await sessionFor(model, options);
     return new Program(session, ort, model.inputs, model.outputs, options.label ?? 'graph');
   }
 

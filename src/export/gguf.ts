@@ -684,7 +684,8 @@ export function llamaGguf(source: LlamaGgufSource, type: GgufExportType): GgufFi
       throw new Error(`llamaGguf: ${hfName} is ${w.dtype}, not a float tensor`);
     const name = ggufTensorName(hfName)!;
     const ttype = tensorType(w.shape, type);
-    const count = w.data.length;
+    // From the shape: a tensor's data is read only when its turn to be written comes.
+    const count = w.shape.reduce((a, b) => a * b, 1);
     const rotary = hfName.endsWith('q_proj.weight')
       ? c.numAttentionHeads
       : hfName.endsWith('k_proj.weight')
@@ -696,7 +697,8 @@ export function llamaGguf(source: LlamaGgufSource, type: GgufExportType): GgufFi
       type: ttype,
       byteLength: ggmlByteLength(ttype, count),
       encode: () => {
-        let x = w.data instanceof Float32Array ? w.data : Float32Array.from(w.data as Float64Array);
+        const data = w.data;
+        let x = data instanceof Float32Array ? data : Float32Array.from(data as Float64Array);
         if (rotary) x = permuteRotaryRows(x, rotary, w.shape[1]);
         return encodeAs(ttype, x);
       },

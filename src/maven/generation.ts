@@ -92,11 +92,13 @@ export async function* generateTokens(
   const rand = uniformSource(options.seed ?? 0);
   const stops = (options.stop ?? []).filter((s) => s.length > 0);
   const promptLength = src.prompt.shape[1];
-  let out = await src.decoder.prefill(src.prompt, range(0, promptLength));
+  // A stream keeps the cache in two buffers that take turns (no per-token allocation or copy-out).
+  const stream = src.decoder.stream(promptLength + max);
+  let logits = await stream.prefill(src.prompt, range(0, promptLength));
   const ids: number[] = [];
   let emitted = '';
   for (let step = 0; step < max; step++) {
-    const next = sampleToken(lastRow(out.logits), options, rand);
+    const next = sampleToken(lastRow(logits), options, rand);
     if (next === src.eosId) return;
     ids.push(next);
     const text = src.decodeText(ids);
@@ -114,7 +116,7 @@ export async function* generateTokens(
       emitted = text.slice(0, safe);
     } else yield { id: next, text: '' };
     if (step + 1 < max)
-      out = await src.decoder.decode(idsTensor([next]), range(promptLength + ids.length - 1, 1), out.cache);
+      logits = await stream.decode(idsTensor([next]), range(promptLength + ids.length - 1, 1));
   }
   if (emitted.length < src.decodeText(ids).length)
     yield { id: -1, text: src.decodeText(ids).slice(emitted.length) };

@@ -259,6 +259,7 @@ export class Llama {
         const { hidden, present } = this.forward(g, embeds, positions, { past: past ?? undefined });
         return { logits: this.logits(g, hidden), present };
       },
+      embedIds: (g, ids) => this.embedTokens(g, ids),
     };
   }
 

@@ -1,7 +1,7 @@
 /** KV-cache prefill/decode against full recomputation on a tiny random decoder. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type DecoderSpec, KVCacheDecoder } from '../../src/engine/decoder.ts';
+import { type DecoderSpec, KVCacheDecoder, SHARED_PROGRAM_FROM_BYTES } from '../../src/engine/decoder.ts';
 import { HostTensor } from '../../src/engine/host-tensor.ts';
 import * as ops from '../../src/engine/ops/index.ts';
 import { f32, uniform } from './helpers.ts';
@@ -63,6 +63,7 @@ const spec: DecoderSpec = {
     }
     return { logits: ops.linear(x, g.param('wte', [V, D])), present };
   },
+  embedIds: (g, input) => ops.gather(g.param('wte', [V, D]), input),
 };
 
 const ids = (xs: number[]) => new HostTensor('int64', [1, xs.length], BigInt64Array.from(xs, BigInt));
@@ -75,9 +76,15 @@ function argmaxLast(logits: HostTensor): number {
 }
 
 describe('KVCacheDecoder', () => {
-  for (const embedWeights of [true, false]) {
-    it(`greedy decoding with the cache equals full recomputation (weights ${embedWeights ? 'embedded' : 'bound'})`, async () => {
-      const dec = await KVCacheDecoder.create(spec, weights(), { embedWeights });
+  for (const [embedWeights, sharedProgram] of [
+    [true, false],
+    [false, false],
+    [true, true],
+    [false, true],
+  ]) {
+    it(`greedy decoding with the cache equals full recomputation (weights ${embedWeights ? 'embedded' : 'bound'}, ${sharedProgram ? 'one program' : 'two programs'})`, async () => {
+      const dec = await KVCacheDecoder.create(spec, weights(), { embedWeights, sharedProgram });
+      assert.equal(dec.sharesProgram, sharedProgram);
       const prompt = [3, 14, 15, 9, 2];
 
       const full = [...prompt];
@@ -107,25 +114,68 @@ describe('KVCacheDecoder', () => {
     });
   }
 
-  it('prefill from input embeddings equals prefill from the ids they embed', async () => {
+  for (const sharedProgram of [false, true]) {
+    it(`prefill from input embeddings equals prefill from the ids they embed (${sharedProgram ? 'one program' : 'two programs'})`, async () => {
+      const w = weights();
+      const embedSpec: DecoderSpec = { ...spec, hiddenSize: D };
+      const byIds = await KVCacheDecoder.create(spec, w, { sharedProgram: false });
+      const byEmbeds = await KVCacheDecoder.create(embedSpec, w, { prefillInput: 'embeds', sharedProgram });
+      assert.equal(byEmbeds.sharesProgram, sharedProgram);
+      const prompt = [4, 8, 15, 16];
+      const table = w.get('wte')!.data as Float32Array;
+      const embeds = new HostTensor(
+        'float32',
+        [1, prompt.length, D],
+        new Float32Array(prompt.flatMap((t) => [...table.subarray(t * D, (t + 1) * D)])),
+      );
+      const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
+      const b = await byEmbeds.prefill(embeds, range(0, prompt.length));
+      const la = a.logits.data as Float32Array;
+      const lb = b.logits.data as Float32Array;
+      for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5);
+      const next = await byEmbeds.decode(ids([argmaxLast(b.logits)]), range(prompt.length, 1), b.cache);
+      const reference = await byIds.decode(ids([argmaxLast(a.logits)]), range(prompt.length, 1), a.cache);
+      assert.deepEqual(next.logits.shape, [1, 1, V]);
+      const ln = next.logits.data as Float32Array;
+      const lr = reference.logits.data as Float32Array;
+      for (let i = 0; i < ln.length; i++) assert.ok(Math.abs(ln[i] - lr[i]) < 1e-5, `decode logit ${i}`);
+    });
+  }
+
+  for (const sharedProgram of [false, true]) {
+    it(`a stream's logits equal decode()'s, through cache growth (${sharedProgram ? 'one program' : 'two programs'})`, async () => {
+      const dec = await KVCacheDecoder.create(spec, weights(), { sharedProgram });
+      const prompt = [3, 14, 15, 9, 2];
+      const stream = dec.stream(2); // smaller than the prompt: grows at once, then again
+      let streamed = await stream.prefill(ids(prompt), range(0, prompt.length));
+      let out = await dec.prefill(ids(prompt), range(0, prompt.length));
+      const seq = [...prompt];
+      for (let i = 0; i < 12; i++) {
+        assert.deepEqual(streamed.shape, out.logits.shape);
+        const a = streamed.data as Float32Array;
+        const b = out.logits.data as Float32Array;
+        for (let j = 0; j < b.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `step ${i} logit ${j}`);
+        const next = argmaxLast(out.logits);
+        seq.push(next);
+        streamed = await stream.decode(ids([next]), range(seq.length - 1, 1));
+        out = await dec.decode(ids([next]), range(seq.length - 1, 1), out.cache);
+      }
+      assert.equal(stream.positions, seq.length);
+      await assert.rejects(dec.stream().decode(ids([1]), range(0, 1)), /decode before prefill/);
+    });
+  }
+
+  it('shares one program by default only from SHARED_PROGRAM_FROM_BYTES of weights', async () => {
+    const small = await KVCacheDecoder.create(spec, weights());
+    assert.equal(small.sharesProgram, false);
     const w = weights();
-    const embedSpec: DecoderSpec = { ...spec, hiddenSize: D };
-    const byIds = await KVCacheDecoder.create(spec, w);
-    const byEmbeds = await KVCacheDecoder.create(embedSpec, w, { prefillInput: 'embeds' });
-    const prompt = [4, 8, 15, 16];
-    const table = w.get('wte')!.data as Float32Array;
-    const embeds = new HostTensor(
-      'float32',
-      [1, prompt.length, D],
-      new Float32Array(prompt.flatMap((t) => [...table.subarray(t * D, (t + 1) * D)])),
+    const bytes = [...w.values()].reduce((n, t) => n + t.data.byteLength, 0);
+    assert.ok(bytes < SHARED_PROGRAM_FROM_BYTES);
+    const withoutEmbedIds: DecoderSpec = { ...spec, hiddenSize: D, embedIds: undefined };
+    await assert.rejects(
+      KVCacheDecoder.create(withoutEmbedIds, w, { prefillInput: 'embeds', sharedProgram: true }),
+      /needs spec\.embedIds/,
     );
-    const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
-    const b = await byEmbeds.prefill(embeds, range(0, prompt.length));
-    const la = a.logits.data as Float32Array;
-    const lb = b.logits.data as Float32Array;
-    for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5);
-    const next = await byEmbeds.decode(ids([argmaxLast(b.logits)]), range(prompt.length, 1), b.cache);
-    assert.deepEqual(next.logits.shape, [1, 1, V]);
   });
 
   it('names the weights it is missing', async () => {
