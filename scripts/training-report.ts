@@ -452,7 +452,8 @@ model in \`${values['model-out']}\` (its \`training-report.json\` is the raw rec
 - Labels for stage 0a's dense objective: each patch's object class (colour × shape or
   background; the class loss counted once over every patch and, at weight
   ${TINY_SCHEDULE.clip.objectSupervision}, over object patches alone) and object centres, from the
-  generated scenes' exact masks; each Fashion photo's class for a head on its pooled patches.
+  generated scenes' exact masks; each Fashion photo's class for a head on its pooled patches (in
+  stage 0a, then alone for one epoch of photos in its photo phase, \`stage0-photos\`).
 
 ## Stages (scale ${report.scale}, seed ${report.seed})
 

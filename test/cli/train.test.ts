@@ -25,6 +25,7 @@ describe('maven train', () => {
     );
     const folders = [
       'stage0a-clip',
+      ...(withFashion ? ['stage0a-photos'] : []),
       'stage0b-tokenizer',
       'stage0c-llm',
       'stage1-selector',

@@ -23,6 +23,7 @@ import {
   retrievalAccuracy,
 } from '../../src/train/stages/pretrain-clip.ts';
 import { llmPretrainStage, pretrainText } from '../../src/train/stages/pretrain-llm.ts';
+import { photoPretrainStage } from '../../src/train/stages/pretrain-photos.ts';
 import {
   CODEBOOK,
   SEMANTIC_HEAD,
@@ -598,6 +599,83 @@ describe('LLM pretraining stage', () => {
     assert.throws(
       () => llmPretrainStage({ config: { ...config, textVocabSize: 5 }, tokenizer, steps: 1, batchSize: 1 }),
       /stage0-llm: the tokenizer has \d+ ids, the config's text vocabulary 5/,
+    );
+  });
+});
+
+// ---- stage 0a's photo phase ------------------------------------------------------------------
+
+describe('photo phase of stage 0a (the tower on photos alone)', () => {
+  // Two classes a linear head on pooled patches separates at once: dark and bright photos.
+  const drawn: number[] = [];
+  const photos: ImageSource = {
+    count: 60,
+    image: (i) => {
+      drawn.push(i);
+      return new Uint8Array(784).map((_, p) => (i % 2 ? 180 : 40) + ((p * 7 + i) % 30));
+    },
+    label: (i) => i % 2,
+    name: 'fake-fashion',
+  };
+  const head = new Map([
+    ['patch_probe.photo_class.weight', HostTensor.zeros('float32', [10, 32])],
+    ['patch_probe.photo_class.bias', HostTensor.zeros('float32', [10])],
+  ]);
+  const weights = new Map([...initMavenParams(buildComponents(config), 0), ...head]);
+  const stage = photoPretrainStage({
+    config,
+    weights,
+    fashion: photos,
+    steps: 30,
+    batchSize: 8,
+    evalCount: 10,
+  });
+
+  it('batches(k) equals the k-th batch of batches(0), across an epoch boundary', async () => {
+    await checkResume(stage, 2);
+    await checkResume(stage, 6); // photos 48–55 of 50 training ones: the second epoch starts inside
+  });
+
+  it('draws each training photo once per epoch and never the held-out ones', async () => {
+    drawn.length = 0;
+    await take(stage.batches(0), 12); // 96 draws: all of epoch 1 (50), most of epoch 2
+    assert.ok(
+      drawn.every((i) => i < 50),
+      `held-out photos drawn: ${drawn.filter((i) => i >= 50)}`,
+    );
+    assert.equal(new Set(drawn.slice(0, 50)).size, 50);
+    assert.notDeepEqual(drawn.slice(0, 50), drawn.slice(50, 96).concat(drawn.slice(0, 4)));
+  });
+
+  it('training lowers the loss and the held-out accuracy reaches the separable level', async () => {
+    const trainer = await trainerFor(stage, 2e-3);
+    const before = await stage.evaluate!(stage.params);
+    const it = stage.batches(0);
+    const losses: number[] = [];
+    for (const feeds of await take(it, 30)) losses.push((await trainer.trainStep(feeds)).loss);
+    const after = await stage.evaluate!(trainer.parameters());
+    assert.ok(losses.at(-1)! < losses[0] * 0.5, `loss ${losses[0]} → ${losses.at(-1)}`);
+    assert.equal(before.accuracy, 0.5); // a zero head ties every class: class 0 for every photo
+    assert.equal(after.accuracy, 1);
+  });
+
+  it('needs stage 0a’s tower and photo head, and says which weights are missing', () => {
+    const without = new Map([...weights].filter(([n]) => !n.startsWith('patch_probe.')));
+    assert.throws(
+      () =>
+        photoPretrainStage({
+          config,
+          weights: without,
+          fashion: photos,
+          steps: 2,
+          batchSize: 8,
+          evalCount: 10,
+        }),
+      /missing "patch_probe\.photo_class\.weight"/,
+    );
+    assert.throws(
+      () => photoPretrainStage({ config, weights, fashion: photos, steps: 2, batchSize: 8, evalCount: 55 }),
+      /60 photos leave 5 to train on/,
     );
   });
 });

@@ -65,6 +65,8 @@ export interface ClipPretrainOptions extends PretrainOptions {
    * few patches that tell a circle from a square weigh little in it.
    */
   objectSupervision?: number;
+  /** Share of Fashion-MNIST photos among the pairs when photos are given (default 0.5). */
+  photoShare?: number;
 }
 
 /**
@@ -312,7 +314,7 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
 
   const preprocess = preprocessFor(config);
   const maxLength = textConfig.maxPositionEmbeddings;
-  const data = { seed, split: 'train' as const, fashion: o.fashion };
+  const data = { seed, split: 'train' as const, fashion: o.fashion, fashionShare: o.photoShare };
   const grid = { imageSize: S, patchSize: config.vision.patchSize };
   const collate = (pairs: CaptionPair[]): ClipBatch => ({
     ...collateCaptionPairs(pairs, o.tokenizer, preprocess, maxLength),
