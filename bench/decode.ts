@@ -398,25 +398,36 @@ async function runOurs(job: ChildJob): Promise<ChildResult> {
     }
     return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
   };
-  await run(16, 4); // warm-up
+  return {
+    loadMs,
+    ...(await measureRuns(run, job.repeats)),
+    peakRssMiB: Number.NaN, // filled by the parent from the child's rusage
+    threadsUsed: job.threads ?? os.availableParallelism(),
+    note: decoder.sharesProgram ? 'one program' : 'two programs',
+  };
+}
+
+type TimedRun = (
+  promptLength: number,
+  steps: number,
+) => Promise<{ prefillMs: number; decodeMs: number; decodePeak: number }>;
+
+/** A short warm-up, then `repeats` runs of the full prompt and decode: medians and the decode peak. */
+async function measureRuns(
+  run: TimedRun,
+  repeats: number,
+): Promise<{ prefillTokS: number; decodeTokS: number; decodePeakRssMiB: number }> {
+  await run(16, 4);
   const prefill: number[] = [];
   const decode: number[] = [];
   let decodePeak = 0;
-  for (let r = 0; r < job.repeats; r++) {
+  for (let r = 0; r < repeats; r++) {
     const m = await run(PROMPT_TOKENS, DECODE_TOKENS);
     prefill.push((PROMPT_TOKENS / m.prefillMs) * 1000);
     decode.push((DECODE_TOKENS / m.decodeMs) * 1000);
     decodePeak = Math.max(decodePeak, m.decodePeak);
   }
-  return {
-    loadMs,
-    prefillTokS: median(prefill),
-    decodeTokS: median(decode),
-    peakRssMiB: Number.NaN, // filled by the parent from the child's rusage
-    decodePeakRssMiB: decodePeak,
-    threadsUsed: job.threads ?? os.availableParallelism(),
-    note: decoder.sharesProgram ? 'one program' : 'two programs',
-  };
+  return { prefillTokS: median(prefill), decodeTokS: median(decode), decodePeakRssMiB: decodePeak };
 }
 
 /** The part of node-llama-cpp 3.21.1's API this benchmark calls (its types are absent when it is). */
@@ -470,22 +481,10 @@ async function runLlamaCpp(job: ChildJob): Promise<ChildResult> {
     }
     return { prefillMs, decodeMs: performance.now() - d, decodePeak: statusMiB('VmHWM') };
   };
-  await run(16, 4);
-  const prefill: number[] = [];
-  const decode: number[] = [];
-  let decodePeak = 0;
-  for (let r = 0; r < job.repeats; r++) {
-    const m = await run(PROMPT_TOKENS, DECODE_TOKENS);
-    prefill.push((PROMPT_TOKENS / m.prefillMs) * 1000);
-    decode.push((DECODE_TOKENS / m.decodeMs) * 1000);
-    decodePeak = Math.max(decodePeak, m.decodePeak);
-  }
   return {
     loadMs,
-    prefillTokS: median(prefill),
-    decodeTokS: median(decode),
+    ...(await measureRuns(run, job.repeats)),
     peakRssMiB: Number.NaN,
-    decodePeakRssMiB: decodePeak,
     threadsUsed: threads,
     note: `KV cache ${context.contextSize} positions, llama.cpp defaults otherwise`,
   };

@@ -87,7 +87,8 @@ export function numberedPrompt(imageCount: number, question: string): string {
   return [...lines, question].join('\n');
 }
 
-function rgba(image: DecodedImage): ImageReport['overlay'] {
+/** An RGB image as the RGBA a canvas takes (opaque). */
+export function rgbaPixels(image: DecodedImage): Uint8ClampedArray<ArrayBuffer> {
   const out = new Uint8ClampedArray(image.width * image.height * 4);
   for (let i = 0, j = 0; j < image.rgb.length; i += 4, j += 3) {
     out[i] = image.rgb[j];
@@ -95,7 +96,7 @@ function rgba(image: DecodedImage): ImageReport['overlay'] {
     out[i + 2] = image.rgb[j + 2];
     out[i + 3] = 255;
   }
-  return { width: image.width, height: image.height, rgba: out };
+  return out;
 }
 
 export class LocalMaven {
@@ -251,7 +252,7 @@ function imageReport(model: MavenModel, image: DecodedImage, s: SelectedImage): 
     keptPatches: s.keptPatches,
     totalPatches: s.totalPatches,
     grid: s.grid,
-    overlay: rgba(overlay),
+    overlay: { width: overlay.width, height: overlay.height, rgba: rgbaPixels(overlay) },
   };
 }
 

@@ -12,7 +12,7 @@ import type { EncodingMode } from '../maven/sequence.ts';
 import type { DecodedImage } from '../models/image.ts';
 import { decodeImageBlob } from './decode-image.ts';
 import { clearModelCache } from './fetch-model.ts';
-import { type Answer, type ImageReport, LocalMaven } from './local-maven.ts';
+import { type Answer, type ImageReport, LocalMaven, rgbaPixels } from './local-maven.ts';
 import type { ProviderPreference } from './onnx-runtime.ts';
 
 declare global {
@@ -45,17 +45,6 @@ function canvasOf(image: {
   canvas.height = image.height;
   canvas.getContext('2d')?.putImageData(new ImageData(image.rgba, image.width, image.height), 0, 0);
   return canvas;
-}
-
-function rgbaOf(image: DecodedImage): Uint8ClampedArray<ArrayBuffer> {
-  const out = new Uint8ClampedArray(image.width * image.height * 4);
-  for (let i = 0, j = 0; j < image.rgb.length; i += 4, j += 3) {
-    out[i] = image.rgb[j];
-    out[i + 1] = image.rgb[j + 1];
-    out[i + 2] = image.rgb[j + 2];
-    out[i + 3] = 255;
-  }
-  return out;
 }
 
 const params = new URLSearchParams(location.search);
@@ -101,7 +90,7 @@ function showThumbs(): void {
   $('thumbs').replaceChildren(
     ...attached.map((a, i) => {
       const fig = el('figure');
-      const canvas = canvasOf({ width: a.image.width, height: a.image.height, rgba: rgbaOf(a.image) });
+      const canvas = canvasOf({ width: a.image.width, height: a.image.height, rgba: rgbaPixels(a.image) });
       canvas.title = a.name;
       const remove = el('button', '', '×');
       remove.title = 'remove';
