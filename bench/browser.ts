@@ -20,7 +20,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Page } from 'playwright-core';
-import { type DecodeTiming, timeDecode, warmUp } from '../src/browser/local-maven.ts';
+import { type DecodeTiming, type LoadTimings, timeDecode, warmUp } from '../src/browser/local-maven.ts';
 import { DEFAULT_MODEL_DIR } from '../src/cli/default-model.ts';
 import { decodeImage } from '../src/node/decode-image.ts';
 import { loadMaven } from '../src/node/model-directory.ts';
@@ -91,13 +91,7 @@ function nodeLoad(): NodeLoad {
   return JSON.parse(out.trim().split('\n').pop()!) as NodeLoad;
 }
 
-interface PageLoad {
-  runtimeMs: number;
-  fetchMs: number;
-  buildMs: number;
-  warmupMs: number;
-  totalMs: number;
-  readyAtMs: number;
+interface PageLoad extends LoadTimings {
   description: string;
   threads: number;
   fromCache: boolean;

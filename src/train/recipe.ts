@@ -69,7 +69,8 @@ export const TINY_SCHEDULE = {
     objectSupervision: 4,
   },
   // Then the tower on photos alone, one epoch (pretrain-photos.ts says why): from r9's stage 0a its
-  // head went from 85.1 to 88.7 % on 1,000 t10k photos.
+  // head went from 85.1 to 87.8 % on 1,000 t10k photos, and the LLM after stage 3 named the same
+  // photos' classes 85.9 % of the time against 82.3 % (run r15, hybrid).
   photos: { steps: 1875, batchSize: 32, lr: 5e-4 },
   // The Q-Former now trains here too; its semantic loss was still falling at 400 steps.
   tokenizer: { steps: 1000, batchSize: 32, lr: 1e-3 },
