@@ -4,7 +4,7 @@
  *
  *   npm run experiments                              # models/maven-tiny, ~40 min on 2 cores
  *   npm run experiments -- --quick                   # a few minutes, noisy
- *   npm run experiments -- --retrain --run RUN       # + Table 4 retrained: stages 3–4 once per encoding
+ *   npm run experiments -- --retrain --run RUN       # + Table 4 retrained: stages 3, 4a, 4b, 4 once per encoding
  *
  * options: --model DIR, --docs DIR, --quick, --nlvr N (sentences), --per-task N, --bench a,b,
  * --json FILE (every prediction of every variant), --data DIR, --retrain, --run RUN (the --out of
@@ -38,15 +38,8 @@ import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/mode
 import type { EncodingMode } from '../src/maven/sequence.ts';
 import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
 import { loadSafetensors } from '../src/node/safetensors-file.ts';
-import {
-  fashionTrainingSource,
-  nlvrDevForTraining,
-  TINY_SCHEDULE,
-  tinyInstructionData,
-} from '../src/train/recipe.ts';
+import { fashionTrainingSource, nlvrDevForTraining, tinyLaterStages } from '../src/train/recipe.ts';
 import { runStage } from '../src/train/run.ts';
-import { projectorStage } from '../src/train/stages/stage3-projector.ts';
-import { instructionStage } from '../src/train/stages/stage4-instruction.ts';
 
 const { values } = parseArgs({
   options: {
@@ -119,7 +112,7 @@ const results = await runExperiments(model, {
 });
 progress.finish();
 
-// ---- Table 4, retrained: stages 3–4 once per encoding, from the run's stage-2 weights -----------
+// ---- Table 4, retrained: the recipe's stages after stage 2, once per encoding -------------------
 let retrained: RetrainedResults | undefined;
 if (values.retrain) {
   const run = values.run!;
@@ -129,75 +122,35 @@ if (values.retrain) {
   const expected = mavenParamShapes(buildComponents(model.config));
   const start = new Map([...(await loadSafetensors(stage2))].filter(([name]) => expected.has(name)));
   const report = existsSync(join(run, 'report.json'))
-    ? (JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as { seed?: number; scale?: number })
+    ? (JSON.parse(await readFile(join(run, 'report.json'), 'utf8')) as { seed?: number })
     : {};
   const fashion = await fashionTrainingSource({ dataDir }, log);
-  const steps = (n: number) => Math.max(2, Math.round(n * retrainScale));
-  const S = TINY_SCHEDULE;
-  // The recipe's stage-4 data: the same task mix and NLVR dev share as the hybrid run.
-  const instructionData = tinyInstructionData(fashion, await nlvrDevForTraining({ dataDir }, log));
+  const dev = await nlvrDevForTraining({ dataDir }, log);
   retrained = { runs: {}, steps: {}, from: stage2, scale: retrainScale };
+  // Every mode retrains, hybrid too: the recipe's own model reads single images in a mix of
+  // encodings and routes discrete-only (stages 4a–4b), so it is no pure-hybrid row.
   for (const mode of MODES as EncodingMode[]) {
     const dir = join(values['retrain-dir']!, mode);
     const began = performance.now();
     let weights = new Map(start);
-    const common = {
-      config: model.config,
-      tokenizer: model.tokenizer,
-      seed: report.seed ?? 0,
-      fashion,
-      mode,
-    };
-    const train = async (def: ReturnType<typeof projectorStage>, folder: string) => {
+    const stageSteps: Record<string, number> = {};
+    const base = { config: model.config, tokenizer: model.tokenizer, seed: report.seed ?? 0, fashion, mode };
+    for (const later of tinyLaterStages(base, dev, retrainScale)) {
+      const def = later.build(weights);
       const r = await runStage(def, {
-        outDir: join(dir, folder),
+        outDir: join(dir, later.folder),
         checkpointEvery: Math.max(10, Math.round(def.steps / 5)),
         log,
       });
       if (r.stoppedEarly)
-        throw new Error(`interrupted in ${mode} ${folder}; rerun the same command to resume`);
+        throw new Error(`interrupted in ${mode} ${later.folder}; rerun the same command to resume`);
       weights = new Map([...weights, ...[...r.weights].filter(([n]) => expected.has(n))]);
-    };
-    const s3 = mode === 'discrete-only' ? 0 : steps(S.projector.steps);
-    const s4 = steps(S.instruction.steps);
-    // The recipe itself trained hybrid stages 3–4 from the same stage-2 weights with the same
-    // schedule: at the same scale its model is the hybrid row, no need to train it twice.
-    const reuse =
-      mode === 'hybrid' &&
-      retrainScale === (report.scale ?? 1) &&
-      existsSync(join(run, 'model', 'config.json'));
-    if (reuse) log(`hybrid: the recipe's own model (${join(run, 'model')}) is the hybrid run at this scale`);
-    if (s3 && !reuse)
-      await train(
-        projectorStage({
-          ...common,
-          weights,
-          steps: s3,
-          batchSize: S.projector.batchSize,
-          lr: S.projector.lr,
-          trainLlm: S.projector.trainLlm,
-        }),
-        'stage3-projector',
-      );
-    if (!reuse)
-      await train(
-        instructionStage({
-          ...common,
-          weights,
-          steps: s4,
-          batchSize: S.instruction.batchSize,
-          lr: S.instruction.lr,
-          ...instructionData,
-        }),
-        'stage4-instruction',
-      );
-    const trained = reuse
-      ? await loadMaven(join(run, 'model'))
-      : new MavenModel(model.config, weights, model.tokenizer);
-    if (!reuse)
-      await saveMaven(join(dir, 'model'), trained, {
-        metadata: { ablation: mode, scale: String(retrainScale) },
-      });
+      stageSteps[later.folder] = def.steps;
+    }
+    const trained = new MavenModel(model.config, weights, model.tokenizer);
+    await saveMaven(join(dir, 'model'), trained, {
+      metadata: { ablation: mode, scale: String(retrainScale) },
+    });
     const variant = { key: mode, mode, selection: 'selector' as const, keepRatio: results.baseRatio };
     const runs = await runVariants(trained, [variant], {
       benches,
@@ -208,12 +161,7 @@ if (values.retrain) {
     });
     progress.finish();
     retrained.runs[mode] = runs[variantKey(mode, 'selector', results.baseRatio)] ?? runs[mode];
-    retrained.steps[mode] = {
-      stage3: s3,
-      stage4: s4,
-      seconds: (performance.now() - began) / 1000,
-      ...(reuse ? { reusedFrom: join(run, 'model') } : {}),
-    };
+    retrained.steps[mode] = { stages: stageSteps, seconds: (performance.now() - began) / 1000 };
   }
 }
 

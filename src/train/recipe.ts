@@ -140,13 +140,22 @@ export function tinyInstructionData(
   };
 }
 
-/** What stages 3–4 of the tiny recipe start from; their steps, batch size and rate come from TINY_SCHEDULE. */
-export type TinyStageBase = Omit<MavenStageOptions, 'steps' | 'batchSize' | 'lr'> & {
+/**
+ * What stages 3–4 of the tiny recipe start from; their steps, batch size and rate come from
+ * TINY_SCHEDULE. Without `mode`, single images are read in the recipe's mix of encodings
+ * (TINY_SINGLE_IMAGE_MODES) and stages 4a–4b discrete-only; with it, every image in that mode.
+ */
+export type TinyStageBase = Omit<MavenStageOptions, 'steps' | 'batchSize' | 'lr' | 'singleImageModes'> & {
   /** Steps of the stage (default: the schedule's). */
   steps?: number;
 };
 
-/** Stage 3 exactly as the tiny recipe runs it (the LLM trains with the projector; every encoding). */
+/** `mode` alone when one is given, else the recipe's mix for single images. */
+function encodingOf(base: TinyStageBase): Pick<MavenStageOptions, 'singleImageModes'> {
+  return base.mode ? {} : { singleImageModes: TINY_SINGLE_IMAGE_MODES };
+}
+
+/** Stage 3 exactly as the tiny recipe runs it (the LLM trains with the projector). */
 export function tinyProjectorStage(base: TinyStageBase): StageDefinition {
   const s = TINY_SCHEDULE.projector;
   return projectorStage({
@@ -155,7 +164,7 @@ export function tinyProjectorStage(base: TinyStageBase): StageDefinition {
     batchSize: s.batchSize,
     lr: s.lr,
     trainLlm: s.trainLlm,
-    singleImageModes: TINY_SINGLE_IMAGE_MODES,
+    ...encodingOf(base),
   });
 }
 
@@ -166,7 +175,7 @@ export function tinyRoutingStage(base: TinyStageBase, phase: 'find' | 'compare')
   return routingStage({ ...base, steps: base.steps ?? s.steps, batchSize: s.batchSize, lr: s.lr }, p);
 }
 
-/** Stage 4 exactly as the tiny recipe runs it: its data (`tinyInstructionData`) in every encoding. */
+/** Stage 4 exactly as the tiny recipe runs it: its data (`tinyInstructionData`). */
 export function tinyInstructionStage(
   base: TinyStageBase,
   dev: readonly LabelledNlvrExample[],
@@ -178,8 +187,49 @@ export function tinyInstructionStage(
     batchSize: s.batchSize,
     lr: s.lr,
     ...tinyInstructionData(base.fashion, dev),
-    singleImageModes: TINY_SINGLE_IMAGE_MODES,
+    ...encodingOf(base),
   });
+}
+
+/** One of the recipe's stages after stage 2: its folder, and its definition from the weights before it. */
+export interface TinyLaterStage {
+  folder: string;
+  build: (weights: ReadonlyMap<string, HostTensor>) => StageDefinition;
+}
+
+/**
+ * The tiny recipe's stages after stage 2, in order: 3, then 4a–4b when Fashion-MNIST photos are
+ * given, then 4 — the one list the recipe and the retrained encoding ablation (the paper's Table 4)
+ * both run. With `base.mode` every image of every stage is read in that encoding, and discrete-only
+ * skips stage 3 (the projector would have nothing to read). `scale` multiplies the step counts.
+ */
+export function tinyLaterStages(
+  base: Omit<TinyStageBase, 'weights' | 'steps'>,
+  dev: readonly LabelledNlvrExample[],
+  scale = 1,
+): TinyLaterStage[] {
+  const steps = (n: number) => Math.max(2, Math.round(n * scale));
+  const s = TINY_SCHEDULE;
+  const stages: TinyLaterStage[] = [];
+  if (base.mode !== 'discrete-only')
+    stages.push({
+      folder: 'stage3-projector',
+      build: (weights) => tinyProjectorStage({ ...base, weights, steps: steps(s.projector.steps) }),
+    });
+  if (base.fashion)
+    for (const [phase, n] of [
+      ['find', s.findImage],
+      ['compare', s.compareImages],
+    ] as const)
+      stages.push({
+        folder: ROUTING_PHASES[phase].name,
+        build: (weights) => tinyRoutingStage({ ...base, weights, steps: steps(n.steps) }, phase),
+      });
+  stages.push({
+    folder: 'stage4-instruction',
+    build: (weights) => tinyInstructionStage({ ...base, weights, steps: steps(s.instruction.steps) }, dev),
+  });
+  return stages;
 }
 
 /** NLVR dev examples for stage 4, or none (with a line saying so) when the data folder lacks them. */
@@ -370,24 +420,10 @@ export async function runTinyRecipe(
   });
   await run(selectorStage(stage(s.selector)), 'stage1-selector', steps(s.selector.steps));
   await run(visualEmbeddingStage(stage(s.embeddings)), 'stage2-visual-embeddings');
-  // `weights` is read at each call: every stage starts from the one before.
-  await run(
-    tinyProjectorStage({ ...common, weights, tokenizer, steps: steps(s.projector.steps) }),
-    'stage3-projector',
-  );
-  if (fashion) {
-    for (const [phase, n] of [
-      ['find', s.findImage],
-      ['compare', s.compareImages],
-    ] as const) {
-      const def = tinyRoutingStage({ ...common, weights, tokenizer, steps: steps(n.steps) }, phase);
-      await run(def, def.name);
-    }
-  } else log('stages 4a–4b (finding and comparing images) need Fashion-MNIST photos: skipped');
-  await run(
-    tinyInstructionStage({ ...common, weights, tokenizer, steps: steps(s.instruction.steps) }, dev),
-    'stage4-instruction',
-  );
+  if (!fashion) log('stages 4a–4b (finding and comparing images) need Fashion-MNIST photos: skipped');
+  // Each stage is built from `weights` as the one before it left them.
+  for (const later of tinyLaterStages({ ...common, tokenizer }, dev, scale))
+    await run(later.build(weights), later.folder);
 
   // Keep what the model reads: stage 0's text tower and contrastive head served pretraining only.
   const expected = mavenParamShapes(buildComponents(config));

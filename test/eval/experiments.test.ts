@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BenchResult } from '../../src/eval/benchmarks.ts';
-import { experimentVariants, runExperiments } from '../../src/eval/experiments.ts';
+import { experimentVariants, runExperiments, variantKey } from '../../src/eval/experiments.ts';
 import { boxAttributes, codeMeanings, heldoutBoxes, objectPatches } from '../../src/eval/figures.ts';
 import { barChartSvg, linePlotSvg, svgToPng } from '../../src/eval/plots.ts';
 import { EvalProgress } from '../../src/eval/progress.ts';
@@ -20,6 +20,7 @@ import {
   resultsDoc,
 } from '../../src/eval/results-doc.ts';
 import { mostCommon } from '../../src/eval/statistics.ts';
+import type { EncodingMode } from '../../src/maven/sequence.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 describe('experiment variants', () => {
@@ -292,5 +293,44 @@ describe('the experiments end to end (toy sizes, random model)', () => {
     assert.match(doc.markdown, /Skipped here: fashion \(no data\)/);
     for (const f of ['keep-ratio.png', 'keep-ratio.svg', 'selection.png', 'encoding.png', 'overlays.png'])
       assert.ok(doc.files[f], f);
+    assert.match(doc.markdown, /## Encoding ablation, retrained\n\nNot run here/);
+
+    // With the retrained rows (here the same-weights runs stand in for them): one row per mode,
+    // the stages each ran, and the paper's verdict on them.
+    const run = (mode: EncodingMode) => results.runs[variantKey(mode, 'selector', results.baseRatio)];
+    const later = { 'stage4a-find-image': 600, 'stage4b-compare-images': 900, 'stage4-instruction': 1800 };
+    const withRetrained = await resultsDoc(
+      results,
+      {
+        command: 'npm run experiments -- --quick --retrain --run r',
+        machine: 'test',
+        date: '2000-01-01',
+        modelDir: 'small',
+        modelName: 'small',
+        skipped: [],
+        seconds: 1,
+        retrainCommand: 'npm run experiments -- --retrain --run RUN',
+        retrained: {
+          runs: {
+            hybrid: run('hybrid'),
+            'discrete-only': run('discrete-only'),
+            'continuous-only': run('continuous-only'),
+          },
+          steps: {
+            hybrid: { stages: { 'stage3-projector': 1000, ...later }, seconds: 1500 },
+            'discrete-only': { stages: later, seconds: 900 },
+            'continuous-only': { stages: { 'stage3-projector': 1000, ...later }, seconds: 4000 },
+          },
+          from: 'r/stage2-visual-embeddings/final.safetensors',
+          scale: 1,
+        },
+      },
+      svgToPng,
+    );
+    const md = withRetrained.markdown;
+    assert.match(md, /## Encoding ablation, retrained \(Table 4 analogue\)/);
+    assert.match(md, /\| hybrid +\| 3: 1,000 · 4a: 600 · 4b: 900 · 4: 1,800 +\| 25 min +\|/);
+    assert.match(md, /\| discrete-only +\| 4a: 600 · 4b: 900 · 4: 1,800 +\| 15 min +\|/);
+    assert.match(md, /\*\*Hybrid beats both single encodings \(retrained, as in the paper\)\.\*\*/);
   });
 });

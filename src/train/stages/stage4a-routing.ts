@@ -34,8 +34,12 @@ export const ROUTING_PHASES = {
   },
 } as const satisfies Record<string, RoutingPhase>;
 
+/**
+ * `mode` (default discrete-only, the recipe's) replaces the encoding only for the encoding
+ * ablation, whose retrained single-encoding models read no other.
+ */
 export function routingStage(
-  o: Omit<MavenStageOptions, 'mode' | 'taskWeights'>,
+  o: Omit<MavenStageOptions, 'taskWeights'>,
   phase: RoutingPhase,
 ): StageDefinition {
   if (o.fashion === undefined)
@@ -43,10 +47,11 @@ export function routingStage(
   // Its own examples, not the first ones stage 4 draws again (stage 4 keys its examples on the seed);
   // the name's length only makes 4a's and 4b's differ (the committed model was trained with it).
   const seed = (o.seed ?? 0) + 1000 + phase.name.length;
-  const def = instructionStage({ ...o, seed, mode: 'discrete-only', taskWeights: phase.tasks });
+  const mode = o.mode ?? 'discrete-only';
+  const def = instructionStage({ ...o, seed, mode, taskWeights: phase.tasks });
   return {
     ...def,
     name: phase.name,
-    description: `LLM + projector on ${phase.what} alone, every image discrete-only (before the task mix)`,
+    description: `LLM + projector on ${phase.what} alone, every image ${mode} (before the task mix)`,
   };
 }
