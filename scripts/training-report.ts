@@ -23,6 +23,7 @@ import { perceptionComparison } from '../src/eval/perception.ts';
 import { minutesSeconds, pct } from '../src/eval/report.ts';
 import { compareUnits, type Unit } from '../src/eval/statistics.ts';
 import { evaluateTasks } from '../src/eval/tasks.ts';
+import { compareWeights } from '../src/eval/weight-comparison.ts';
 import { buildComponents, MavenModel, mavenParamShapes } from '../src/maven/model.ts';
 import { ENCODING_MODES } from '../src/maven/sequence.ts';
 import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
@@ -398,11 +399,20 @@ if (values.reproduction) {
     const p = (a + b) / 2;
     return Math.abs(a - b) > 2 * Math.sqrt((2 * p * (1 - p)) / n);
   });
+  const weights = compareWeights(
+    await loadSafetensors(join(run, 'model', 'model.safetensors')),
+    await loadSafetensors(join(other, 'model', 'model.safetensors')),
+  );
+  const sameness = weights.identical
+    ? `Its model's ${weights.shared} weight tensors are bit-identical to this run's, so every figure below
+agrees by construction (what differs is wall time).`
+    : `Its model's weights differ from this run's (${weights.differing.length} of ${weights.shared} tensors${
+        weights.unmatched.length ? `, ${weights.unmatched.length} names in one model only` : ''
+      }; largest difference ${weights.maxAbsDifference.toPrecision(3)}), so the figures can only agree up to
+training noise; the held-out tasks have ${perTask} examples each (one standard error ≈ 5 points at 50 %).`;
   reproduction = `## Reproduction
 
-The same recipe, ${meta.how}, then this script on it. The weights are not bit-identical to this
-run's, so the figures can only agree up to training noise; the held-out tasks have ${perTask}
-examples each (one standard error ≈ 5 points at 50 %).
+The same recipe, ${meta.how}, then this script on it. ${sameness}
 
 | figure | this run (the embedded model) | reproduction |
 |---|---:|---:|
