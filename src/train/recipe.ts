@@ -80,7 +80,10 @@ export const TINY_SCHEDULE = {
   projector: { steps: 1000, batchSize: 16, lr: 1e-3, trainLlm: true },
   // Finding image k among three, then comparing photos, discrete-only (stage4a-routing.ts says why):
   // 600 steps of 4a alone named the asked photo 61 % of the time, against 32 % for 1,500 hybrid steps.
-  findImage: { steps: 600, batchSize: 16, lr: 1e-3 },
+  // Routing forms suddenly, and 600 steps sit at its edge: the loss fell from ~0.45 to ~0.2 at
+  // step 350–400 in run r15 (fashion-name after 4a, discrete-only: 75 % of 100), and never in r16,
+  // the same recipe from scratch (loss 0.41 at step 600; 37 %, then 38 % in the final model).
+  findImage: { steps: 1200, batchSize: 16, lr: 1e-3 },
   compareImages: { steps: 900, batchSize: 16, lr: 1e-3 },
   // 2,400 steps (run r8, from the same stage 4b weights) was not better: fashion-same 53 % and
   // touches-the-wall 67 % against 69 / 85 % at 1,800 (100 held-out examples each, hybrid).
