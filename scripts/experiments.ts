@@ -2,7 +2,7 @@
  * The paper's experiments at small scale, on a trained model, writing docs/results.md with its
  * charts in docs/results/ (see src/eval/experiments.ts for what runs):
  *
- *   npm run experiments                              # models/maven-tiny, ~40 min on 2 cores
+ *   npm run experiments                              # models/maven-tiny, ~20 min on 2 cores (17–19 min measured)
  *   npm run experiments -- --quick                   # a few minutes, noisy
  *   npm run experiments -- --retrain --run RUN       # + Table 4 retrained: stages 3, 4a, 4b, 4 once per encoding
  *
