@@ -21,6 +21,11 @@ export interface MultimodalExample {
   /** Answer tokens (EOS included), appended after the last piece; the loss covers only these. */
   answer: readonly number[];
   /**
+   * More questions about the same images after the answer, each followed by its answer (EOS
+   * included): the loss covers every answer and no question.
+   */
+  followUps?: readonly { question: readonly number[]; answer: readonly number[] }[];
+  /**
    * 'images' puts the loss on the images' discrete ids and `</img>` instead (stage 2's
    * caption → image direction); default 'answer'.
    */
@@ -41,9 +46,20 @@ export function collateMultimodal(
   layout: MultimodalLayout,
 ): Record<string, HostTensor> {
   if (examples.length === 0) throw new Error('collateMultimodal: empty batch');
-  const seqs = examples.map((ex) => {
+  // Each example's tail after its last piece (answer, then follow-ups), and where its answers lie in it.
+  const tails = examples.map((ex) => {
+    const tokens = [...ex.answer];
+    const answers: [number, number][] = [[0, ex.answer.length]];
+    for (const f of ex.followUps ?? []) {
+      tokens.push(...f.question);
+      answers.push([tokens.length, tokens.length + f.answer.length]);
+      tokens.push(...f.answer);
+    }
+    return { tokens, answers };
+  });
+  const seqs = examples.map((ex, b) => {
     const pieces = ex.pieces.map((p) => [...p]);
-    pieces[pieces.length - 1].push(...ex.answer);
+    pieces[pieces.length - 1].push(...tails[b].tokens);
     return assembleSequence(pieces, ex.images, layout);
   });
   const B = examples.length;
@@ -67,11 +83,11 @@ export function collateMultimodal(
       if (im.keptFeatures) features.set(im.keptFeatures.data as Float32Array, (b * P + rows) * dv);
       rows += im.keptPatches.length;
     });
-    const answerFrom = seq.slots.length - ex.answer.length;
+    const tailFrom = seq.slots.length - tails[b].tokens.length;
     const isTarget = (t: number) =>
       ex.lossOn === 'images'
         ? seq.images.some((im) => (t >= im.discrete[0] && t < im.discrete[1]) || t === im.end - 1)
-        : t >= answerFrom;
+        : tails[b].answers.some(([from, to]) => t >= tailFrom + from && t < tailFrom + to);
     seq.slots.forEach((slot, t) => {
       if (slot.kind === 'token') ids[b * T + t] = BigInt(slot.id);
       else {

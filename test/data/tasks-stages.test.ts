@@ -7,10 +7,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { captionBox } from '../../src/data/scene/captions.ts';
 import { Rng } from '../../src/data/scene/rng.ts';
+import { wallsTouched } from '../../src/data/scene/scene.ts';
+import { COLOR_WORD } from '../../src/data/scene/words.ts';
 import { exampleText, taskContactSheet } from '../../src/data/tasks/contact-sheet.ts';
 import { generateExample } from '../../src/data/tasks/registry.ts';
+import { contentKey, splitOfContent } from '../../src/data/tasks/splits.ts';
 import {
   batches,
+  boxQuizExample,
   captionPair,
   captionPairs,
   instructionExamples,
@@ -138,6 +142,42 @@ describe('stages 2–3: caption pairs', () => {
     }
     assert.ok(take(captionPairs(), 50).every((p) => p.source === 'scene'));
     assert.deepEqual(captionPair(7, { seed: 1 }), captionPair(7, { seed: 1 }));
+  });
+});
+
+describe('stage 4c: questions about one box', () => {
+  it('ask only what the box answers unambiguously, with the right answers, in the split', () => {
+    const kinds = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const q = boxQuizExample(i, { split: 'heldout', maxQuestions: 8 });
+      assert.equal(splitOfContent(contentKey([{ kind: 'box', objects: q.objects }])), 'heldout');
+      assert.ok(q.turns.length >= 2 && q.turns.length <= 8);
+      assert.equal(new Set(q.turns.map((t) => t.question)).size, q.turns.length, 'no question twice');
+      for (const { question, answer } of q.turns) {
+        kinds.add(question.split(' ').slice(0, 2).join(' '));
+        const color = /^What color is the (\w+)\?$/.exec(question);
+        const shape = /^What shape is the (\w+) object\?$/.exec(question);
+        if (color) {
+          const type = color[1] === 'block' ? 'square' : color[1];
+          const matches = q.objects.filter((o) => o.type === type);
+          assert.equal(matches.length, 1, question);
+          assert.equal(answer, COLOR_WORD[matches[0].color]);
+        } else if (shape) {
+          const matches = q.objects.filter((o) => COLOR_WORD[o.color] === shape[1]);
+          assert.equal(matches.length, 1, question);
+          assert.equal(answer, matches[0].type);
+        } else if (question === 'How many objects are in this box?')
+          assert.equal(answer, String(q.objects.length));
+        else {
+          assert.equal(question, 'Does an object touch the wall?');
+          assert.equal(answer, q.objects.some((o) => wallsTouched(o).length > 0) ? 'yes' : 'no');
+        }
+      }
+    }
+    assert.deepEqual([...kinds].sort(), ['Does an', 'How many', 'What color', 'What shape']);
+    assert.deepEqual(boxQuizExample(7, { seed: 3 }), boxQuizExample(7, { seed: 3 }));
+    assert.ok(boxQuizExample(7, { maxQuestions: 1 }).turns.length === 1);
+    assert.throws(() => boxQuizExample(0, { maxQuestions: 0 }), /maxQuestions must be an integer ≥ 1/);
   });
 });
 

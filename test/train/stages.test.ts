@@ -16,6 +16,7 @@ import { visualEmbeddingStage } from '../../src/train/stages/stage2-visual-embed
 import { projectorStage } from '../../src/train/stages/stage3-projector.ts';
 import { instructionStage, STAGE4_FROZEN } from '../../src/train/stages/stage4-instruction.ts';
 import { ROUTING_PHASES, routingStage } from '../../src/train/stages/stage4a-routing.ts';
+import { readBoxesStage } from '../../src/train/stages/stage4c-read-boxes.ts';
 import { smallModel } from '../maven/small-model.ts';
 
 const copy = (m: ReadonlyMap<string, HostTensor>) =>
@@ -89,6 +90,63 @@ describe('MaVEn training stages', () => {
     const I = IGNORE_INDEX;
     assert.deepEqual([...b.targets.data].map(Number), [I, I, I, I, I, I, I, 6, 2, I]);
     assert.deepEqual([...b.patch_features.data], [1, 2, 3, 4]);
+  });
+
+  it('collates follow-up questions with the loss on every answer and no question', () => {
+    const vocab = { textVocabSize: 10, visualVocabSize: 4 };
+    const b = collateMultimodal(
+      [
+        {
+          pieces: [[1, 5]],
+          images: [],
+          answer: [6, 2],
+          followUps: [
+            { question: [3, 4], answer: [7, 2] },
+            { question: [5], answer: [6, 2] },
+          ],
+        },
+      ],
+      {
+        vocabulary: vocab,
+        imageStartId: 8,
+        imageEndId: 9,
+        order: 'discrete-first',
+        padId: 0,
+        visionWidth: 2,
+      },
+    );
+    // bos 5 | 6 2 | 3 4 | 7 2 | 5 | 6 2: each target sits one position before its token.
+    assert.deepEqual([...b.ids.data].map(Number), [1, 5, 6, 2, 3, 4, 7, 2, 5, 6, 2]);
+    const I = IGNORE_INDEX;
+    assert.deepEqual([...b.targets.data].map(Number), [I, 6, 2, I, I, 7, 2, I, 6, 2, I]);
+  });
+
+  it('stage 4c: one box per example, several questions about it, the loss on each answer', async () => {
+    const texts = new RecordingTokenizer(model.tokenizer);
+    const def = readBoxesStage({ ...options, tokenizer: texts, singleImageModes: { hybrid: 1 } });
+    assert.equal(def.name, 'stage4c-read-boxes');
+    const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
+    const [B, T] = feeds.ids.shape;
+    const vt = model.config.textVocabSize;
+    const q = model.config.seed.qformer.numQueryTokens;
+    const eos = model.tokenizer.eosId;
+    let answers = 0;
+    for (let b = 0; b < B; b++) {
+      let ids = 0;
+      for (let t = 0; t < T; t++) {
+        if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
+        if (Number(feeds.targets.data[b * T + t]) === eos) answers++;
+      }
+      assert.equal(ids, q, `example ${b}: one image`);
+    }
+    // Every box answers at least its count and the wall question.
+    assert.ok(answers >= 2 * B, `${answers} answers in ${B} examples`);
+    assert.ok(
+      texts.texts.some((t) => /^ (what color|what shape|how many|does an)/i.test(t)),
+      'follow-up questions encoded',
+    );
+    for (const name of def.params.keys())
+      assert.equal(def.trainable(name), instructionStage(options).trainable(name));
   });
 
   it('stage 1 trains only the selector, and its loss falls', async () => {

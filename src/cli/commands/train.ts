@@ -14,11 +14,12 @@ import { visualEmbeddingStage } from '../../train/stages/stage2-visual-embedding
 import { projectorStage } from '../../train/stages/stage3-projector.ts';
 import { instructionStage } from '../../train/stages/stage4-instruction.ts';
 import { ROUTING_PHASES, routingStage } from '../../train/stages/stage4a-routing.ts';
+import { readBoxesStage } from '../../train/stages/stage4c-read-boxes.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 import { DEFAULT_MODEL_DIR } from '../default-model.ts';
 
 const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S] [--data DIR]
-       maven train --stage 1|2|3|4a|4b|4 [--model DIR] --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S] [--data DIR]
+       maven train --stage 1|2|3|4a|4b|4c|4 [--model DIR] --out DIR [--config FILE.json] [--steps N] [--batch-size B] [--lr X] [--seed S] [--data DIR]
 
 --recipe tiny   pretrain a small ViT, tokenizer and LLM (stage 0), then run stages 1–4; the
                 model lands in DIR/model. Each stage checkpoints under DIR/<stage>; run the same
@@ -27,7 +28,7 @@ const usage = `usage: maven train --recipe tiny --out DIR [--scale F] [--seed S]
 --stage N       one MaVEn stage, starting from the model in --model (default: the embedded
                 models/maven-tiny): 1 patch selector, 2 visual embedding rows, 3 projector,
                 4a finding image k and 4b comparing images (discrete-only, Fashion-MNIST photos
-                needed), 4 instruction tuning. Fashion-MNIST photos from the data folder join
+                needed), 4c questions about one box, 4 instruction tuning. Fashion-MNIST photos from the data folder join
                 every stage's examples when present. Options may come from a JSON
                 file ({"steps", "batchSize", "lr", "seed"}); flags override it. The trained model
                 is written to DIR/model.
@@ -40,6 +41,7 @@ const STAGES: Record<string, (o: MavenStageOptions) => StageDefinition> = {
   '3': projectorStage,
   '4a': (o) => routingStage(o, ROUTING_PHASES.find),
   '4b': (o) => routingStage(o, ROUTING_PHASES.compare),
+  '4c': readBoxesStage,
   '4': instructionStage,
 };
 
@@ -85,7 +87,7 @@ export const trainCommand: Command = {
       return 0;
     }
     const make = values.stage ? STAGES[values.stage] : undefined;
-    if (!make) throw new UsageError(`give --recipe tiny or --stage 1|2|3|4a|4b|4\n\n${usage}`);
+    if (!make) throw new UsageError(`give --recipe tiny or --stage 1|2|3|4a|4b|4c|4\n\n${usage}`);
     const file = values.config
       ? (JSON.parse(await readFile(values.config, 'utf8')) as Record<string, number>)
       : {};

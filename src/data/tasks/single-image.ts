@@ -167,6 +167,36 @@ export const boxWallTask: TaskDefinition = {
   },
 };
 
+/** One question about one box and its answer, worded as the single-image tasks word them. */
+export interface BoxQuestion {
+  question: string;
+  answer: string;
+}
+
+/**
+ * Every question of box-color, box-shape, box-count and box-wall that `objects` answers
+ * unambiguously: the colour of each shape that occurs once, the shape of each colour that occurs
+ * once (scattered boxes only, as box-shape asks), how many objects, whether one touches the wall.
+ */
+export function boxQuestions(objects: Box, vocab: Vocabulary, layout: 'scattered' | 'towers'): BoxQuestion[] {
+  const questions: BoxQuestion[] = [];
+  for (const o of objects)
+    if (objects.filter((p) => p.type === o.type).length === 1)
+      questions.push({
+        question: `What color is the ${shapeNoun(o.type, vocab)}?`,
+        answer: COLOR_WORD[o.color],
+      });
+  if (layout === 'scattered')
+    for (const o of objects)
+      if (objects.filter((p) => p.color === o.color).length === 1)
+        questions.push({ question: `What shape is the ${COLOR_WORD[o.color]} object?`, answer: o.type });
+  if (objects.length >= 1 && objects.length <= MAX_BOX_COUNT)
+    questions.push({ question: 'How many objects are in this box?', answer: String(objects.length) });
+  const touches = objects.some((o) => wallsTouched(o).length > 0);
+  questions.push({ question: 'Does an object touch the wall?', answer: touches ? 'yes' : 'no' });
+  return questions;
+}
+
 export const fashionClassTask: TaskDefinition = {
   name: 'fashion-class',
   category: 'single-image-perception',

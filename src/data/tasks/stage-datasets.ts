@@ -12,13 +12,15 @@
  */
 import { captionBox } from '../scene/captions.ts';
 import { relevantObjects } from '../scene/evaluate.ts';
-import { generateScene } from '../scene/generator.ts';
+import { DEFAULT_SCENE_CONFIG, generateScene, scatteredBox } from '../scene/generator.ts';
 import { maskOf, type RgbImage, renderSceneBox } from '../scene/render.ts';
 import { Rng } from '../scene/rng.ts';
 import type { Box, Scene } from '../scene/scene.ts';
 import { generateStatement } from '../scene/statements.ts';
+import { SCATTERED_WORDS, TOWER_WORDS } from '../scene/words.ts';
 import { fashionPhrase } from './fashion.ts';
 import { FASHION_TASK_NAMES, generateExample, grayToRgb, SCENE_TASK_NAMES } from './registry.ts';
+import { type BoxQuestion, boxQuestions, MAX_BOX_COUNT } from './single-image.ts';
 import { checkSplit, contentKey, splitOfContent } from './splits.ts';
 import type { ImageSource } from './task.ts';
 import type { Split, TaskExample, TaskName } from './types.ts';
@@ -157,6 +159,55 @@ export function captionPair(index: number, options: CaptionOptions = {}): Captio
 
 export function* captionPairs(options: CaptionOptions = {}): Generator<CaptionPair> {
   for (const i of indices(options)) yield captionPair(i, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4c: several questions about one box
+
+export interface BoxQuizExample {
+  key: string;
+  image: RgbImage;
+  objects: Box;
+  /** Questions about the box in the order asked, each with its answer. */
+  turns: BoxQuestion[];
+}
+
+export interface BoxQuizOptions extends StreamOptions {
+  /** Most questions asked about one box (default 4). */
+  maxQuestions?: number;
+}
+
+/**
+ * One box and up to `maxQuestions` of the single-image questions it answers (`boxQuestions`), in
+ * random order. The box comes, with equal odds, from the three kinds the single-image tasks ask
+ * about: a box of a generated scene (either layout), a scattered box, or a scattered box with a
+ * uniform 1–8 objects; it belongs to `split` as those tasks' boxes do (by its own content).
+ */
+export function boxQuizExample(index: number, options: BoxQuizOptions = {}): BoxQuizExample {
+  const split = options.split ?? 'train';
+  checkSplit(split);
+  const seed = options.seed ?? 0;
+  const maxQuestions = options.maxQuestions ?? 4;
+  if (!Number.isInteger(maxQuestions) || maxQuestions < 1)
+    throw new Error(`boxQuizExample: maxQuestions must be an integer ≥ 1, got ${maxQuestions}`);
+  const rng = Rng.fromKey('maven-box-quiz', seed, split, index);
+  for (let draw = 0; draw < 2000; draw++) {
+    const kind = rng.int(0, 2);
+    let objects: Box;
+    let layout: 'scattered' | 'towers' = 'scattered';
+    if (kind === 0) {
+      const scene = generateScene(rng);
+      objects = scene.boxes[rng.int(0, scene.boxes.length - 1)];
+      layout = scene.layout;
+    } else
+      objects = scatteredBox(rng, DEFAULT_SCENE_CONFIG, kind === 2 ? rng.int(1, MAX_BOX_COUNT) : undefined);
+    if (splitOfContent(contentKey([{ kind: 'box', objects }])) !== split) continue;
+    const vocab = layout === 'towers' ? TOWER_WORDS : SCATTERED_WORDS;
+    const turns = rng.shuffled(boxQuestions(objects, vocab, layout)).slice(0, maxQuestions);
+    const { width, height, rgb } = renderSceneBox(objects, options.imageSize);
+    return { key: `${seed}/${split}/${index}`, image: { width, height, rgb }, objects, turns };
+  }
+  throw new Error(`boxQuizExample: no ${split} box in 2000 draws`);
 }
 
 // ---------------------------------------------------------------------------------------------

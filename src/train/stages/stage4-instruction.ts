@@ -38,8 +38,14 @@ export interface InstructionStageOptions extends MavenStageOptions {
   captionShare?: number;
 }
 
-/** What stage 4 trains on: a prompt with its images, and the answer. */
-type InstructionItem = Pick<TaskExample, 'prompt' | 'images' | 'answer'> & { index: number };
+/**
+ * What stage 4 trains on: a prompt with its images, the answer, and optionally more questions
+ * about the same images, each with its answer (the loss covers every answer).
+ */
+export type InstructionItem = Pick<TaskExample, 'prompt' | 'images' | 'answer'> & {
+  index: number;
+  followUps?: readonly { question: string; answer: string }[];
+};
 
 const NAME = 'stage4-instruction';
 
@@ -62,13 +68,36 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
         : instructionExample(index, { seed, split: 'train', fashion: o.fashion, taskWeights: o.taskWeights });
     return { index, prompt: t.prompt, images: t.images, answer: t.answer };
   };
+  const extras = [
+    ...(real?.share ? [`${Math.round(real.share * 100)} % real NLVR dev sentences`] : []),
+    ...(captionShare ? [`${Math.round(captionShare * 100)} % captions`] : []),
+  ];
+  return instructionTuningStage(
+    o,
+    NAME,
+    `LLM + projector on multi-image instructions${extras.length ? ` (${extras.join(', ')})` : ''} (vision encoders and selector frozen), loss on answers`,
+    example,
+  );
+}
+
+/**
+ * A stage of stage 4's kind over `example(index)`: the same trainable parts, optimizer, sequence
+ * layout and loss on answers. `name` also keys the draw of each single image's encoding.
+ */
+export function instructionTuningStage(
+  o: MavenStageOptions,
+  name: string,
+  description: string,
+  example: (index: number) => InstructionItem,
+): StageDefinition {
   const c = buildComponents(o.config);
   const encoder = frozenEncoder(o);
   const layout = sequenceLayout(encoder, o);
+  const text = (s: string) => o.tokenizer.encode(` ${s}`);
   const collate = async (items: InstructionItem[]) => {
     const images = items.flatMap((t) => t.images);
     const modes = items.flatMap((t) =>
-      t.images.map(() => (t.images.length === 1 ? singleImageMode(o, NAME, t.index) : (o.mode ?? 'hybrid'))),
+      t.images.map(() => (t.images.length === 1 ? singleImageMode(o, name, t.index) : (o.mode ?? 'hybrid'))),
     );
     const encoded = await encodeInModes(encoder, images, modes);
     let next = 0;
@@ -78,21 +107,21 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
       return {
         pieces: pieces.map((p, i) => o.tokenizer.encode(p, { bos: i === 0 })),
         images: imagesOf,
-        answer: [...o.tokenizer.encode(` ${t.answer}`), o.tokenizer.eosId],
+        answer: [...text(t.answer), o.tokenizer.eosId],
+        followUps: t.followUps?.map((f) => ({
+          question: text(f.question),
+          answer: [...text(f.answer), o.tokenizer.eosId],
+        })),
       };
     });
     return collateMultimodal(examples, layout);
   };
-  const extras = [
-    ...(real?.share ? [`${Math.round(real.share * 100)} % real NLVR dev sentences`] : []),
-    ...(captionShare ? [`${Math.round(captionShare * 100)} % captions`] : []),
-  ];
   return {
-    name: NAME,
-    description: `LLM + projector on multi-image instructions${extras.length ? ` (${extras.join(', ')})` : ''} (vision encoders and selector frozen), loss on answers`,
+    name,
+    description,
     params: o.weights,
     build: (g) => ({ loss: traceMultimodalLoss(g, c, true).loss }),
-    trainable: (name) => !STAGE4_FROZEN.some((p) => name.startsWith(p)),
+    trainable: (p) => !STAGE4_FROZEN.some((prefix) => p.startsWith(prefix)),
     optimizer: { lr: warmupCosine(schedule(o)), weightDecay: 0.01 },
     steps: o.steps,
     batches: (from) => batchedFrom(from, o.batchSize, example, collate),
