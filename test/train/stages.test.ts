@@ -8,7 +8,7 @@ import { compile, Graph, HostTensor } from '../../src/engine/index.ts';
 import type { MavenModel } from '../../src/maven/model.ts';
 import type { EncodeOptions, TextTokenizer } from '../../src/models/tokenizer.ts';
 import { precisionRecall, rocAuc } from '../../src/train/metrics.ts';
-import { collateMultimodal } from '../../src/train/multimodal.ts';
+import { collateMultimodal, type MultimodalLayout } from '../../src/train/multimodal.ts';
 import { type StageDefinition, stageTrainer } from '../../src/train/stage.ts';
 import type { MavenStageOptions } from '../../src/train/stages/common.ts';
 import { selectorStage } from '../../src/train/stages/stage1-selector.ts';
@@ -47,6 +47,16 @@ function checkOnlyTrainable(
   assert.ok(changed > 0, 'no trainable parameter changed');
 }
 
+/** A 10-word text vocabulary, 4 codes, `<img>` 8, `</img>` 9, 2-wide patch features. */
+const TOY_LAYOUT: MultimodalLayout = {
+  vocabulary: { textVocabSize: 10, visualVocabSize: 4 },
+  imageStartId: 8,
+  imageEndId: 9,
+  order: 'discrete-first',
+  padId: 0,
+  visionWidth: 2,
+};
+
 describe('MaVEn training stages', () => {
   let model: MavenModel;
   let options: MavenStageOptions;
@@ -64,7 +74,6 @@ describe('MaVEn training stages', () => {
   });
 
   it('collates a multimodal example position by position', () => {
-    const vocab = { textVocabSize: 10, visualVocabSize: 4 };
     const feats = new HostTensor('float32', [2, 2], Float32Array.of(1, 2, 3, 4));
     const b = collateMultimodal(
       [
@@ -74,14 +83,7 @@ describe('MaVEn training stages', () => {
           answer: [6, 2],
         },
       ],
-      {
-        vocabulary: vocab,
-        imageStartId: 8,
-        imageEndId: 9,
-        order: 'discrete-first',
-        padId: 0,
-        visionWidth: 2,
-      },
+      TOY_LAYOUT,
     );
     // bos <img> v0 v3 p p </img> 5 | 6 2
     assert.deepEqual([...b.ids.data].map(Number), [1, 8, 10, 13, 0, 0, 9, 5, 6, 2]);
@@ -93,7 +95,6 @@ describe('MaVEn training stages', () => {
   });
 
   it('collates follow-up questions with the loss on every answer and no question', () => {
-    const vocab = { textVocabSize: 10, visualVocabSize: 4 };
     const b = collateMultimodal(
       [
         {
@@ -106,14 +107,7 @@ describe('MaVEn training stages', () => {
           ],
         },
       ],
-      {
-        vocabulary: vocab,
-        imageStartId: 8,
-        imageEndId: 9,
-        order: 'discrete-first',
-        padId: 0,
-        visionWidth: 2,
-      },
+      TOY_LAYOUT,
     );
     // bos 5 | 6 2 | 3 4 | 7 2 | 5 | 6 2: each target sits one position before its token.
     assert.deepEqual([...b.ids.data].map(Number), [1, 5, 6, 2, 3, 4, 7, 2, 5, 6, 2]);
