@@ -176,7 +176,7 @@ describe('stage 4c: questions about one box', () => {
     }
     assert.deepEqual([...kinds].sort(), ['Does an', 'How many', 'What color', 'What shape']);
     assert.deepEqual(boxQuizExample(7, { seed: 3 }), boxQuizExample(7, { seed: 3 }));
-    assert.ok(boxQuizExample(7, { maxQuestions: 1 }).turns.length === 1);
+    assert.equal(boxQuizExample(7, { maxQuestions: 1 }).turns.length, 1);
     assert.throws(() => boxQuizExample(0, { maxQuestions: 0 }), /maxQuestions must be an integer ≥ 1/);
   });
 });

@@ -49,6 +49,12 @@ function prompt(question: string): string {
 
 const box = (objects: Box): Visual => ({ kind: 'box', objects });
 
+// The single-box questions, worded once: the tasks ask them, and `boxQuestions` asks them together.
+const colorQuestion = (shape: Shape, vocab: Vocabulary) => `What color is the ${shapeNoun(shape, vocab)}?`;
+const shapeQuestion = (color: Color) => `What shape is the ${COLOR_WORD[color]} object?`;
+const COUNT_QUESTION = 'How many objects are in this box?';
+const WALL_QUESTION = 'Does an object touch the wall?';
+
 function shapeNoun(shape: Shape, vocab: Vocabulary): string {
   return shape === 'square' ? vocab.squareNoun : shape;
 }
@@ -79,7 +85,7 @@ export const boxColorTask: TaskDefinition = {
       const answerIndex = COLORS.indexOf(wanted);
       return {
         visuals: [box(drawn.objects)],
-        prompt: prompt(`What color is the ${shapeNoun(target.type, drawn.vocab)}?`),
+        prompt: prompt(colorQuestion(target.type, drawn.vocab)),
         answer: COLOR_OPTIONS[answerIndex],
         options: [...COLOR_OPTIONS],
         answerIndex,
@@ -107,7 +113,7 @@ export const boxShapeTask: TaskDefinition = {
       const answerIndex = SHAPES.indexOf(wanted);
       return {
         visuals: [box(objects)],
-        prompt: prompt(`What shape is the ${COLOR_WORD[target.color]} object?`),
+        prompt: prompt(shapeQuestion(target.color)),
         answer: SHAPE_OPTIONS[answerIndex],
         options: [...SHAPE_OPTIONS],
         answerIndex,
@@ -131,7 +137,7 @@ export const boxCountTask: TaskDefinition = {
       if (objects === null || !context.inSplit([box(objects)])) continue;
       return {
         visuals: [box(objects)],
-        prompt: prompt('How many objects are in this box?'),
+        prompt: prompt(COUNT_QUESTION),
         answer: BOX_COUNT_OPTIONS[wanted - 1],
         options: [...BOX_COUNT_OPTIONS],
         answerIndex: wanted - 1,
@@ -156,7 +162,7 @@ export const boxWallTask: TaskDefinition = {
       const answerIndex = touches ? 0 : 1;
       return {
         visuals: [box(drawn.objects)],
-        prompt: prompt('Does an object touch the wall?'),
+        prompt: prompt(WALL_QUESTION),
         answer: YES_NO[answerIndex],
         options: [...YES_NO],
         answerIndex,
@@ -182,18 +188,15 @@ export function boxQuestions(objects: Box, vocab: Vocabulary, layout: 'scattered
   const questions: BoxQuestion[] = [];
   for (const o of objects)
     if (objects.filter((p) => p.type === o.type).length === 1)
-      questions.push({
-        question: `What color is the ${shapeNoun(o.type, vocab)}?`,
-        answer: COLOR_WORD[o.color],
-      });
+      questions.push({ question: colorQuestion(o.type, vocab), answer: COLOR_WORD[o.color] });
   if (layout === 'scattered')
     for (const o of objects)
       if (objects.filter((p) => p.color === o.color).length === 1)
-        questions.push({ question: `What shape is the ${COLOR_WORD[o.color]} object?`, answer: o.type });
+        questions.push({ question: shapeQuestion(o.color), answer: o.type });
   if (objects.length >= 1 && objects.length <= MAX_BOX_COUNT)
-    questions.push({ question: 'How many objects are in this box?', answer: String(objects.length) });
+    questions.push({ question: COUNT_QUESTION, answer: String(objects.length) });
   const touches = objects.some((o) => wallsTouched(o).length > 0);
-  questions.push({ question: 'Does an object touch the wall?', answer: touches ? 'yes' : 'no' });
+  questions.push({ question: WALL_QUESTION, answer: touches ? 'yes' : 'no' });
   return questions;
 }
 
