@@ -151,7 +151,7 @@ describe('stage 4c: questions about one box', () => {
     for (let i = 0; i < 60; i++) {
       const q = boxQuizExample(i, { split: 'heldout', maxQuestions: 8 });
       assert.equal(splitOfContent(contentKey([{ kind: 'box', objects: q.objects }])), 'heldout');
-      assert.ok(q.turns.length >= 2 && q.turns.length <= 8);
+      assert.ok(q.turns.length >= 1 && q.turns.length <= 8);
       assert.equal(new Set(q.turns.map((t) => t.question)).size, q.turns.length, 'no question twice');
       for (const { question, answer } of q.turns) {
         kinds.add(question.split(' ').slice(0, 2).join(' '));
@@ -176,6 +176,18 @@ describe('stage 4c: questions about one box', () => {
     }
     assert.deepEqual([...kinds].sort(), ['Does an', 'How many', 'What color', 'What shape']);
     assert.deepEqual(boxQuizExample(7, { seed: 3 }), boxQuizExample(7, { seed: 3 }));
+  });
+
+  it('ask about the wall about as often with "yes" as with "no", as box-wall does', () => {
+    const answers = { yes: 0, no: 0 };
+    for (let i = 0; i < 600; i++)
+      for (const t of boxQuizExample(i, { seed: 5, maxQuestions: 8 }).turns)
+        if (t.question === 'Does an object touch the wall?') answers[t.answer as 'yes' | 'no']++;
+    const share = answers.yes / (answers.yes + answers.no);
+    assert.ok(share > 0.4 && share < 0.6, `"yes" ${answers.yes}, "no" ${answers.no}`);
+  });
+
+  it('ask at most maxQuestions', () => {
     assert.equal(boxQuizExample(7, { maxQuestions: 1 }).turns.length, 1);
     assert.throws(() => boxQuizExample(0, { maxQuestions: 0 }), /maxQuestions must be an integer ≥ 1/);
   });

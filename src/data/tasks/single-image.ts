@@ -53,7 +53,7 @@ const box = (objects: Box): Visual => ({ kind: 'box', objects });
 const colorQuestion = (shape: Shape, vocab: Vocabulary) => `What color is the ${shapeNoun(shape, vocab)}?`;
 const shapeQuestion = (color: Color) => `What shape is the ${COLOR_WORD[color]} object?`;
 const COUNT_QUESTION = 'How many objects are in this box?';
-const WALL_QUESTION = 'Does an object touch the wall?';
+export const WALL_QUESTION = 'Does an object touch the wall?';
 
 function shapeNoun(shape: Shape, vocab: Vocabulary): string {
   return shape === 'square' ? vocab.squareNoun : shape;

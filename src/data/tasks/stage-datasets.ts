@@ -15,12 +15,12 @@ import { relevantObjects } from '../scene/evaluate.ts';
 import { DEFAULT_SCENE_CONFIG, generateScene, scatteredBox } from '../scene/generator.ts';
 import { maskOf, type RgbImage, renderSceneBox } from '../scene/render.ts';
 import { Rng } from '../scene/rng.ts';
-import type { Box, Scene } from '../scene/scene.ts';
+import { type Box, type Scene, wallsTouched } from '../scene/scene.ts';
 import { generateStatement } from '../scene/statements.ts';
 import { SCATTERED_WORDS, TOWER_WORDS } from '../scene/words.ts';
 import { fashionPhrase } from './fashion.ts';
 import { FASHION_TASK_NAMES, generateExample, grayToRgb, SCENE_TASK_NAMES } from './registry.ts';
-import { type BoxQuestion, boxQuestions, MAX_BOX_COUNT } from './single-image.ts';
+import { type BoxQuestion, boxQuestions, MAX_BOX_COUNT, WALL_QUESTION } from './single-image.ts';
 import { checkSplit, contentKey, splitOfContent } from './splits.ts';
 import type { ImageSource } from './task.ts';
 import type { Split, TaskExample, TaskName } from './types.ts';
@@ -178,6 +178,14 @@ export interface BoxQuizOptions extends StreamOptions {
 }
 
 /**
+ * Share of the boxes that touch the wall whose quiz asks about it. Five boxes in six touch it
+ * (2,000 quizzes: 1,670), and asking every box taught the LLM to answer "yes" (run r21: box-wall
+ * 66 % on held-out boxes, "yes" 77 % of the time, against 83 % before); one in five keeps "yes"
+ * and "no" about even, as box-wall asks them, without changing which boxes are drawn.
+ */
+const WALL_YES_ASKED = 0.2;
+
+/**
  * One box and up to `maxQuestions` of the single-image questions it answers (`boxQuestions`), in
  * random order. The box comes, with equal odds, from the three kinds the single-image tasks ask
  * about: a box of a generated scene (either layout), a scattered box, or a scattered box with a
@@ -203,7 +211,11 @@ export function boxQuizExample(index: number, options: BoxQuizOptions = {}): Box
       objects = scatteredBox(rng, DEFAULT_SCENE_CONFIG, kind === 2 ? rng.int(1, MAX_BOX_COUNT) : undefined);
     if (splitOfContent(contentKey([{ kind: 'box', objects }])) !== split) continue;
     const vocab = layout === 'towers' ? TOWER_WORDS : SCATTERED_WORDS;
-    const turns = rng.shuffled(boxQuestions(objects, vocab, layout)).slice(0, maxQuestions);
+    const touches = objects.some((o) => wallsTouched(o).length > 0);
+    const questions = boxQuestions(objects, vocab, layout).filter(
+      (q) => q.question !== WALL_QUESTION || !touches || rng.chance(WALL_YES_ASKED),
+    );
+    const turns = rng.shuffled(questions).slice(0, maxQuestions);
     const { width, height, rgb } = renderSceneBox(objects, options.imageSize);
     return { key: `${seed}/${split}/${index}`, image: { width, height, rgb }, objects, turns };
   }

@@ -6,13 +6,16 @@
  * real NLVR dev sentences (see data/tasks/nlvr-dev.ts); with `captionShare`, a share are the
  * image–caption pairs of stages 2–3 (`<image>` → caption), so that what those stages taught is
  * rehearsed rather than overwritten: without them stage 4 alone had to keep captioning alive, and
- * a caption started at 12.5 nats/token after it. The rest come from the task mix. Single-image
- * examples may be encoded in a mix of modes (`singleImageModes`).
+ * a caption started at 12.5 nats/token after it; with `boxQuizShare`, a share are box quizzes,
+ * several questions about one box with the loss on every answer (`boxQuizItem`), since finding the
+ * asked object among the patches needs more look-ups than one question per image gives
+ * (stage4c-read-boxes.ts measures it). The rest come from the task mix. Single-image examples may
+ * be encoded in a mix of modes (`singleImageModes`).
  */
 
 import { Rng } from '../../data/scene/rng.ts';
 import { type LabelledNlvrExample, nlvrDevExample } from '../../data/tasks/nlvr-dev.ts';
-import { captionPair, instructionExample } from '../../data/tasks/stage-datasets.ts';
+import { boxQuizExample, captionPair, instructionExample } from '../../data/tasks/stage-datasets.ts';
 import { IMAGE_TOKEN, type TaskExample } from '../../data/tasks/types.ts';
 import { warmupCosine } from '../../engine/index.ts';
 import { buildComponents } from '../../maven/model.ts';
@@ -36,7 +39,15 @@ export interface InstructionStageOptions extends MavenStageOptions {
   realStatements?: { examples: readonly LabelledNlvrExample[]; share: number };
   /** Share (0–1) of examples that are stage 2–3 image–caption pairs; default 0. */
   captionShare?: number;
+  /**
+   * Share (0–1) of examples that ask several questions about one box (`boxQuizExample`, up to
+   * `BOX_QUIZ_QUESTIONS`, the loss on every answer); default 0.
+   */
+  boxQuizShare?: number;
 }
+
+/** Questions per box quiz at most: every one a box answers (3 colours, 3 shapes, count, wall). */
+export const BOX_QUIZ_QUESTIONS = 8;
 
 /**
  * What stage 4 trains on: a prompt with its images, the answer, and optionally more questions
@@ -56,8 +67,13 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
   const captionShare = o.captionShare ?? 0;
   if (!(captionShare >= 0 && captionShare <= 1))
     throw new Error(`${NAME}: captionShare must be in [0, 1], got ${captionShare}`);
+  const boxQuizShare = o.boxQuizShare ?? 0;
+  if (!(boxQuizShare >= 0 && boxQuizShare <= 1))
+    throw new Error(`${NAME}: boxQuizShare must be in [0, 1], got ${boxQuizShare}`);
   const seed = (o.seed ?? 0) + 2;
   const example = (index: number): InstructionItem => {
+    if (boxQuizShare > 0 && Rng.fromKey('maven-box-quiz-share', seed, index).chance(boxQuizShare))
+      return boxQuizItem(index, seed + 5);
     if (captionShare > 0 && Rng.fromKey('maven-caption-share', seed, index).chance(captionShare)) {
       const pair = captionPair(index, { seed: seed + 1, split: 'train', fashion: o.fashion });
       return { index, prompt: IMAGE_TOKEN, images: [pair.image], answer: pair.caption };
@@ -71,6 +87,7 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
   const extras = [
     ...(real?.share ? [`${Math.round(real.share * 100)} % real NLVR dev sentences`] : []),
     ...(captionShare ? [`${Math.round(captionShare * 100)} % captions`] : []),
+    ...(boxQuizShare ? [`${Math.round(boxQuizShare * 100)} % box quizzes`] : []),
   ];
   return instructionTuningStage(
     o,
@@ -78,6 +95,19 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
     `LLM + projector on multi-image instructions${extras.length ? ` (${extras.join(', ')})` : ''} (vision encoders and selector frozen), loss on answers`,
     example,
   );
+}
+
+/** Up to `BOX_QUIZ_QUESTIONS` questions about one box, the first in the box tasks' prompt. */
+export function boxQuizItem(index: number, seed: number): InstructionItem {
+  const quiz = boxQuizExample(index, { seed, split: 'train', maxQuestions: BOX_QUIZ_QUESTIONS });
+  const [first, ...rest] = quiz.turns;
+  return {
+    index,
+    prompt: `${IMAGE_TOKEN}\n${first.question}`,
+    images: [quiz.image],
+    answer: first.answer,
+    followUps: rest,
+  };
 }
 
 /**

@@ -16,7 +16,7 @@
  * encoding and per sequence: 800 steps of this stage from r17's stage 4b answered colour / shape /
  * count 62 / 66 / 45 % (hybrid), against 61 / 52 / 42 % for 800 steps of one question per box.
  *
- * Not in the tiny recipe yet: its 4 min 50 s do not fit the recipe's 60 minutes beside stage 4's
+ * Not in the tiny recipe: its 4 min 50 s do not fit the recipe's 60 minutes beside stage 4's
  * 1,800 steps. With stage 4 cut to 1,400 (run r19: r17's stages 0a–4b, this stage, stage 4;
  * 59 min 34 s), the final model answered colour / shape / count 62 / 67 / 48 % (r17: 52 / 47 / 39)
  * and box captions paired colours with shapes better (pair precision 76 against 70 %), but
@@ -25,18 +25,15 @@
  * over 60 min) colour / shape / count were 61 / 62 / 45 % and fashion-same stayed at 80 %. With 600
  * steps of this stage, every box hybrid (2 min 11 s), and stage 4 at 1,700 (run r20, 59 min 19 s):
  * 59 / 75 / 37 %, fashion-same 70 %, the demo 3 of 8. Each of these is 100 questions (about ±10
- * points at 95 %), but fashion-same and the demo fell in both runs that fit the 60 minutes.
+ * points at 95 %), but fashion-same and the demo fell in both runs that fit the 60 minutes. The
+ * recipe asks the same quizzes inside stage 4 instead, in place of its one-question box examples
+ * (`boxQuizShare`), which costs no steps.
  */
-import { boxQuizExample } from '../../data/tasks/stage-datasets.ts';
-import { IMAGE_TOKEN } from '../../data/tasks/types.ts';
 import type { StageDefinition } from '../stage.ts';
 import type { MavenStageOptions } from './common.ts';
-import { instructionTuningStage } from './stage4-instruction.ts';
+import { BOX_QUIZ_QUESTIONS, boxQuizItem, instructionTuningStage } from './stage4-instruction.ts';
 
 export const READ_BOXES_STAGE = 'stage4c-read-boxes';
-
-/** Questions per box at most: every one a box answers (3 colours, 3 shapes, count, wall). */
-const QUESTIONS_PER_BOX = 8;
 
 export function readBoxesStage(o: Omit<MavenStageOptions, 'taskWeights'>): StageDefinition {
   // Its own boxes, not the ones stage 4 (seed + 2) or 4a–4b (seed + 1000 + …) draw.
@@ -45,17 +42,7 @@ export function readBoxesStage(o: Omit<MavenStageOptions, 'taskWeights'>): Stage
   return instructionTuningStage(
     o,
     READ_BOXES_STAGE,
-    `LLM + projector on up to ${QUESTIONS_PER_BOX} questions about one box (colour, shape, count, wall), every image ${encoding} (before the task mix)`,
-    (index) => {
-      const quiz = boxQuizExample(index, { seed, split: 'train', maxQuestions: QUESTIONS_PER_BOX });
-      const [first, ...rest] = quiz.turns;
-      return {
-        index,
-        prompt: `${IMAGE_TOKEN}\n${first.question}`,
-        images: [quiz.image],
-        answer: first.answer,
-        followUps: rest,
-      };
-    },
+    `LLM + projector on up to ${BOX_QUIZ_QUESTIONS} questions about one box (colour, shape, count, wall), every image ${encoding} (before the task mix)`,
+    (index) => boxQuizItem(index, seed),
   );
 }
