@@ -13,8 +13,8 @@
  * /proc/self/clear_refs after the prefill). Ratios compare maven-ts with its defaults (no thread
  * option) against llama.cpp's best thread count at the same bits, measured in the same run.
  *
- * The 7B shape runs 4 bits only: its float32 weights (27 GB) do not fit this machine, and our
- * 8 bits run as a float MatMul over dequantized weights (docs/quantization.md), float-sized too.
+ * The 7B shape runs 4 bits only: its float32 weights (27 GB) do not fit this machine, and its
+ * 8-bit ones (8.4 GB with their scales) would pass --max-rss-gib while loading (about 3× the file).
  * node-llama-cpp is not a dependency of the project: its prebuilt binaries (CUDA and Vulkan
  * builds included) weigh about 700 MB, which every `npm install` of maven-ts would otherwise fetch
  * for a benchmark few users run. Install it for a run with `npm i --no-save -E node-llama-cpp@3.21.1`
@@ -586,7 +586,7 @@ async function main(): Promise<void> {
     say();
     if (shape === '7b')
       say(
-        'Float32 and 8-bit rows are not run at this shape: 27 GB of float32 weights, and our 8 bits run as a float MatMul.',
+        'Float32 and 8-bit rows are not run at this shape: 27 GB of float32 weights, 8.4 GB of 8-bit ones (loading holds about three times its file).',
       );
     say(
       '| implementation | weights | threads | load s | prefill tok/s | decode tok/s | peak RSS MiB | peak RSS while decoding MiB | notes |',

@@ -1,18 +1,28 @@
 /**
  * Weight quantization benchmark (`maven quantize`): which kernel runs a block-quantized linear
- * layer fastest with float32 activations, and what 8- and 4-bit weights do to the embedded model.
+ * layer fastest, and what 8- and 4-bit weights do to the embedded model.
  *
  *   npx tsx bench/quantize.ts [-- --write] [-- --threads N] [-- --quick]
  *
  * Part 1 times one linear layer y = x·Wᵀ as the engine emits it: float32 MatMul on W against
- * MatMulNBits on W's 8- and 4-bit codes (blocks of 32, accuracy_level 0: float activations), all
- * with weights as initializers (so onnxruntime pre-packs them), for one row (decoding a token)
- * and 64 rows (a prefill). Part 2 runs models/maven-tiny as float32, 8 and 4 bits on the
+ * MatMulNBits on W's 8- and 4-bit codes (blocks of 32) at accuracy_level 0 (float activations)
+ * and 4 (activations rounded to int8 per block, the engine's default), and against 8-bit codes
+ * dequantized into a float MatMul, all with weights as initializers (so onnxruntime pre-packs
+ * them), for one row (decoding a token) and 64 rows (a prefill), with each kernel's relative RMS
+ * error against float32 MatMul on the same float weight. Part 2 runs models/maven-tiny as float32, 8 and 4 bits on the
  * prompts of test/maven/quantization-fixture.ts: image encoding + prefill, and decode tokens/s.
  * Every ratio is float32's median time over the quantized one's, measured in the same run.
  */
 import os from 'node:os';
-import { blockQuantize, compile, Graph, HostTensor, ops, type Program } from '../src/engine/index.ts';
+import {
+  blockQuantize,
+  compile,
+  Graph,
+  type GraphOptions,
+  HostTensor,
+  ops,
+  type Program,
+} from '../src/engine/index.ts';
 import { MavenModel } from '../src/maven/model.ts';
 import { quantizeMaven } from '../src/maven/quantization.ts';
 import { loadMaven } from '../src/node/model-directory.ts';
@@ -58,9 +68,9 @@ async function linearProgram(
   stored: Map<string, HostTensor>,
   n: number,
   k: number,
-  matMulNBitsBits?: number[],
+  kernel: Pick<GraphOptions, 'matMulNBitsBits' | 'matMulNBitsAccuracyLevel'> = {},
 ): Promise<Program> {
-  const g = new Graph('float32', { weights: stored, matMulNBitsBits });
+  const g = new Graph('float32', { weights: stored, ...kernel });
   const y = ops.linear(g.input('x', 'float32', ['B', 'T', k]), g.param('w', [n, k]));
   return compile(
     g,
@@ -78,17 +88,36 @@ say(
 say('');
 say('### One linear layer, y = x·Wᵀ, W [N, K] (medians; ratio = float32 time / this time)');
 say('');
+// Each quantized kernel: its label, bits, and how the graph runs it.
+const kernels: [string, 4 | 8, Pick<GraphOptions, 'matMulNBitsBits' | 'matMulNBitsAccuracyLevel'>][] = [
+  ['8-bit MatMulNBits, float activations', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 0 }],
+  ['8-bit MatMulNBits, int8 activations (default)', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 4 }],
+  ['8-bit dequantized into MatMul', 8, { matMulNBitsBits: [] }],
+  ['4-bit MatMulNBits, float activations', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 0 }],
+  ['4-bit MatMulNBits, int8 activations (default)', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 4 }],
+];
 say(
-  '| K × N | rows | float32 MatMul ms | 8-bit MatMulNBits ms | ratio | 8-bit dequantized into MatMul (default) ms | ratio | 4-bit MatMulNBits (default) ms | ratio | weight MiB f32 / 8-bit / 4-bit | RSS growth creating the session, MiB: f32 / 8-bit MatMulNBits / 8-bit dequantized / 4-bit |',
+  `| K × N | rows | float32 MatMul ms | ${kernels.map(([label]) => `${label} ms | ratio`).join(' | ')} | weight MiB f32 / 8-bit / 4-bit | RSS growth creating the session, MiB: f32 / ${kernels.map(([label]) => label.replace(' (default)', '')).join(' / ')} |`,
 );
-say('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
+say(`|---|---:|---:|${kernels.map(() => '---:|---:|').join('')}---|---|`);
 const shapes: [number, number][] = quick
   ? [[1024, 1024]]
   : [
+      [576, 1536],
       [1024, 1024],
       [4096, 4096],
       [4096, 11008],
     ];
+const relRms = (a: Float32Array, b: Float32Array) => {
+  let e = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    e += (a[i] - b[i]) ** 2;
+    n += b[i] ** 2;
+  }
+  return Math.sqrt(e / n);
+};
+const errors = new Map<string, number[]>(kernels.map(([label]) => [label, []]));
 // A first session pays for onnxruntime's own start-up; keep that out of the memory column.
 await linearProgram(new Map([['w', weight(32, 32)]]), 32, 32);
 for (const [k, n] of shapes) {
@@ -102,20 +131,15 @@ for (const [k, n] of shapes) {
     return p;
   };
   const programs: Program[] = [await measured(() => linearProgram(new Map([['w', w]]), n, k))];
-  const sizes = [w.data.byteLength];
-  const kernels: [4 | 8, number[]][] = [
-    [8, [8]],
-    [8, []],
-    [4, [4]],
-  ];
-  for (const [bits, nbits] of kernels) {
+  const sizes = new Map<number, number>([[32, w.data.byteLength]]);
+  for (const [, bits, kernel] of kernels) {
     const q = blockQuantize(w, { bits, blockSize: 32 });
     const stored = new Map<string, HostTensor>([
       ['w.qweight', q.qweight],
       ['w.scales', q.scales],
     ]);
-    programs.push(await measured(() => linearProgram(stored, n, k, nbits)));
-    if (nbits.length) sizes.push(q.qweight.data.byteLength + q.scales.data.byteLength);
+    programs.push(await measured(() => linearProgram(stored, n, k, kernel)));
+    sizes.set(bits, q.qweight.data.byteLength + q.scales.data.byteLength);
   }
   for (const rows of [1, 64]) {
     const x = new HostTensor(
@@ -123,15 +147,24 @@ for (const [k, n] of shapes) {
       [1, rows, k],
       Float32Array.from({ length: rows * k }, (_, i) => Math.sin(i)),
     );
+    const reference = (await programs[0].run({ x })).y.data as Float32Array;
+    for (const [i, [label]] of kernels.entries()) {
+      const y = (await programs[i + 1].run({ x })).y.data as Float32Array;
+      errors.get(label)!.push(relRms(y, reference));
+    }
     const reps = quick ? 10 : n * k > 2e7 ? 15 : 40;
     const ms: number[] = [];
     for (const p of programs) ms.push(await timeRuns(() => p.run({ x }), reps));
-    const cell = (i: number) => `${ms[i].toFixed(3)} | ${(ms[0] / ms[i]).toFixed(2)}`;
+    const cells = kernels.map((_, i) => `${ms[i + 1].toFixed(3)} | ${(ms[0] / ms[i + 1]).toFixed(2)}`);
     say(
-      `| ${k} × ${n} | ${rows} | ${ms[0].toFixed(3)} | ${cell(1)} | ${cell(2)} | ${cell(3)} | ${sizes.map((b) => (b / 2 ** 20).toFixed(1)).join(' / ')} | ${rows === 1 ? growth.map((m) => m.toFixed(0)).join(' / ') : ''} |`,
+      `| ${k} × ${n} | ${rows} | ${ms[0].toFixed(3)} | ${cells.join(' | ')} | ${[32, 8, 4].map((b) => (sizes.get(b)! / 2 ** 20).toFixed(1)).join(' / ')} | ${rows === 1 ? growth.map((m) => m.toFixed(0)).join(' / ') : ''} |`,
     );
   }
 }
+say('');
+say(
+  `Relative RMS error against float32 MatMul on the float weight, over every layer and row count above: ${kernels.map(([label]) => `${label.replace(' (default)', '')} ${Math.max(...errors.get(label)!).toExponential(1)}`).join('; ')} (the largest).`,
+);
 
 say('');
 say(

@@ -17,18 +17,37 @@ import { HostTensor } from './host-tensor.ts';
 export const QWEIGHT_SUFFIX = '.qweight';
 export const SCALES_SUFFIX = '.scales';
 
-/** The code widths onnxruntime-node's CPU MatMulNBits runs with float activations (checked on 1.30). */
+/** The code widths onnxruntime-node's CPU MatMulNBits runs (checked on 1.30). */
 export const SUPPORTED_BITS: readonly number[] = [4, 8];
 
 /**
- * Code widths that `linear` runs with MatMulNBits by default. onnxruntime-node 1.30's CPU kernel
- * with float activations (accuracy_level 0) is fast for 4 bits only: against float32 MatMul on
- * the same layer (2 cores) 4-bit codes ran 2.1–5.6× faster for one row and 0.87–1.18× for 64,
- * 8-bit codes 0.06–0.19× (bench/quantize.ts, docs/benchmarks.md). 8-bit weights therefore go
- * through the dequantizing nodes into a float MatMul; with the codes as initializers onnxruntime
- * folds those nodes into a float weight once, when the session is created.
+ * Code widths that `linear` runs with MatMulNBits by default; other widths go through the
+ * dequantizing nodes into a float MatMul (with the codes as initializers onnxruntime folds those
+ * into a float weight once, when the session is created, so memory is float-sized). Against float32
+ * MatMul on the same layer (bench/quantize.ts, 2 cores, layers 576 × 1536 to 4096 × 11008, with
+ * MATMULNBITS_ACCURACY_LEVEL 4): 8-bit codes ran 2.8–7.9× faster for one row (decoding a token) and
+ * 0.93–1.37× for 64 (a prefill), 4-bit codes 2.3–5.6× and 0.60–1.02×; 8-bit codes dequantized into
+ * a float MatMul 0.84–1.10×.
  */
-export const MATMULNBITS_BITS: readonly number[] = [4];
+export const MATMULNBITS_BITS: readonly number[] = [4, 8];
+
+/**
+ * MatMulNBits' `accuracy_level`: 0 multiplies in float32; 4 rounds each block of activations to
+ * int8 (one scale per block, as llama.cpp rounds them to q8_0 for its q4_0 / q8_0 dot products) and
+ * runs MLAS's integer kernels (AVX-512 VNNI here). With float activations 8-bit codes ran at
+ * 0.03–0.30× float32 MatMul's speed, and 4-bit ones 1.3–3.0× for one row (bench/quantize.ts, the
+ * same layers); the rounding moved a layer's relative RMS error against the float weight from
+ * 3.8e-3 to 5.0e-3 at 8 bits and left 4 bits' 7.1e-2 (the codes' own) unchanged. onnxruntime treats
+ * the level as the least precision it may use; whether onnxruntime-web's wasm build has the integer
+ * kernels was not checked.
+ */
+export type MatMulNBitsAccuracyLevel = 0 | 4;
+export const MATMULNBITS_ACCURACY_LEVEL: MatMulNBitsAccuracyLevel = 4;
+
+/** How `linear` runs a block-quantized weight with MatMulNBits. */
+export interface MatMulNBitsKernel {
+  accuracyLevel: MatMulNBitsAccuracyLevel;
+}
 
 export interface BlockQuantSpec {
   bits: 4 | 8;

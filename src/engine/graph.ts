@@ -4,7 +4,14 @@
  * `autodiff.ts` walks that tape backwards, emitting the backward pass into the same graph, and
  * `onnx.ts` serialises the result. Nothing here runs numbers.
  */
-import { blockQuantSpec, MATMULNBITS_BITS, QWEIGHT_SUFFIX, SCALES_SUFFIX } from './block-quantize.ts';
+import {
+  blockQuantSpec,
+  MATMULNBITS_ACCURACY_LEVEL,
+  MATMULNBITS_BITS,
+  type MatMulNBitsAccuracyLevel,
+  QWEIGHT_SUFFIX,
+  SCALES_SUFFIX,
+} from './block-quantize.ts';
 import type { DType, FloatDType } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
 import { QuantizedWeight } from './quantized-weight.ts';
@@ -65,6 +72,8 @@ export interface GraphOptions {
   weights?: ReadonlyMap<string, { readonly shape: readonly number[]; readonly dtype: DType }>;
   /** Code widths whose weights `linear` runs with MatMulNBits (default MATMULNBITS_BITS, measured). */
   matMulNBitsBits?: readonly number[];
+  /** MatMulNBits' accuracy_level (default MATMULNBITS_ACCURACY_LEVEL, measured). */
+  matMulNBitsAccuracyLevel?: MatMulNBitsAccuracyLevel;
 }
 
 export class Graph {
@@ -145,8 +154,10 @@ export class Graph {
     };
     const qweight = declare(name + QWEIGHT_SUFFIX, 'uint8', stored.shape);
     const scales = declare(name + SCALES_SUFFIX, 'float32', weights.get(name + SCALES_SUFFIX)!.shape);
-    const nbits = (this.options.matMulNBitsBits ?? MATMULNBITS_BITS).includes(spec.bits);
-    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec, nbits);
+    const kernel = (this.options.matMulNBitsBits ?? MATMULNBITS_BITS).includes(spec.bits)
+      ? { accuracyLevel: this.options.matMulNBitsAccuracyLevel ?? MATMULNBITS_ACCURACY_LEVEL }
+      : null;
+    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec, kernel);
     this.derived.set(name, w);
     return w;
   }

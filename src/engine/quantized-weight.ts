@@ -2,11 +2,12 @@
  * A weight parameter stored block-quantized (block-quantize.ts), as the tracer sees it. It is an
  * ordinary float [N, K] tensor — its value is the dequantized weight, so any op can use it — and
  * it also carries the stored `qweight` and `scales` inputs, so that `linear` can hand them to
- * `MatMulNBits` instead when `matMulNBits` is set (the graph decides, by bits: MATMULNBITS_BITS).
+ * `MatMulNBits` instead when `matMulNBits` says how (the graph decides, by bits: MATMULNBITS_BITS,
+ * and the kernel's accuracy level: MATMULNBITS_ACCURACY_LEVEL).
  * The dequantizing nodes are emitted with it; when only MatMulNBits reads the weight, nothing
  * reads them and serialisation drops them, so the float weight never exists.
  */
-import type { BlockQuantSpec } from './block-quantize.ts';
+import type { BlockQuantSpec, MatMulNBitsKernel } from './block-quantize.ts';
 import { attr, type Graph } from './graph.ts';
 import { HostTensor } from './host-tensor.ts';
 import { Tensor } from './tensor.ts';
@@ -19,7 +20,8 @@ export class QuantizedWeight extends Tensor {
     readonly qweight: Tensor,
     readonly scales: Tensor,
     readonly spec: BlockQuantSpec,
-    readonly matMulNBits: boolean,
+    /** How `linear` runs it with MatMulNBits; null: as a float MatMul over the dequantized weight. */
+    readonly matMulNBits: MatMulNBitsKernel | null,
   ) {
     super(graph, name, 'float32', shape);
   }
@@ -31,7 +33,7 @@ export class QuantizedWeight extends Tensor {
     qweight: Tensor,
     scales: Tensor,
     spec: BlockQuantSpec,
-    matMulNBits: boolean,
+    matMulNBits: MatMulNBitsKernel | null,
   ): QuantizedWeight {
     const [n, k] = shape;
     const { bits, blockSize: bs } = spec;

@@ -94,7 +94,7 @@ export function quantizeMaven(
     bits: options.bits,
     block_size: options.blockSize,
     symmetric: true,
-    // The codes' layout, not the kernel: 8-bit weights run as a float MatMul (docs/quantization.md).
+    // The codes' layout, not the kernel (the engine picks it: docs/quantization.md).
     layout: 'com.microsoft.MatMulNBits',
   });
   return { weights: out, quantized, skipped, metadata };

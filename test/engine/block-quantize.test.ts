@@ -13,7 +13,7 @@ import {
   blockQuantSpec,
   storedWeightProblem,
 } from '../../src/engine/block-quantize.ts';
-import { Graph } from '../../src/engine/graph.ts';
+import { Graph, type GraphOptions } from '../../src/engine/graph.ts';
 import { HostTensor } from '../../src/engine/host-tensor.ts';
 import { serialize } from '../../src/engine/onnx.ts';
 import * as ops from '../../src/engine/ops/index.ts';
@@ -128,8 +128,17 @@ describe('blockQuantSpec', () => {
   });
 });
 
-/** y = linear(x, W, b) traced over a graph that stores W quantized, and over the float dequantized W. */
-async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean, matMulNBitsBits?: number[]) {
+/**
+ * y = linear(x, W, b) traced over a graph that stores W quantized, and over the float dequantized
+ * W; with the largest difference, a bound on what rounding the activations to int8 per block (the
+ * kernel's accuracy level 4) may add: Σ_k |W[n, k]| · max|x in k's block| / 254 (half a step of
+ * the symmetric int8 scale max|x| / 127), over outputs n.
+ */
+async function quantizedAgainstFloat(
+  spec: BlockQuantSpec,
+  resident: boolean,
+  options: Pick<GraphOptions, 'matMulNBitsBits' | 'matMulNBitsAccuracyLevel'> = {},
+) {
   const [n, k] = [48, 128];
   const w = randomWeight(n, k, 3);
   const bias = HostTensor.from(
@@ -142,12 +151,13 @@ async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean, ma
     ['fc.weight.scales', q.scales],
     ['fc.bias', bias],
   ]);
+  const rows = 6;
   const x = HostTensor.from(
     [2, 3, k],
-    Array.from({ length: 6 * k }, (_, i) => Math.sin(i)),
+    Array.from({ length: rows * k }, (_, i) => Math.sin(i) * (1 + (i % 7))),
   );
 
-  const gq = new Graph('float32', { weights: stored, matMulNBitsBits });
+  const gq = new Graph('float32', { weights: stored, ...options });
   const wq = gq.param('fc.weight', [n, k]);
   const yq = ops.linear(gq.input('x', 'float32', [2, 3, k]), wq, gq.param('fc.bias', [n]));
   const names = [...gq.params.keys()];
@@ -166,38 +176,69 @@ async function quantizedAgainstFloat(spec: BlockQuantSpec, resident: boolean, ma
   const gf = new Graph();
   const yf = ops.linear(gf.input('x', 'float32', [2, 3, k]), gf.param('w', [n, k]), gf.param('b', [n]));
   const pf = await compile(gf, { y: yf });
-  pf.bind('w', blockDequantize(q, spec));
+  const wf = blockDequantize(q, spec);
+  pf.bind('w', wf);
   pf.bind('b', bias);
   const a = (await pq.run({ x })).y.data as Float32Array;
   const b = (await pf.run({ x })).y.data as Float32Array;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
-  return { diff, model };
+  let int8Bound = 0;
+  const xs = x.data as Float32Array;
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < n; o++) {
+      let bound = 0;
+      for (let k0 = 0; k0 < k; k0 += spec.blockSize) {
+        let amax = 0;
+        for (let c = k0; c < k0 + spec.blockSize; c++) amax = Math.max(amax, Math.abs(xs[r * k + c]));
+        for (let c = k0; c < k0 + spec.blockSize; c++) bound += (Math.abs(wf.data[o * k + c]) * amax) / 254;
+      }
+      int8Bound = Math.max(int8Bound, bound);
+    }
+  }
+  return { diff, int8Bound, model: new TextDecoder('latin1').decode(model.bytes) };
 }
 
 describe('linear over a block-quantized weight', () => {
   for (const spec of SPECS) {
-    it(`runs MatMulNBits at ${spec.bits} bits, blocks of ${spec.blockSize}, as the float product of the dequantized weight`, async () => {
-      const { diff, model } = await quantizedAgainstFloat(spec, false, [4, 8]);
+    it(`runs MatMulNBits at ${spec.bits} bits, blocks of ${spec.blockSize}: at accuracy level 0 as the float product of the dequantized weight, at 4 within int8 rounding of x`, async () => {
+      const exact = await quantizedAgainstFloat(spec, false, {
+        matMulNBitsBits: [4, 8],
+        matMulNBitsAccuracyLevel: 0,
+      });
       // Only summation order differs (measured ≤ 4e-6 here; outputs are of order 1).
-      assert.ok(diff < 1e-4, `max difference ${diff}`);
-      const text = new TextDecoder('latin1').decode(model.bytes);
-      assert.ok(text.includes('MatMulNBits') && text.includes('com.microsoft'));
+      assert.ok(exact.diff < 1e-4, `max difference ${exact.diff}`);
+      assert.ok(exact.model.includes('MatMulNBits') && exact.model.includes('com.microsoft'));
       // The dequantizing nodes are pruned: linear alone reads the weight.
-      assert.ok(!text.includes('BitShift') && !text.includes('Cast'), 'the float weight is not rebuilt');
+      assert.ok(
+        !exact.model.includes('BitShift') && !exact.model.includes('Cast'),
+        'the float weight is not rebuilt',
+      );
+      const int8 = await quantizedAgainstFloat(spec, false, {
+        matMulNBitsBits: [4, 8],
+        matMulNBitsAccuracyLevel: 4,
+      });
+      assert.ok(int8.diff <= int8.int8Bound + 1e-4, `max difference ${int8.diff}, bound ${int8.int8Bound}`);
     });
   }
 
-  it('by default runs 8-bit weights as a float MatMul over the dequantized codes, 4-bit ones with MatMulNBits', async () => {
-    const eight = await quantizedAgainstFloat({ bits: 8, blockSize: 32 }, false);
-    assert.ok(eight.diff < 1e-4, `max difference ${eight.diff}`);
-    assert.ok(!new TextDecoder('latin1').decode(eight.model.bytes).includes('MatMulNBits'));
-    const four = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, false);
-    assert.ok(new TextDecoder('latin1').decode(four.model.bytes).includes('MatMulNBits'));
+  it('by default runs 4- and 8-bit weights with MatMulNBits at accuracy level 4; other widths as a float MatMul over the dequantized codes', async () => {
+    for (const bits of [4, 8] as const) {
+      const r = await quantizedAgainstFloat({ bits, blockSize: 32 }, false);
+      assert.ok(r.model.includes('MatMulNBits'), `${bits} bits`);
+      assert.ok(r.diff <= r.int8Bound + 1e-4, `${bits} bits: max difference ${r.diff}, bound ${r.int8Bound}`);
+    }
+    const dequantized = await quantizedAgainstFloat({ bits: 8, blockSize: 32 }, false, {
+      matMulNBitsBits: [4],
+    });
+    assert.ok(dequantized.diff < 1e-4, `max difference ${dequantized.diff}`);
+    assert.ok(!dequantized.model.includes('MatMulNBits'));
   });
 
   it('also runs with the codes fed as inputs (resident weights)', async () => {
-    const { diff } = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, true);
+    const { diff } = await quantizedAgainstFloat({ bits: 4, blockSize: 32 }, true, {
+      matMulNBitsAccuracyLevel: 0,
+    });
     assert.ok(diff < 1e-4, `max difference ${diff}`);
   });
 

@@ -35,28 +35,44 @@ function compare(a: Float32Array, b: Float32Array) {
 }
 
 describe('quantized maven-tiny against float32', () => {
-  it('8 bits: logits within 0.2 at every prompt position, and the same greedy answers', async () => {
+  it('8 bits: logits within 0.5 at every prompt position, and the same greedy answers', async () => {
     // Blocks of 16, maven quantize's default at 8 bits.
     const { float, quantized } = await tinyPair({ bits: 8, blockSize: 16 });
     for (const p of PROMPTS) {
       const [a, b] = [await run(float, p), await run(quantized, p)];
       const d = compare(a.logits, b.logits);
-      // Measured on these prompts: max 0.091, relative RMS ≤ 0.0040 (logits reach ±16; blocks of
-      // 32 gave max 0.089, relative RMS ≤ 0.0053).
-      assert.ok(d.max < 0.2 && d.relRms < 0.01, `${p.prompt}: ${JSON.stringify(d)}`);
+      // Measured on these prompts (logits reach ±16), with the kernel's int8 activations
+      // (MATMULNBITS_ACCURACY_LEVEL 4): max 0.07–0.19, relative RMS ≤ 0.0070 (weights of run r22);
+      // max up to 0.37 with run r17's, where float activations gave max 0.091.
+      assert.ok(d.max < 0.5 && d.relRms < 0.01, `${p.prompt}: ${JSON.stringify(d)}`);
       assert.equal(b.text, a.text, p.prompt);
     }
   });
 
-  it('4 bits: logits within 30 % relative RMS, and the same greedy answers on these prompts', async () => {
+  it('4 bits: logits within 30 % relative RMS; greedy answers change only where float32 nearly tied', async () => {
     const { float, quantized } = await tinyPair({ bits: 4, blockSize: 32 });
+    const V = float.config.llm.vocabSize;
+    /** The logits at the last prompt position: the first answer token's. */
+    const last = (logits: Float32Array) => logits.subarray(logits.length - V);
+    const argmax = (row: Float32Array) => row.indexOf(Math.max(...row));
+    let same = 0;
     for (const p of PROMPTS) {
       const [a, b] = [await run(float, p), await run(quantized, p)];
       const d = compare(a.logits, b.logits);
-      // Measured: relative RMS 0.056–0.141 (max 5.0 at an early prompt position).
+      // Measured (weights of run r22): relative RMS 0.067–0.145, max 5.5 at an early prompt position.
       assert.ok(d.relRms < 0.3, `${p.prompt}: ${JSON.stringify(d)}`);
-      assert.equal(b.text, a.text, p.prompt);
+      if (b.text === a.text) {
+        same++;
+        continue;
+      }
+      // Measured: 3 of the 4 answers equal; the fourth ("how many objects?": "3" in float32,
+      // "4" at 4 bits) is where float32's first token led the 4-bit one by 0.31 logits.
+      const [fa, fb] = [argmax(last(a.logits)), argmax(last(b.logits))];
+      assert.notEqual(fa, fb, `${p.prompt}: the answers part after the first token`);
+      const lead = last(a.logits)[fa] - last(a.logits)[fb];
+      assert.ok(lead < 0.5, `${p.prompt}: float32 led by ${lead} logits, yet 4 bits answered ${b.text}`);
     }
+    assert.ok(same >= PROMPTS.length - 1, `${same} of ${PROMPTS.length} answers equal`);
   });
 
   it('selects the LLM projections and the projector, the vision layers on request', async () => {

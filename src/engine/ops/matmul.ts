@@ -3,6 +3,7 @@
  * tokens (MLAS handles the transposed weight natively), and its weight gradient is another single
  * Gemm with transA, so no transposed copies of activations or weights are ever materialised.
  */
+import type { MatMulNBitsKernel } from '../block-quantize.ts';
 import { attr } from '../graph.ts';
 import { QuantizedWeight } from '../quantized-weight.ts';
 import { broadcastShapes, type Dim, dimEquals, formatShape } from '../shape.ts';
@@ -63,7 +64,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   if (bias && (bias.rank !== 1 || !dimEquals(bias.shape[0], outF))) {
     throw new Error(`${what}: bias ${bias.name}${formatShape(bias.shape)} must be [${outF}]`);
   }
-  if (weight instanceof QuantizedWeight && weight.matMulNBits) return quantizedLinear(x, weight, bias);
+  if (weight instanceof QuantizedWeight && weight.matMulNBits)
+    return quantizedLinear(x, weight, weight.matMulNBits, bias);
   const flat = x.rank !== 2;
   const out = g.untaped(() => {
     if (!flat) return gemm(x, weight, bias ?? null, false, true);
@@ -91,11 +93,16 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
 
 /**
  * linear with a block-quantized weight: one MatMulNBits (com.microsoft), which reads the packed
- * codes and scales as stored and takes x [..., K] of any rank. accuracy_level 0 keeps the
- * activations in float32 (level 4 would round them to int8). The weight has no gradient; x's
- * gradient goes through the dequantized weight.
+ * codes and scales as stored and takes x [..., K] of any rank, at the kernel's accuracy level
+ * (MATMULNBITS_ACCURACY_LEVEL says which and why). The weight has no gradient; x's gradient goes
+ * through the dequantized weight.
  */
-function quantizedLinear(x: Tensor, weight: QuantizedWeight, bias?: Tensor): Tensor {
+function quantizedLinear(
+  x: Tensor,
+  weight: QuantizedWeight,
+  kernel: MatMulNBitsKernel,
+  bias?: Tensor,
+): Tensor {
   const g = x.graph;
   const [outF, inF] = weight.shape as [number, number];
   const out = g.untaped(() => {
@@ -108,7 +115,7 @@ function quantizedLinear(x: Tensor, weight: QuantizedWeight, bias?: Tensor): Ten
         N: attr.int(outF),
         bits: attr.int(weight.spec.bits),
         block_size: attr.int(weight.spec.blockSize),
-        accuracy_level: attr.int(0),
+        accuracy_level: attr.int(kernel.accuracyLevel),
       },
       'com.microsoft',
     );
