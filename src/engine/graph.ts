@@ -14,7 +14,7 @@ import {
 } from './block-quantize.ts';
 import type { DType, FloatDType } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
-import { QuantizedWeight } from './quantized-weight.ts';
+import { traceQuantizedWeight } from './quantized-weight.ts';
 import { type Dim, formatShape, type Shape } from './shape.ts';
 import { Tensor } from './tensor.ts';
 
@@ -157,7 +157,7 @@ export class Graph {
     const kernel = (this.options.matMulNBitsBits ?? MATMULNBITS_BITS).includes(spec.bits)
       ? { accuracyLevel: this.options.matMulNBitsAccuracyLevel ?? MATMULNBITS_ACCURACY_LEVEL }
       : null;
-    const w = QuantizedWeight.trace(this, [shape[0], shape[1]], qweight, scales, spec, kernel);
+    const w = traceQuantizedWeight(this, [shape[0], shape[1]], qweight, scales, spec, kernel);
     this.derived.set(name, w);
     return w;
   }

@@ -36,7 +36,6 @@ export { HostTensor, sizeOf } from './host-tensor.ts';
 export { type SerializedModel, serialize } from './onnx.ts';
 export * as ops from './ops/index.ts';
 export { type AdamWConfig, type Schedule, warmupCosine } from './optim.ts';
-export { QuantizedWeight } from './quantized-weight.ts';
 export {
   checkShapes,
   decodeTensor,
@@ -56,7 +55,7 @@ export {
   type RuntimeOptions,
 } from './session.ts';
 export { type Dim, formatShape, type Shape } from './shape.ts';
-export { Tensor, type TensorLike } from './tensor.ts';
+export { QuantizedWeight, Tensor, type TensorLike } from './tensor.ts';
 export {
   NonFiniteLossError,
   type StepResult,

@@ -3,6 +3,7 @@
  * The methods are sugar over the functions in `ops/`, so model code reads like PyTorch:
  * `x.matmul(w).add(b).gelu()`.
  */
+import type { BlockQuantSpec, MatMulNBitsKernel } from './block-quantize.ts';
 import type { DType } from './dtype.ts';
 import type { Graph } from './graph.ts';
 import * as ops from './ops/index.ts';
@@ -97,5 +98,32 @@ export class Tensor {
   }
   cast(dtype: DType): Tensor {
     return ops.cast(this, dtype);
+  }
+}
+
+/**
+ * A weight parameter stored block-quantized (block-quantize.ts), as the tracer sees it. It is an
+ * ordinary float [N, K] tensor — its value is the dequantized weight, so any op can use it — and
+ * it also carries the stored `qweight` and `scales` inputs, so that `linear` can hand them to
+ * `MatMulNBits` instead when `matMulNBits` says how (the graph decides, by bits: MATMULNBITS_BITS,
+ * and the kernel's accuracy level: MATMULNBITS_ACCURACY_LEVEL). Made by `traceQuantizedWeight`.
+ *
+ * It is declared here, beside its base class, because tensor.ts, ops/ and graph.ts import one
+ * another: in a module of its own the subclass could be evaluated before Tensor exists (any
+ * program whose first engine import reached tensor.ts before ops/ failed so, bench/train.ts
+ * among them).
+ */
+export class QuantizedWeight extends Tensor {
+  constructor(
+    graph: Graph,
+    name: string,
+    shape: [number, number],
+    readonly qweight: Tensor,
+    readonly scales: Tensor,
+    readonly spec: BlockQuantSpec,
+    /** How `linear` runs it with MatMulNBits; null: as a float MatMul over the dequantized weight. */
+    readonly matMulNBits: MatMulNBitsKernel | null,
+  ) {
+    super(graph, name, 'float32', shape);
   }
 }

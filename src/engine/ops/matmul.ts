@@ -5,9 +5,8 @@
  */
 import type { MatMulNBitsKernel } from '../block-quantize.ts';
 import { attr } from '../graph.ts';
-import { QuantizedWeight } from '../quantized-weight.ts';
 import { broadcastShapes, type Dim, dimEquals, formatShape } from '../shape.ts';
-import type { Tensor } from '../tensor.ts';
+import { QuantizedWeight, type Tensor } from '../tensor.ts';
 import { mT, reshape } from './shape-ops.ts';
 import { emit1, requireFloat, requireSameDtype, shapeOf, sumToShape } from './util.ts';
 

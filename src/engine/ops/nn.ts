@@ -3,7 +3,7 @@ import { attr } from '../graph.ts';
 import { HostTensor } from '../host-tensor.ts';
 import { dimEquals, formatShape, normAxis } from '../shape.ts';
 import type { Tensor } from '../tensor.ts';
-import { add, exp, logicalAnd, mul, rsqrt, sub, where } from './elementwise.ts';
+import { add, div, exp, logicalAnd, mul, pow, reciprocal, rsqrt, sqrt, sub, where } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { mean, sum } from './reduce.ts';
 import { dimOf, mT, unsqueeze } from './shape-ops.ts';
@@ -87,14 +87,16 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
       `rmsNorm ${x.name}${formatShape(x.shape)}: weight ${weight.name}${formatShape(weight.shape)} must be [${d}]`,
     );
   }
-  const [normed, r, out] = g.untaped(() => {
-    const r = rsqrt(add(mean(mul(x, x), -1, true), eps));
-    const normed = mul(x, r);
-    return [normed, r, mul(normed, weight)];
+  // Pow → ReduceMean → Add → Sqrt → Div → Mul is the pattern onnxruntime's graph optimizer fuses
+  // into one SimplifiedLayerNormalization where nothing else reads the intermediates (inference).
+  const [normed, rms, out] = g.untaped(() => {
+    const rms = sqrt(add(mean(pow(x, 2), -1, true), eps));
+    const normed = div(x, rms);
+    return [normed, rms, mul(normed, weight)];
   });
   g.record('rmsNorm', [x, weight], [out], ([grad]) => {
     const dn = mul(grad!, weight);
-    const dx = mul(r, sub(dn, mul(normed, mean(mul(dn, normed), -1, true))));
+    const dx = mul(reciprocal(rms), sub(dn, mul(normed, mean(mul(dn, normed), -1, true))));
     return [dx, sumToShape(mul(grad!, normed), weight.shape)];
   });
   return out;
