@@ -47,6 +47,26 @@ function checkOnlyTrainable(
   assert.ok(changed > 0, 'no trainable parameter changed');
 }
 
+/**
+ * Checks a batch of box quizzes (stage 4c, stage 4's boxQuizShare): one image per example, and
+ * more answers under the loss than examples (every box answers its count, most of them more).
+ */
+function checkBoxQuizBatch(feeds: Record<string, HostTensor>, model: MavenModel): void {
+  const [B, T] = feeds.ids.shape;
+  const vt = model.config.textVocabSize;
+  const eos = model.tokenizer.eosId;
+  let answers = 0;
+  for (let b = 0; b < B; b++) {
+    let ids = 0;
+    for (let t = 0; t < T; t++) {
+      if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
+      if (Number(feeds.targets.data[b * T + t]) === eos) answers++;
+    }
+    assert.equal(ids, model.config.seed.qformer.numQueryTokens, `example ${b}: one image`);
+  }
+  assert.ok(answers > B, `${answers} answers in ${B} examples`);
+}
+
 /** A 10-word text vocabulary, 4 codes, `<img>` 8, `</img>` 9, 2-wide patch features. */
 const TOY_LAYOUT: MultimodalLayout = {
   vocabulary: { textVocabSize: 10, visualVocabSize: 4 },
@@ -119,22 +139,7 @@ describe('MaVEn training stages', () => {
     const texts = new RecordingTokenizer(model.tokenizer);
     const def = readBoxesStage({ ...options, tokenizer: texts, singleImageModes: { hybrid: 1 } });
     assert.equal(def.name, 'stage4c-read-boxes');
-    const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
-    const [B, T] = feeds.ids.shape;
-    const vt = model.config.textVocabSize;
-    const q = model.config.seed.qformer.numQueryTokens;
-    const eos = model.tokenizer.eosId;
-    let answers = 0;
-    for (let b = 0; b < B; b++) {
-      let ids = 0;
-      for (let t = 0; t < T; t++) {
-        if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
-        if (Number(feeds.targets.data[b * T + t]) === eos) answers++;
-      }
-      assert.equal(ids, q, `example ${b}: one image`);
-    }
-    // Every box answers its count at least, and most of them more.
-    assert.ok(answers > B, `${answers} answers in ${B} examples`);
+    checkBoxQuizBatch((await def.batches(0).next()).value as Record<string, HostTensor>, model);
     assert.ok(
       texts.texts.some((t) => /^ (what color|what shape|how many|does an)/i.test(t)),
       'follow-up questions encoded',
@@ -456,23 +461,10 @@ describe('stage 4 with real NLVR statements', () => {
   it('boxQuizShare 1: every example is one box and several questions about it, each answered', async () => {
     const { def, tokenizer } = stageWith(undefined, { boxQuizShare: 1 });
     const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
-    const [B, T] = feeds.ids.shape;
-    assert.equal(B, BATCH);
-    const vt = model.config.textVocabSize;
-    const eos = model.tokenizer.eosId;
-    let answers = 0;
-    for (let b = 0; b < B; b++) {
-      let ids = 0;
-      for (let t = 0; t < T; t++) {
-        if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
-        if (Number(feeds.targets.data[b * T + t]) === eos) answers++;
-      }
-      assert.equal(ids, model.config.seed.qformer.numQueryTokens, `example ${b}: one image`);
-    }
-    // Every box answers its count at least, and most of them more.
-    assert.ok(answers > B, `${answers} answers in ${B} examples`);
+    assert.equal(feeds.ids.shape[0], BATCH);
+    checkBoxQuizBatch(feeds, model);
     const questions = tokenizer.texts.filter((t) => /^\s*(what color|what shape|how many|does an)/i.test(t));
-    assert.ok(questions.length > B, questions.join(' | '));
+    assert.ok(questions.length > BATCH, questions.join(' | '));
     assert.match(def.description, /100 % box quizzes/);
     assert.throws(
       () => stageWith(undefined, { boxQuizShare: -1 }),
