@@ -15,7 +15,7 @@ import { relevantObjects } from '../scene/evaluate.ts';
 import { DEFAULT_SCENE_CONFIG, generateScene, scatteredBox } from '../scene/generator.ts';
 import { maskOf, type RgbImage, renderSceneBox } from '../scene/render.ts';
 import { Rng } from '../scene/rng.ts';
-import { type Box, type Scene, wallsTouched } from '../scene/scene.ts';
+import type { Box, Scene } from '../scene/scene.ts';
 import { generateStatement } from '../scene/statements.ts';
 import { SCATTERED_WORDS, TOWER_WORDS } from '../scene/words.ts';
 import { fashionPhrase } from './fashion.ts';
@@ -173,7 +173,7 @@ export interface BoxQuizExample {
 }
 
 export interface BoxQuizOptions extends StreamOptions {
-  /** Most questions asked about one box (default 4). */
+  /** Most questions asked about one box (default: every one it answers). */
   maxQuestions?: number;
 }
 
@@ -195,8 +195,8 @@ export function boxQuizExample(index: number, options: BoxQuizOptions = {}): Box
   const split = options.split ?? 'train';
   checkSplit(split);
   const seed = options.seed ?? 0;
-  const maxQuestions = options.maxQuestions ?? 4;
-  if (!Number.isInteger(maxQuestions) || maxQuestions < 1)
+  const maxQuestions = options.maxQuestions ?? Number.POSITIVE_INFINITY;
+  if (!(Number.isInteger(maxQuestions) || maxQuestions === Number.POSITIVE_INFINITY) || maxQuestions < 1)
     throw new Error(`boxQuizExample: maxQuestions must be an integer ≥ 1, got ${maxQuestions}`);
   const rng = Rng.fromKey('maven-box-quiz', seed, split, index);
   for (let draw = 0; draw < 2000; draw++) {
@@ -211,9 +211,8 @@ export function boxQuizExample(index: number, options: BoxQuizOptions = {}): Box
       objects = scatteredBox(rng, DEFAULT_SCENE_CONFIG, kind === 2 ? rng.int(1, MAX_BOX_COUNT) : undefined);
     if (splitOfContent(contentKey([{ kind: 'box', objects }])) !== split) continue;
     const vocab = layout === 'towers' ? TOWER_WORDS : SCATTERED_WORDS;
-    const touches = objects.some((o) => wallsTouched(o).length > 0);
     const questions = boxQuestions(objects, vocab, layout).filter(
-      (q) => q.question !== WALL_QUESTION || !touches || rng.chance(WALL_YES_ASKED),
+      (q) => q.question !== WALL_QUESTION || q.answer === 'no' || rng.chance(WALL_YES_ASKED),
     );
     const turns = rng.shuffled(questions).slice(0, maxQuestions);
     const { width, height, rgb } = renderSceneBox(objects, options.imageSize);

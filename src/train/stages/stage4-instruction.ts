@@ -40,14 +40,11 @@ export interface InstructionStageOptions extends MavenStageOptions {
   /** Share (0–1) of examples that are stage 2–3 image–caption pairs; default 0. */
   captionShare?: number;
   /**
-   * Share (0–1) of examples that ask several questions about one box (`boxQuizExample`, up to
-   * `BOX_QUIZ_QUESTIONS`, the loss on every answer); default 0.
+   * Share (0–1) of examples that ask several questions about one box (`boxQuizExample`: every
+   * one it answers, the loss on each answer); default 0.
    */
   boxQuizShare?: number;
 }
-
-/** Questions per box quiz at most: every one a box answers (3 colours, 3 shapes, count, wall). */
-export const BOX_QUIZ_QUESTIONS = 8;
 
 /**
  * What stage 4 trains on: a prompt with its images, the answer, and optionally more questions
@@ -97,9 +94,9 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
   );
 }
 
-/** Up to `BOX_QUIZ_QUESTIONS` questions about one box, the first in the box tasks' prompt. */
+/** Every question one box answers (up to 8), the first in the box tasks' prompt. */
 export function boxQuizItem(index: number, seed: number): InstructionItem {
-  const quiz = boxQuizExample(index, { seed, split: 'train', maxQuestions: BOX_QUIZ_QUESTIONS });
+  const quiz = boxQuizExample(index, { seed, split: 'train' });
   const [first, ...rest] = quiz.turns;
   return {
     index,

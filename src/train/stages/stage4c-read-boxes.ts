@@ -31,18 +31,18 @@
  */
 import type { StageDefinition } from '../stage.ts';
 import type { MavenStageOptions } from './common.ts';
-import { BOX_QUIZ_QUESTIONS, boxQuizItem, instructionTuningStage } from './stage4-instruction.ts';
+import { boxQuizItem, instructionTuningStage } from './stage4-instruction.ts';
 
 export const READ_BOXES_STAGE = 'stage4c-read-boxes';
 
 export function readBoxesStage(o: Omit<MavenStageOptions, 'taskWeights'>): StageDefinition {
-  // Its own boxes, not the ones stage 4 (seed + 2) or 4a–4b (seed + 1000 + …) draw.
+  // Its own boxes, not the ones stage 4 (seed + 2, its quizzes seed + 7) or 4a–4b (seed + 1000 + …) draw.
   const seed = (o.seed ?? 0) + 3000;
   const encoding = o.mode ?? (o.singleImageModes ? 'a mix of encodings' : 'hybrid');
   return instructionTuningStage(
     o,
     READ_BOXES_STAGE,
-    `LLM + projector on up to ${BOX_QUIZ_QUESTIONS} questions about one box (colour, shape, count, wall), every image ${encoding} (before the task mix)`,
+    `LLM + projector on every question one box answers (colour, shape, count, wall), every image ${encoding} (before the task mix)`,
     (index) => boxQuizItem(index, seed),
   );
 }
