@@ -9,8 +9,9 @@
  * and 4 (activations rounded to int8 per block, the engine's default), and against 8-bit codes
  * dequantized into a float MatMul, all with weights as initializers (so onnxruntime pre-packs
  * them), for one row (decoding a token) and 64 rows (a prefill), with each kernel's relative RMS
- * error against float32 MatMul on the same float weight. Part 2 runs models/maven-tiny as float32, 8 and 4 bits on the
- * prompts of test/maven/quantization-fixture.ts: image encoding + prefill, and decode tokens/s.
+ * error against float32 MatMul on the same float weight. Part 2 runs models/maven-tiny as
+ * float32, 8 and 4 bits on the prompts of test/maven/quantization-fixture.ts: image encoding +
+ * prefill, and decode tokens/s.
  * Every ratio is float32's median time over the quantized one's, measured in the same run.
  */
 import os from 'node:os';
@@ -20,6 +21,8 @@ import {
   Graph,
   type GraphOptions,
   HostTensor,
+  MATMULNBITS_ACCURACY_LEVEL,
+  MATMULNBITS_BITS,
   ops,
   type Program,
 } from '../src/engine/index.ts';
@@ -88,14 +91,23 @@ say(
 say('');
 say('### One linear layer, y = x·Wᵀ, W [N, K] (medians; ratio = float32 time / this time)');
 say('');
-// Each quantized kernel: its label, bits, and how the graph runs it.
-const kernels: [string, 4 | 8, Pick<GraphOptions, 'matMulNBitsBits' | 'matMulNBitsAccuracyLevel'>][] = [
-  ['8-bit MatMulNBits, float activations', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 0 }],
-  ['8-bit MatMulNBits, int8 activations (default)', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 4 }],
-  ['8-bit dequantized into MatMul', 8, { matMulNBitsBits: [] }],
-  ['4-bit MatMulNBits, float activations', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 0 }],
-  ['4-bit MatMulNBits, int8 activations (default)', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 4 }],
-];
+// Each quantized kernel: its label, bits, and how the graph runs it; "(default)" marks what the
+// engine picks for those bits (MATMULNBITS_BITS, MATMULNBITS_ACCURACY_LEVEL).
+type Kernel = Required<Pick<GraphOptions, 'matMulNBitsBits'>> &
+  Pick<GraphOptions, 'matMulNBitsAccuracyLevel'>;
+const isDefault = (bits: number, k: Kernel) =>
+  MATMULNBITS_BITS.includes(bits)
+    ? k.matMulNBitsBits.includes(bits) && k.matMulNBitsAccuracyLevel === MATMULNBITS_ACCURACY_LEVEL
+    : !k.matMulNBitsBits.includes(bits);
+const kernels: [string, 4 | 8, Kernel][] = (
+  [
+    ['8-bit MatMulNBits, float activations', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 0 }],
+    ['8-bit MatMulNBits, int8 activations', 8, { matMulNBitsBits: [8], matMulNBitsAccuracyLevel: 4 }],
+    ['8-bit dequantized into MatMul', 8, { matMulNBitsBits: [] }],
+    ['4-bit MatMulNBits, float activations', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 0 }],
+    ['4-bit MatMulNBits, int8 activations', 4, { matMulNBitsBits: [4], matMulNBitsAccuracyLevel: 4 }],
+  ] as [string, 4 | 8, Kernel][]
+).map(([label, bits, k]) => [isDefault(bits, k) ? `${label} (default)` : label, bits, k]);
 say(
   `| K × N | rows | float32 MatMul ms | ${kernels.map(([label]) => `${label} ms | ratio`).join(' | ')} | weight MiB f32 / 8-bit / 4-bit | RSS growth creating the session, MiB: f32 / ${kernels.map(([label]) => label.replace(' (default)', '')).join(' / ')} |`,
 );
