@@ -10,6 +10,7 @@ import { Rng } from '../../src/data/scene/rng.ts';
 import { wallsTouched } from '../../src/data/scene/scene.ts';
 import { COLOR_WORD } from '../../src/data/scene/words.ts';
 import { exampleText, taskContactSheet } from '../../src/data/tasks/contact-sheet.ts';
+import { FASHION_NOUNS, fashionPhrase } from '../../src/data/tasks/fashion.ts';
 import { generateExample } from '../../src/data/tasks/registry.ts';
 import { contentKey, splitOfContent } from '../../src/data/tasks/splits.ts';
 import {
@@ -18,6 +19,7 @@ import {
   captionPair,
   captionPairs,
   instructionExamples,
+  photoQuizExample,
   selectorExample,
   selectorExamples,
   shuffleBuffer,
@@ -190,6 +192,44 @@ describe('stage 4c: questions about one box', () => {
   it('ask at most maxQuestions', () => {
     assert.equal(boxQuizExample(7, { maxQuestions: 1 }).turns.length, 1);
     assert.throws(() => boxQuizExample(0, { maxQuestions: 0 }), /maxQuestions must be an integer ≥ 1/);
+  });
+});
+
+describe('stage 4: which-image questions about the same photos', () => {
+  it('show four photos of different classes and ask where three of them are, rightly', () => {
+    const positions = [0, 0, 0, 0];
+    for (let i = 0; i < 200; i++) {
+      const q = photoQuizExample(i, { fashion: fakeFashion });
+      assert.equal(q.images.length, 4);
+      assert.equal(new Set(q.labels).size, 4, 'four different classes');
+      // fakeFashion's image i is filled with the byte i, and its label is i % 10.
+      for (const [k, image] of q.images.entries())
+        assert.equal(image.rgb[0] % 10, q.labels[k], `quiz ${i} image ${k}`);
+      assert.equal(q.turns.length, 3);
+      const asked = q.turns.map((t) => {
+        const m = /^Which image shows (.+)\? Answer with the image's number \(1–4\)\.$/.exec(t.question);
+        assert.ok(m, t.question);
+        const label = FASHION_NOUNS.findIndex((_, l) => fashionPhrase(l) === m[1]);
+        assert.equal(t.answer, String(q.labels.indexOf(label) + 1), t.question);
+        positions[Number(t.answer) - 1]++;
+        return label;
+      });
+      assert.equal(new Set(asked).size, 3, 'no class asked twice');
+    }
+    // Every position answers about a quarter of the questions (600 in all).
+    assert.ok(
+      positions.every((n) => n > 110 && n < 190),
+      `answers per image: ${positions.join(', ')}`,
+    );
+    assert.deepEqual(
+      photoQuizExample(7, { seed: 3, fashion: fakeFashion }),
+      photoQuizExample(7, { seed: 3, fashion: fakeFashion }),
+    );
+    assert.notDeepEqual(
+      photoQuizExample(7, { fashion: fakeFashion }).labels,
+      photoQuizExample(8, { fashion: fakeFashion }).labels,
+    );
+    assert.throws(() => photoQuizExample(0), /photoQuizExample: needs Fashion-MNIST photos/);
   });
 });
 

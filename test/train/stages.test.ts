@@ -4,6 +4,7 @@ import { before, describe, it } from 'node:test';
 import { collateSelector, IGNORE_INDEX } from '../../src/data/collate.ts';
 import type { LabelledNlvrExample } from '../../src/data/tasks/nlvr-dev.ts';
 import { selectorExample } from '../../src/data/tasks/stage-datasets.ts';
+import type { ImageSource } from '../../src/data/tasks/task.ts';
 import { compile, Graph, HostTensor } from '../../src/engine/index.ts';
 import type { MavenModel } from '../../src/maven/model.ts';
 import type { EncodeOptions, TextTokenizer } from '../../src/models/tokenizer.ts';
@@ -380,7 +381,12 @@ describe('stage 4 with real NLVR statements', () => {
   });
   const stageWith = (
     realStatements: { examples: LabelledNlvrExample[]; share: number } | undefined,
-    more: { captionShare?: number; boxQuizShare?: number } = {},
+    more: {
+      captionShare?: number;
+      boxQuizShare?: number;
+      photoQuizShare?: number;
+      fashion?: ImageSource;
+    } = {},
   ) => {
     const tokenizer = new RecordingTokenizer(model.tokenizer);
     const def = instructionStage({
@@ -469,6 +475,42 @@ describe('stage 4 with real NLVR statements', () => {
     assert.throws(
       () => stageWith(undefined, { boxQuizShare: -1 }),
       /boxQuizShare must be in \[0, 1\], got -1/,
+    );
+  });
+
+  it('photoQuizShare 1: every example is four photos and three which-image questions, each answered', async () => {
+    const fashion: ImageSource = {
+      count: 100,
+      image: (i: number) => new Uint8Array(28 * 28).fill(20 + 20 * (i % 10)),
+      label: (i: number) => i % 10,
+      name: 'stub',
+    };
+    assert.throws(
+      () => stageWith(undefined, { photoQuizShare: 0.5 }),
+      /photoQuizShare needs Fashion-MNIST photos/,
+    );
+    const { def, tokenizer } = stageWith(undefined, { photoQuizShare: 1, fashion });
+    const feeds = (await def.batches(0).next()).value as Record<string, HostTensor>;
+    const [B, T] = feeds.ids.shape;
+    assert.equal(B, BATCH);
+    const vt = model.config.textVocabSize;
+    const q = model.config.seed.qformer.numQueryTokens;
+    for (let b = 0; b < B; b++) {
+      let ids = 0;
+      let answers = 0;
+      for (let t = 0; t < T; t++) {
+        if (Number(feeds.ids.data[b * T + t]) >= vt) ids++;
+        if (Number(feeds.targets.data[b * T + t]) === model.tokenizer.eosId) answers++;
+      }
+      // Images are hybrid by default: their discrete ids count 4 images.
+      assert.deepEqual([ids, answers], [4 * q, 3], `example ${b}`);
+    }
+    const questions = tokenizer.texts.filter((t) => /Which image shows/.test(t));
+    assert.equal(questions.length, 3 * BATCH, questions.join(' | '));
+    assert.match(def.description, /100 % photo quizzes/);
+    assert.throws(
+      () => stageWith(undefined, { photoQuizShare: 2, fashion }),
+      /photoQuizShare must be in \[0, 1\], got 2/,
     );
   });
 

@@ -141,7 +141,7 @@ export const fashionWhichTask: TaskDefinition = {
     if (answerIndex === null) return null;
     return {
       visuals,
-      prompt: `${imageLines(indices.length)}\nWhich image shows ${fashionPhrase(target)}? Answer with the image's number (1–${indices.length}).`,
+      prompt: `${imageLines(indices.length)}\n${whichQuestion(target, indices.length)}`,
       answer: options[answerIndex],
       options,
       answerIndex,
@@ -149,6 +149,44 @@ export const fashionWhichTask: TaskDefinition = {
     };
   },
 };
+
+/** One "which image shows …" question of a photo quiz, with its answer (the image's number). */
+export interface FashionQuizTurn {
+  question: string;
+  answer: string;
+}
+
+/** Photos shown in a which-image quiz, and the classes asked about (the rest are never named). */
+export const FASHION_QUIZ_PHOTOS = 4;
+export const FASHION_QUIZ_QUESTIONS = 3;
+
+/**
+ * Four photos of different classes and "which image shows …?" for three of them, in random
+ * order: three look-ups over the same images where fashion-which asks one. The fourth class is
+ * not asked, so the last answer is not the one number left over.
+ */
+export function fashionWhichQuiz(
+  rng: Rng,
+  source: ImageSource,
+): (Pick<TaskDraw, 'visuals'> & { labels: number[]; turns: FashionQuizTurn[] }) | null {
+  const classes = rng.shuffled(availableClasses(source)).slice(0, FASHION_QUIZ_PHOTOS);
+  if (classes.length < FASHION_QUIZ_PHOTOS) return null;
+  const indices = distinctImages(rng, source, classes);
+  if (indices === null) return null;
+  const shown = photos(source, indices);
+  const turns = rng
+    .shuffled(shown.labels.map((label, image) => ({ label, image })))
+    .slice(0, FASHION_QUIZ_QUESTIONS)
+    .map(({ label, image }) => ({
+      question: whichQuestion(label, FASHION_QUIZ_PHOTOS),
+      answer: String(image + 1),
+    }));
+  return { ...shown, turns };
+}
+
+function whichQuestion(label: number, shownCount: number): string {
+  return `Which image shows ${fashionPhrase(label)}? Answer with the image's number (1–${shownCount}).`;
+}
 
 export const fashionSameTask: TaskDefinition = {
   name: 'fashion-same',

@@ -18,8 +18,14 @@ import { Rng } from '../scene/rng.ts';
 import type { Box, Scene } from '../scene/scene.ts';
 import { generateStatement } from '../scene/statements.ts';
 import { SCATTERED_WORDS, TOWER_WORDS } from '../scene/words.ts';
-import { fashionPhrase } from './fashion.ts';
-import { FASHION_TASK_NAMES, generateExample, grayToRgb, SCENE_TASK_NAMES } from './registry.ts';
+import { type FashionQuizTurn, fashionPhrase, fashionWhichQuiz } from './fashion.ts';
+import {
+  FASHION_TASK_NAMES,
+  generateExample,
+  grayToRgb,
+  renderVisual,
+  SCENE_TASK_NAMES,
+} from './registry.ts';
 import { type BoxQuestion, boxQuestions, MAX_BOX_COUNT, WALL_QUESTION } from './single-image.ts';
 import { checkSplit, contentKey, splitOfContent } from './splits.ts';
 import type { ImageSource } from './task.ts';
@@ -219,6 +225,43 @@ export function boxQuizExample(index: number, options: BoxQuizOptions = {}): Box
     return { key: `${seed}/${split}/${index}`, image: { width, height, rgb }, objects, turns };
   }
   throw new Error(`boxQuizExample: no ${split} box in 2000 draws`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stage 4: several questions about the same photos
+
+export interface PhotoQuizExample {
+  key: string;
+  images: RgbImage[];
+  /** Class of each image, in order. */
+  labels: number[];
+  /** "Which image shows …?" questions in the order asked, each with its answer. */
+  turns: FashionQuizTurn[];
+}
+
+/**
+ * Four Fashion-MNIST photos of different classes from `options.fashion` (the split's own photos:
+ * train-* for 'train') and which-image questions about three of them (`fashionWhichQuiz`).
+ */
+export function photoQuizExample(index: number, options: StreamOptions = {}): PhotoQuizExample {
+  const split = options.split ?? 'train';
+  checkSplit(split);
+  const seed = options.seed ?? 0;
+  const source = options.fashion;
+  if (source === undefined)
+    throw new Error('photoQuizExample: needs Fashion-MNIST photos (the fashion option)');
+  const rng = Rng.fromKey('maven-photo-quiz', seed, split, index);
+  for (let draw = 0; draw < 100; draw++) {
+    const quiz = fashionWhichQuiz(rng, source);
+    if (quiz === null) continue;
+    return {
+      key: `${seed}/${split}/${index}`,
+      images: quiz.visuals.map((v) => renderVisual(v)),
+      labels: quiz.labels,
+      turns: quiz.turns,
+    };
+  }
+  throw new Error(`photoQuizExample: ${source.name ?? 'the fashion source'} has too few classes for a quiz`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,14 +9,21 @@
  * a caption started at 12.5 nats/token after it; with `boxQuizShare`, a share are box quizzes,
  * several questions about one box with the loss on every answer (`boxQuizItem`), since finding the
  * asked object among the patches needs more look-ups than one question per image gives
- * (stage4c-read-boxes.ts measures it). The rest come from the task mix. Single-image examples may
+ * (stage4c-read-boxes.ts measures it); with `photoQuizShare`, a share are photo quizzes, four
+ * photos and "which image shows …?" about three of them, for the same reason across images. The rest come from the task mix. Single-image examples may
  * be encoded in a mix of modes (`singleImageModes`).
  */
 
 import { Rng } from '../../data/scene/rng.ts';
 import { type LabelledNlvrExample, nlvrDevExample } from '../../data/tasks/nlvr-dev.ts';
-import { boxQuizExample, captionPair, instructionExample } from '../../data/tasks/stage-datasets.ts';
-import { IMAGE_TOKEN, type TaskExample } from '../../data/tasks/types.ts';
+import {
+  boxQuizExample,
+  captionPair,
+  instructionExample,
+  photoQuizExample,
+} from '../../data/tasks/stage-datasets.ts';
+import type { ImageSource } from '../../data/tasks/task.ts';
+import { IMAGE_TOKEN, imageLines, type TaskExample } from '../../data/tasks/types.ts';
 import { warmupCosine } from '../../engine/index.ts';
 import { buildComponents } from '../../maven/model.ts';
 import { splitPrompt } from '../../maven/sequence.ts';
@@ -44,6 +51,11 @@ export interface InstructionStageOptions extends MavenStageOptions {
    * one it answers, the loss on each answer); default 0.
    */
   boxQuizShare?: number;
+  /**
+   * Share (0–1) of examples that show four photos and ask which one shows each of three classes
+   * (`photoQuizExample`, the loss on every answer); default 0. Needs the fashion option.
+   */
+  photoQuizShare?: number;
 }
 
 /**
@@ -67,10 +79,22 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
   const boxQuizShare = o.boxQuizShare ?? 0;
   if (!(boxQuizShare >= 0 && boxQuizShare <= 1))
     throw new Error(`${NAME}: boxQuizShare must be in [0, 1], got ${boxQuizShare}`);
+  const photoQuizShare = o.photoQuizShare ?? 0;
+  if (!(photoQuizShare >= 0 && photoQuizShare <= 1))
+    throw new Error(`${NAME}: photoQuizShare must be in [0, 1], got ${photoQuizShare}`);
+  const fashion = o.fashion;
+  if (photoQuizShare > 0 && fashion === undefined)
+    throw new Error(`${NAME}: photoQuizShare needs Fashion-MNIST photos (the fashion option)`);
   const seed = (o.seed ?? 0) + 2;
   const example = (index: number): InstructionItem => {
     if (boxQuizShare > 0 && Rng.fromKey('maven-box-quiz-share', seed, index).chance(boxQuizShare))
       return boxQuizItem(index, seed + 5);
+    if (
+      fashion &&
+      photoQuizShare > 0 &&
+      Rng.fromKey('maven-photo-quiz-share', seed, index).chance(photoQuizShare)
+    )
+      return photoQuizItem(index, seed + 6, fashion);
     if (captionShare > 0 && Rng.fromKey('maven-caption-share', seed, index).chance(captionShare)) {
       const pair = captionPair(index, { seed: seed + 1, split: 'train', fashion: o.fashion });
       return { index, prompt: IMAGE_TOKEN, images: [pair.image], answer: pair.caption };
@@ -85,6 +109,7 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
     ...(real?.share ? [`${Math.round(real.share * 100)} % real NLVR dev sentences`] : []),
     ...(captionShare ? [`${Math.round(captionShare * 100)} % captions`] : []),
     ...(boxQuizShare ? [`${Math.round(boxQuizShare * 100)} % box quizzes`] : []),
+    ...(photoQuizShare ? [`${Math.round(photoQuizShare * 100)} % photo quizzes`] : []),
   ];
   return instructionTuningStage(
     o,
@@ -102,6 +127,19 @@ export function boxQuizItem(index: number, seed: number): InstructionItem {
     index,
     prompt: `${IMAGE_TOKEN}\n${first.question}`,
     images: [quiz.image],
+    answer: first.answer,
+    followUps: rest,
+  };
+}
+
+/** Four photos and which-image questions about three of them, the first as the prompt. */
+export function photoQuizItem(index: number, seed: number, fashion: ImageSource): InstructionItem {
+  const quiz = photoQuizExample(index, { seed, split: 'train', fashion });
+  const [first, ...rest] = quiz.turns;
+  return {
+    index,
+    prompt: `${imageLines(quiz.images.length)}\n${first.question}`,
+    images: quiz.images,
     answer: first.answer,
     followUps: rest,
   };
