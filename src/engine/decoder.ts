@@ -1,8 +1,9 @@
 /**
- * Inference for autoregressive decoders with a KV cache: `prefill` runs the prompt and returns
- * every layer's keys/values; `decode` takes new tokens plus that cache and returns logits and the
- * grown cache. The model supplies one build function used for both (with and without past
- * keys/values), so the two paths cannot drift apart.
+ * Inference for autoregressive decoders with a KV cache: `prefill` runs the prompt into a new
+ * cache; `decode` takes new tokens plus a cache and returns logits and the longer cache. The
+ * model supplies one build function for both (a prompt is a step over an empty cache), so the
+ * two paths cannot drift apart. The cache lives in fixed-size buffers that each step writes into
+ * in place (`DecoderCache`, `ops.cachedAttention`): no step copies the cache.
  *
  * Large models run both through one compiled program (prefill is a step over an empty cache), so
  * onnxruntime holds one pre-packed copy of the weights instead of one per graph; small models get
@@ -21,10 +22,24 @@ export interface LayerCache<T> {
   value: T;
 }
 
+/**
+ * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers
+ * [B, kvHeads, C, headDim] holding every position so far (C is the cache's capacity, which
+ * `DecoderCache` manages), and how many positions the step leaves filled (`cachedAttention`
+ * writes the step's keys/values at the end of that range, in place).
+ */
+export interface KVCacheInputs {
+  layers: LayerCache<Tensor>[];
+  /** [B] int32: index of the last position after the step. */
+  last: Tensor;
+  /** [] int32: positions after the step. */
+  total: Tensor;
+}
+
 export interface DecoderStep {
   /** [B, T, V] logits. */
   logits: Tensor;
-  /** Per layer, keys/values over all positions so far: [B, kvHeads, past + T, headDim]. */
+  /** Per layer, the cache buffers as the step leaves them (`cachedAttention`'s key / value). */
   present: LayerCache<Tensor>[];
 }
 
@@ -35,11 +50,12 @@ export interface DecoderSpec {
   /** Width of input embeddings; needed only when prefilling from embeddings. */
   hiddenSize?: number;
   /**
-   * Trace one forward step. `input` is token ids (int64 [B, T]) or, for a multimodal prefill,
-   * input embeddings (float [B, T, hiddenSize]); `positions` [B, T] int64 absolute positions;
-   * `past` null for prefill, else per-layer [B, kvHeads, P, headDim] caches to attend over.
+   * Trace one forward step over a KV cache. `input` is token ids (int64 [B, T]) or, for a
+   * multimodal prefill, input embeddings (float [B, T, hiddenSize]); `positions` [B, T] int64
+   * absolute positions; `cache` the buffers to attend over and write into. A prompt is a step
+   * over an empty cache.
    */
-  build(g: Graph, input: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null): DecoderStep;
+  build(g: Graph, input: Tensor, positions: Tensor, cache: KVCacheInputs): DecoderStep;
   /**
    * Token ids [B, T] → input embeddings [B, T, hiddenSize]. With it, a decoder that prefills from
    * embeddings can still share one program between prefill and decode (the step then takes ids
@@ -78,7 +94,144 @@ export interface DecoderOptions {
 
 export interface DecoderOutput {
   logits: HostTensor;
-  cache: LayerCache<HostTensor>[];
+  /** The cache after the step: pass it to `decode` to go on from here. */
+  cache: DecoderCache;
+}
+
+/**
+ * Positions a cache first holds beyond what its prompt needs, when the caller does not say how
+ * far it will decode; a cache that fills up grows (doubling) by one copy.
+ */
+const DEFAULT_HEADROOM = 64;
+
+/**
+ * The keys/values of one batch of sequences, in buffers [B, kvHeads, capacity, headDim] per layer
+ * that steps write into in place. A cache is a length over those buffers: `decode` returns a new
+ * cache over the same buffers, one step longer, and leaves the one it was given as it was, so
+ * several continuations can start from one prompt (as scoring candidate answers does). Positions
+ * past a cache's length are the next step's to overwrite, so once a step starts from a shorter
+ * cache, a longer one over the same buffers is stale; decoding from it is refused.
+ */
+export class DecoderCache {
+  private constructor(
+    private readonly store: CacheStore,
+    /** Positions filled. */
+    readonly length: number,
+    /** `store.writes.length` when this cache was made: later writes before `length` make it stale. */
+    private readonly stamp: number,
+  ) {}
+
+  /** An empty cache for `batch` sequences with room for `capacity` positions. */
+  static empty(
+    spec: Pick<DecoderSpec, 'layers' | 'kvHeads' | 'headDim'>,
+    batch: number,
+    capacity: number,
+  ): DecoderCache {
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new Error(`DecoderCache: batch must be ≥ 1, got ${batch}`);
+    return new DecoderCache(new CacheStore(spec, batch, Math.max(1, capacity)), 0, 0);
+  }
+
+  get batch(): number {
+    return this.store.batch;
+  }
+
+  /** Positions the buffers hold before they must grow. */
+  get capacity(): number {
+    return this.store.capacity;
+  }
+
+  /**
+   * The feeds of a step adding `added` positions to this cache: every layer's buffers (grown
+   * first when too small) and the lengths after the step. Marks the positions it will write.
+   */
+  stepFeeds(added: number): {
+    feeds: Record<string, HostTensor>;
+    into: Record<string, HostTensor>;
+    next: DecoderCache;
+  } {
+    const store = this.store;
+    for (let w = this.stamp; w < store.writes.length; w++) {
+      if (store.writes[w] < this.length)
+        throw new Error(
+          `DecoderCache: this cache of ${this.length} positions is stale: a later step over the same buffers rewrote position ${store.writes[w]}`,
+        );
+    }
+    const total = this.length + added;
+    if (total > store.capacity) store.grow(Math.max(total, 2 * store.capacity), this.length);
+    store.writes.push(this.length);
+    const feeds: Record<string, HostTensor> = {
+      'cache.last': new HostTensor('int32', [store.batch], new Int32Array(store.batch).fill(total - 1)),
+      'cache.total': new HostTensor('int32', [], Int32Array.of(total)),
+    };
+    const into: Record<string, HostTensor> = {};
+    store.views().forEach((c, i) => {
+      feeds[`past.${i}.key`] = into[`present.${i}.key`] = c.key;
+      feeds[`past.${i}.value`] = into[`present.${i}.value`] = c.value;
+    });
+    return { feeds, into, next: new DecoderCache(store, total, store.writes.length) };
+  }
+
+  /** Keys and values of the filled positions, per layer [B, kvHeads, length, headDim] (copies). */
+  read(): LayerCache<HostTensor>[] {
+    return this.store.read(this.length);
+  }
+}
+
+/** The buffers behind the caches of one prompt. */
+class CacheStore {
+  private buffers: Float32Array[];
+  /** Start position of every step written so far, in order. */
+  readonly writes: number[] = [];
+
+  constructor(
+    private readonly spec: Pick<DecoderSpec, 'layers' | 'kvHeads' | 'headDim'>,
+    readonly batch: number,
+    public capacity: number,
+  ) {
+    this.buffers = this.allocate(capacity);
+  }
+
+  private allocate(capacity: number): Float32Array[] {
+    const n = this.batch * this.spec.kvHeads * capacity * this.spec.headDim;
+    return Array.from({ length: 2 * this.spec.layers }, () => new Float32Array(n));
+  }
+
+  /** Move the first `kept` positions of every row into buffers of `capacity` positions. */
+  grow(capacity: number, kept: number): void {
+    const hd = this.spec.headDim;
+    const rows = this.batch * this.spec.kvHeads; // one row per (sequence, kv head)
+    const next = this.allocate(capacity);
+    this.buffers.forEach((old, i) => {
+      for (let r = 0; r < rows; r++)
+        next[i].set(old.subarray(r * this.capacity * hd, (r * this.capacity + kept) * hd), r * capacity * hd);
+    });
+    this.buffers = next;
+    this.capacity = capacity;
+  }
+
+  views(): LayerCache<HostTensor>[] {
+    const shape = [this.batch, this.spec.kvHeads, this.capacity, this.spec.headDim];
+    return Array.from({ length: this.spec.layers }, (_, i) => ({
+      key: new HostTensor('float32', shape, this.buffers[2 * i]),
+      value: new HostTensor('float32', shape, this.buffers[2 * i + 1]),
+    }));
+  }
+
+  read(length: number): LayerCache<HostTensor>[] {
+    const hd = this.spec.headDim;
+    const rows = this.batch * this.spec.kvHeads;
+    const copy = (buffer: Float32Array) => {
+      const out = new Float32Array(rows * length * hd);
+      for (let r = 0; r < rows; r++)
+        out.set(buffer.subarray(r * this.capacity * hd, (r * this.capacity + length) * hd), r * length * hd);
+      return new HostTensor('float32', [this.batch, this.spec.kvHeads, length, hd], out);
+    };
+    return Array.from({ length: this.spec.layers }, (_, i) => ({
+      key: copy(this.buffers[2 * i]),
+      value: copy(this.buffers[2 * i + 1]),
+    }));
+  }
 }
 
 export class KVCacheDecoder {
@@ -101,28 +254,31 @@ export class KVCacheDecoder {
       throw new Error('KVCacheDecoder: prefill from embeddings needs spec.hiddenSize');
     const decodeThreads =
       options.decodeThreads ?? ((spec.hiddenSize ?? 0) < 1024 ? 1 : options.runtime?.threads);
-    const trace = (withPast: boolean, withEmbeds: boolean) => {
+    const trace = (takesIds: boolean, takesEmbeds: boolean) => {
       // Weights stored block-quantized are traced as such (Graph, QuantizedWeight).
       const g = new Graph('float32', { weights });
       const D = spec.hiddenSize!;
       let input: Tensor;
-      if (withPast && withEmbeds) {
+      if (takesIds && takesEmbeds) {
         // One step for both: prefill feeds embeddings and no ids, decode ids and no embeddings.
         const ids = spec.embedIds!(g, g.input('ids', 'int64', ['B', 'I']));
         const embeds = g.input('embeds', 'float32', ['B', 'E', D]);
         // The tracer names the joined length I+E; the step's other inputs call it T.
         const joined = ops.concat([ids, embeds], 1);
         input = g.emit('Identity', [joined], [{ dtype: 'float32', shape: ['B', 'T', D] }])[0];
-      } else if (withEmbeds) input = g.input('embeds', 'float32', ['B', 'T', D]);
+      } else if (takesEmbeds) input = g.input('embeds', 'float32', ['B', 'T', D]);
       else input = g.input('ids', 'int64', ['B', 'T']);
       const positions = g.input('positions', 'int64', ['B', 'T']);
-      const past = withPast
-        ? Array.from({ length: spec.layers }, (_, i) => ({
-            key: g.input(`past.${i}.key`, g.floatType, ['B', spec.kvHeads, 'P', spec.headDim]),
-            value: g.input(`past.${i}.value`, g.floatType, ['B', spec.kvHeads, 'P', spec.headDim]),
-          }))
-        : null;
-      const step = spec.build(g, input, positions, past);
+      const cacheShape = ['B', spec.kvHeads, 'C', spec.headDim];
+      const cache: KVCacheInputs = {
+        layers: Array.from({ length: spec.layers }, (_, i) => ({
+          key: g.input(`past.${i}.key`, g.floatType, cacheShape),
+          value: g.input(`past.${i}.value`, g.floatType, cacheShape),
+        })),
+        last: g.input('cache.last', 'int32', ['B']),
+        total: g.input('cache.total', 'int32', []),
+      };
+      const step = spec.build(g, input, positions, cache);
       const outputs: Record<string, Tensor> = { logits: step.logits };
       step.present.forEach((c, i) => {
         outputs[`present.${i}.key`] = c.key;
@@ -143,8 +299,8 @@ export class KVCacheDecoder {
       if (!embed) for (const n of g.params.keys()) program.bind(n, weights.get(n)!);
       return program;
     };
-    const decodeGraph = trace(true, fromEmbeds && spec.embedIds !== undefined);
     const canShare = !fromEmbeds || spec.embedIds !== undefined;
+    const decodeGraph = trace(true, fromEmbeds && spec.embedIds !== undefined);
     const bytes = [...decodeGraph.g.params.keys()].reduce((n, k) => n + weights.get(k)!.data.byteLength, 0);
     const shared = canShare && (options.sharedProgram ?? bytes >= SHARED_PROGRAM_FROM_BYTES);
     if (options.sharedProgram && !canShare)
@@ -153,7 +309,7 @@ export class KVCacheDecoder {
       const step = await load(decodeGraph, 'decoder step');
       return new KVCacheDecoder(spec, step, step, true, fromEmbeds);
     }
-    const prefill = await load(trace(false, fromEmbeds), 'prefill');
+    const prefill = await load(trace(!fromEmbeds, fromEmbeds), 'prefill');
     const decode = await load(
       fromEmbeds && spec.embedIds ? trace(true, false) : decodeGraph,
       'decode',
@@ -167,82 +323,60 @@ export class KVCacheDecoder {
     return this.shared;
   }
 
-  /** Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T]. */
-  async prefill(input: HostTensor, positions: HostTensor): Promise<DecoderOutput> {
-    return this.collect(await this.prefillProgram.run(this.prefillFeeds(input, positions)));
+  /**
+   * Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T],
+   * into a new cache with room for `capacity` positions (default: the prompt and 64 more; it
+   * grows when a later step needs more).
+   */
+  async prefill(input: HostTensor, positions: HostTensor, capacity?: number): Promise<DecoderOutput> {
+    const [B, T] = input.shape;
+    const empty = DecoderCache.empty(this.spec, B, capacity ?? T + DEFAULT_HEADROOM);
+    const name = input.dtype === 'int64' ? 'ids' : 'embeds';
+    const feeds: Record<string, HostTensor> = { [name]: input, positions };
+    if (this.fromEmbeds && this.prefillProgram.reads('ids') && this.prefillProgram.reads('embeds')) {
+      if (name === 'embeds') feeds.ids = new HostTensor('int64', [B, 0], new BigInt64Array(0));
+      else feeds.embeds = this.noEmbeds(B);
+    }
+    return this.step(this.prefillProgram, feeds, empty, T);
   }
 
   /**
-   * A sequence to extend token by token, keeping its own cache (see DecoderStream): for
-   * generation loops, which never go back to an earlier cache. `capacity` is a first guess of
-   * the positions it will reach; it grows past it when needed.
+   * Run new tokens `ids` [B, T] (usually T = 1; T > 1 needs B = 1) at `positions` after `cache`.
+   * Writes the new positions into the cache's buffers; `cache` itself stays valid for other
+   * continuations until one of them is decoded further (see DecoderCache).
+   */
+  async decode(ids: HostTensor, positions: HostTensor, cache: DecoderCache): Promise<DecoderOutput> {
+    const [B, T] = ids.shape;
+    if (B !== cache.batch)
+      throw new Error(`KVCacheDecoder.decode: ${B} sequences after a cache of ${cache.batch}`);
+    if (T > 1 && B > 1)
+      throw new Error(`KVCacheDecoder.decode: ${T} tokens at once after a cache needs batch 1, got ${B}`);
+    const feeds: Record<string, HostTensor> = { ids, positions };
+    if (this.fromEmbeds && this.decodeProgram.reads('embeds')) feeds.embeds = this.noEmbeds(B);
+    return this.step(this.decodeProgram, feeds, cache, T);
+  }
+
+  /**
+   * A sequence to extend token by token (see DecoderStream), for generation loops. `capacity` is
+   * a first guess of the positions it will reach; it grows past it when needed.
    */
   stream(capacity = 256): DecoderStream {
-    return new DecoderStream(this.spec, capacity, {
-      prefill: (input, positions, into) =>
-        this.prefillProgram.run(this.prefillFeeds(input, positions), { into }),
-      decode: (ids, positions, cache, into) =>
-        this.decodeProgram.run(this.decodeFeeds(ids, positions, cache), { into }),
-    });
+    return new DecoderStream(this, capacity);
   }
 
-  private prefillFeeds(input: HostTensor, positions: HostTensor): Record<string, HostTensor> {
-    const name = input.dtype === 'int64' ? 'ids' : 'embeds';
-    const feeds: Record<string, HostTensor> = { [name]: input, positions };
-    if (this.shared) {
-      const [B] = input.shape;
-      const empty = new HostTensor(
-        'float32',
-        [B, this.spec.kvHeads, 0, this.spec.headDim],
-        new Float32Array(0),
-      );
-      for (let i = 0; i < this.spec.layers; i++) {
-        feeds[`past.${i}.key`] = empty;
-        feeds[`past.${i}.value`] = empty;
-      }
-      if (this.fromEmbeds) {
-        if (name === 'embeds') feeds.ids = new HostTensor('int64', [B, 0], new BigInt64Array(0));
-        else feeds.embeds = this.noEmbeds(B);
-      }
-    }
-    return only(this.prefillProgram, feeds);
-  }
-
-  /** Run new tokens `ids` [B, T] (usually T = 1) after `cache`. */
-  async decode(
-    ids: HostTensor,
-    positions: HostTensor,
-    cache: LayerCache<HostTensor>[],
+  private async step(
+    program: Program,
+    inputs: Record<string, HostTensor>,
+    cache: DecoderCache,
+    added: number,
   ): Promise<DecoderOutput> {
-    return this.collect(await this.decodeProgram.run(this.decodeFeeds(ids, positions, cache)));
-  }
-
-  private decodeFeeds(
-    ids: HostTensor,
-    positions: HostTensor,
-    cache: LayerCache<HostTensor>[],
-  ): Record<string, HostTensor> {
-    const feeds: Record<string, HostTensor> = { ids, positions };
-    if (this.fromEmbeds && this.decodeProgram.reads('embeds')) feeds.embeds = this.noEmbeds(ids.shape[0]);
-    cache.forEach((c, i) => {
-      feeds[`past.${i}.key`] = c.key;
-      feeds[`past.${i}.value`] = c.value;
-    });
-    return only(this.decodeProgram, feeds);
+    const { feeds, into, next } = cache.stepFeeds(added);
+    const r = await program.run(only(program, { ...inputs, ...feeds }), { into });
+    return { logits: r.logits, cache: next };
   }
 
   private noEmbeds(batch: number): HostTensor {
     return new HostTensor('float32', [batch, 0, this.spec.hiddenSize!], new Float32Array(0));
-  }
-
-  private collect(r: Record<string, HostTensor>): DecoderOutput {
-    return {
-      logits: r.logits,
-      cache: Array.from({ length: this.spec.layers }, (_, i) => ({
-        key: r[`present.${i}.key`],
-        value: r[`present.${i}.value`],
-      })),
-    };
   }
 }
 
@@ -251,90 +385,32 @@ function only(program: Program, feeds: Record<string, HostTensor>): Record<strin
   return Object.fromEntries(Object.entries(feeds).filter(([name]) => program.reads(name)));
 }
 
-type Run = Promise<Record<string, HostTensor>>;
-
-interface StepRunners {
-  prefill(input: HostTensor, positions: HostTensor, into: Record<string, HostTensor>): Run;
-  decode(
-    ids: HostTensor,
-    positions: HostTensor,
-    cache: LayerCache<HostTensor>[],
-    into: Record<string, HostTensor>,
-  ): Run;
-}
-
-/**
- * One sequence extended token by token, its KV cache held here. Every cache tensor has two
- * buffers sized for `capacity` positions that take turns: a step reads the cache from one and
- * onnxruntime writes the grown cache straight into the other. Without this each step returned
- * a freshly allocated cache that the binding copied out (for a 7B model at 640 positions, 670 MB
- * allocated, page-faulted and copied per token); with it a step allocates nothing and writes the
- * cache once.
- */
+/** One sequence extended token by token, its cache held here. */
 export class DecoderStream {
-  private current: Float32Array[] = [];
-  private spare: Float32Array[] = [];
-  private length = 0;
-  private batch = 0;
+  private cache: DecoderCache | null = null;
 
   constructor(
-    private readonly spec: DecoderSpec,
-    private capacity: number,
-    private readonly runners: StepRunners,
+    private readonly decoder: KVCacheDecoder,
+    private readonly capacity: number,
   ) {}
 
   /** Positions in the cache so far. */
   get positions(): number {
-    return this.length;
+    return this.cache?.length ?? 0;
   }
 
   /** Run the prompt (as KVCacheDecoder.prefill); starts the sequence over. Returns the logits. */
   async prefill(input: HostTensor, positions: HostTensor): Promise<HostTensor> {
-    const [B, T] = input.shape;
-    this.batch = B;
-    this.length = 0;
-    const into = this.outputs(T);
-    const r = await this.runners.prefill(input, positions, into);
-    return this.advance(r, T);
+    const out = await this.decoder.prefill(input, positions, Math.max(this.capacity, input.shape[1]));
+    this.cache = out.cache;
+    return out.logits;
   }
 
   /** Run new tokens `ids` [B, T] at `positions` after the cache. Returns the logits. */
   async decode(ids: HostTensor, positions: HostTensor): Promise<HostTensor> {
-    if (this.batch === 0) throw new Error('DecoderStream: decode before prefill');
-    const T = ids.shape[1];
-    const past = this.views(this.current, this.length);
-    const into = this.outputs(this.length + T);
-    const r = await this.runners.decode(ids, positions, past, into);
-    return this.advance(r, T);
-  }
-
-  private advance(r: Record<string, HostTensor>, added: number): HostTensor {
-    [this.current, this.spare] = [this.spare, this.current];
-    this.length += added;
-    return r.logits;
-  }
-
-  /** Output views of `positions` over the spare buffers, grown first when they are too small. */
-  private outputs(positions: number): Record<string, HostTensor> {
-    const per = this.batch * this.spec.kvHeads * this.spec.headDim;
-    if (positions > this.capacity) this.capacity = Math.max(positions, 2 * this.capacity);
-    const needed = per * this.capacity;
-    if (this.spare.length === 0 || this.spare[0].length < per * positions)
-      this.spare = Array.from({ length: 2 * this.spec.layers }, () => new Float32Array(needed));
-    const into: Record<string, HostTensor> = {};
-    this.views(this.spare, positions).forEach((c, i) => {
-      into[`present.${i}.key`] = c.key;
-      into[`present.${i}.value`] = c.value;
-    });
-    return into;
-  }
-
-  private views(buffers: Float32Array[], positions: number): LayerCache<HostTensor>[] {
-    const shape = [this.batch, this.spec.kvHeads, positions, this.spec.headDim];
-    const n = this.batch * this.spec.kvHeads * positions * this.spec.headDim;
-    return Array.from({ length: this.spec.layers }, (_, i) => ({
-      key: new HostTensor('float32', shape, buffers[2 * i].subarray(0, n)),
-      value: new HostTensor('float32', shape, buffers[2 * i + 1].subarray(0, n)),
-    }));
+    if (!this.cache) throw new Error('DecoderStream: decode before prefill');
+    const out = await this.decoder.decode(ids, positions, this.cache);
+    this.cache = out.cache;
+    return out.logits;
   }
 }

@@ -23,11 +23,13 @@ export {
   storedWeightProblem,
 } from './block-quantize.ts';
 export {
+  DecoderCache,
   type DecoderOptions,
   type DecoderOutput,
   type DecoderSpec,
   DecoderStream,
   KVCacheDecoder,
+  type KVCacheInputs,
   type LayerCache,
 } from './decoder.ts';
 export { allocate, type DType, type FloatDType, type HostArray, isFloat } from './dtype.ts';

@@ -3,7 +3,7 @@
  * (seeded), stop strings, token streaming; and the log-likelihood of candidate answers, the
  * SEED-Bench way of answering multiple choice.
  */
-import { HostTensor, type KVCacheDecoder, type LayerCache } from '../engine/index.ts';
+import { HostTensor, type KVCacheDecoder } from '../engine/index.ts';
 import { uniformSource } from '../models/init.ts';
 
 export interface SamplingOptions {
@@ -139,7 +139,7 @@ export interface CandidateScore {
 
 /**
  * Log-likelihood of each candidate continuation after the prompt. The prompt is prefilled once;
- * each candidate runs as one multi-token decode step over the shared cache.
+ * each candidate runs as one multi-token decode step after it, written over the previous one's.
  */
 export async function scoreCandidates(
   decoder: KVCacheDecoder,
@@ -147,7 +147,8 @@ export async function scoreCandidates(
   candidates: readonly (readonly number[])[],
 ): Promise<CandidateScore[]> {
   const promptLength = prompt.shape[1];
-  const pre = await decoder.prefill(prompt, range(0, promptLength));
+  const longest = Math.max(0, ...candidates.map((c) => c.length));
+  const pre = await decoder.prefill(prompt, range(0, promptLength), promptLength + longest);
   const first = logSoftmaxRow(lastRow(pre.logits));
   const results: CandidateScore[] = [];
   for (const cand of candidates) {
@@ -157,7 +158,7 @@ export async function scoreCandidates(
       const out = await decoder.decode(
         idsTensor(cand.slice(0, -1)),
         range(promptLength, cand.length - 1),
-        pre.cache as LayerCache<HostTensor>[],
+        pre.cache,
       );
       const v = out.logits.shape[2];
       for (let j = 1; j < cand.length; j++) {

@@ -15,6 +15,7 @@ import {
   formatShape,
   type Graph,
   HostTensor,
+  type KVCacheInputs,
   type LayerCache,
   ops,
   type Tensor,
@@ -44,14 +45,18 @@ export interface LlamaConfig {
 export interface LlamaForwardOptions {
   /** [B, T_total] int64 over past + current tokens, 1 = real token, 0 = padding. */
   attentionMask?: Tensor;
-  /** Per layer, keys/values of earlier positions [B, kvHeads, P, hd] (post-rotary, as HF caches them). */
-  past?: LayerCache<Tensor>[];
+  /**
+   * A KV cache to attend over and write this step's keys/values into (post-rotary, as HF caches
+   * them); attention then runs as `ops.cachedAttention` (inference only). Without it, causal
+   * attention over the input alone, differentiable.
+   */
+  cache?: KVCacheInputs;
 }
 
 export interface LlamaOutput {
   /** [B, T, D] after the final `model.norm`. */
   hidden: Tensor;
-  /** Per layer, keys/values over past + current positions [B, kvHeads, P + T, hd]. */
+  /** Per layer, the cache buffers as this step leaves them; empty without a cache. */
   present: LayerCache<Tensor>[];
 }
 
@@ -213,15 +218,16 @@ export class Llama {
         `Llama.forward: positions ${positions.name}: ${positions.dtype}${formatShape(positions.shape)} must be int64 [B, T]`,
       );
     }
-    const { attentionMask, past } = options;
+    const { attentionMask, cache } = options;
     if (attentionMask && (attentionMask.dtype !== 'int64' || attentionMask.rank !== 2)) {
       throw new Error(
         `Llama.forward: attentionMask ${attentionMask.name}: ${attentionMask.dtype}${formatShape(attentionMask.shape)} must be int64 [B, T_total]`,
       );
     }
-    if (past && past.length !== L) {
-      throw new Error(`Llama.forward: past has ${past.length} layers, the model has ${L}`);
+    if (cache && cache.layers.length !== L) {
+      throw new Error(`Llama.forward: the cache has ${cache.layers.length} layers, the model has ${L}`);
     }
+    if (cache && attentionMask) throw new Error('Llama.forward: a cached step takes no attention mask');
     const rotary = this.rotary(g, positions);
     let x = inputsEmbeds;
     const present: LayerCache<Tensor>[] = [];
@@ -229,12 +235,14 @@ export class Llama {
     for (let i = 0; i < L; i++) {
       const p = `model.layers.${i}.`;
       const h = ops.rmsNorm(x, this.param(g, `${p}input_layernorm.weight`), this.config.rmsNormEps);
-      const attn = this.attention(g, p, h, rotary, past?.[i] ?? null, (q, k) => {
-        mask ??= this.mask(q, k, attentionMask);
-        return mask;
-      });
+      const attn = cache
+        ? this.cachedAttention(g, p, h, rotary, { ...cache.layers[i], last: cache.last, total: cache.total })
+        : this.attention(g, p, h, rotary, (q, k) => {
+            mask ??= this.mask(q, k, attentionMask);
+            return mask;
+          });
       x = ops.add(x, attn.out);
-      present.push(attn.cache);
+      if (attn.cache) present.push(attn.cache);
       const m = ops.rmsNorm(x, this.param(g, `${p}post_attention_layernorm.weight`), this.config.rmsNormEps);
       x = ops.add(x, this.mlp(g, p, m));
     }
@@ -254,9 +262,9 @@ export class Llama {
       kvHeads: this.config.numKeyValueHeads,
       headDim: this.headDim,
       hiddenSize: this.config.hiddenSize,
-      build: (g, input, positions, past) => {
+      build: (g, input, positions, cache) => {
         const embeds = input.dtype === 'int64' ? this.embedTokens(g, input) : input;
-        const { hidden, present } = this.forward(g, embeds, positions, { past: past ?? undefined });
+        const { hidden, present } = this.forward(g, embeds, positions, { cache });
         return { logits: this.logits(g, hidden), present };
       },
       embedIds: (g, ids) => this.embedTokens(g, ids),
@@ -308,9 +316,8 @@ export class Llama {
     p: string,
     h: Tensor,
     rotary: { cos: Tensor; sin: Tensor },
-    past: LayerCache<Tensor> | null,
     mask: (q: Tensor, k: Tensor) => Tensor,
-  ): { out: Tensor; cache: LayerCache<Tensor> } {
+  ): { out: Tensor; cache?: undefined } {
     const { numKeyValueHeads: kvH } = this.config;
     const hd = this.headDim;
     const group = this.groupSize;
@@ -318,23 +325,46 @@ export class Llama {
     const project = (name: string) => ops.linear(h, this.param(g, `${p}self_attn.${name}.weight`));
     // Query head n = kv·group + r uses key/value head kv, exactly HF's repeat_kv order.
     const q = ops.transpose(ops.reshape(project('q_proj'), [B, T, kvH, group, hd]), [0, 2, 3, 1, 4]); // [B, kvH, group, T, hd]
-    let k = ops.transpose(ops.reshape(project('k_proj'), [B, T, kvH, hd]), [0, 2, 1, 3]); // [B, kvH, T, hd]
-    let v = ops.transpose(ops.reshape(project('v_proj'), [B, T, kvH, hd]), [0, 2, 1, 3]); // [B, kvH, T, hd]
-    const qCos = ops.unsqueeze(rotary.cos, [1, 2]); // [B, 1, 1, T, hd]
-    const qSin = ops.unsqueeze(rotary.sin, [1, 2]);
-    const qRot = this.applyRotary(q, qCos, qSin);
-    k = this.applyRotary(k, ops.unsqueeze(rotary.cos, 1), ops.unsqueeze(rotary.sin, 1)); // [B, kvH, T, hd]
-    if (past) {
-      k = ops.concat([past.key, k], 2); // [B, kvH, P + T, hd]
-      v = ops.concat([past.value, v], 2);
-    }
-    const k5 = ops.unsqueeze(k, 2); // [B, kvH, 1, P + T, hd], broadcast over the group
+    const k = ops.transpose(ops.reshape(project('k_proj'), [B, T, kvH, hd]), [0, 2, 1, 3]); // [B, kvH, T, hd]
+    const v = ops.transpose(ops.reshape(project('v_proj'), [B, T, kvH, hd]), [0, 2, 1, 3]); // [B, kvH, T, hd]
+    const qRot = this.applyRotary(q, ops.unsqueeze(rotary.cos, [1, 2]), ops.unsqueeze(rotary.sin, [1, 2])); // cos [B, 1, 1, T, hd]
+    const kRot = this.applyRotary(k, ops.unsqueeze(rotary.cos, 1), ops.unsqueeze(rotary.sin, 1)); // [B, kvH, T, hd]
+    const k5 = ops.unsqueeze(kRot, 2); // [B, kvH, 1, T, hd], broadcast over the group
     const v5 = ops.unsqueeze(v, 2);
     const y = ops.attention(qRot, k5, v5, mask(qRot, k5), 1 / Math.sqrt(hd)); // [B, kvH, group, T, hd]
     const merged = ops.reshape(ops.transpose(y, [0, 3, 1, 2, 4]), [B, T, kvH * group * hd]); // [B, T, nH·hd]
+    return { out: ops.linear(merged, this.param(g, `${p}self_attn.o_proj.weight`)) };
+  }
+
+  /** The same attention over a KV cache (`ops.cachedAttention`), for generation. */
+  private cachedAttention(
+    g: Graph,
+    p: string,
+    h: Tensor,
+    rotary: { cos: Tensor; sin: Tensor },
+    cache: ops.AttentionCache,
+  ): { out: Tensor; cache: LayerCache<Tensor> } {
+    const { numAttentionHeads: nH, numKeyValueHeads: kvH } = this.config;
+    const hd = this.headDim;
+    const [B, T] = h.shape as [Dim, Dim];
+    const project = (name: string) => ops.linear(h, this.param(g, `${p}self_attn.${name}.weight`));
+    const cos = ops.unsqueeze(rotary.cos, 2); // [B, T, 1, hd]
+    const sin = ops.unsqueeze(rotary.sin, 2);
+    const rotate = (x: Tensor, heads: number) =>
+      ops.reshape(this.applyRotary(ops.reshape(x, [B, T, heads, hd]), cos, sin), [B, T, heads * hd]); // via [B, T, heads, hd]
+    const attn = ops.cachedAttention(
+      rotate(project('q_proj'), nH),
+      rotate(project('k_proj'), kvH),
+      project('v_proj'),
+      cache,
+      {
+        heads: nH,
+        kvHeads: kvH,
+      },
+    ); // [B, T, nH·hd]
     return {
-      out: ops.linear(merged, this.param(g, `${p}self_attn.o_proj.weight`)),
-      cache: { key: k, value: v },
+      out: ops.linear(attn.out, this.param(g, `${p}self_attn.o_proj.weight`)),
+      cache: { key: attn.key, value: attn.value },
     };
   }
 

@@ -31,27 +31,22 @@ const spec: DecoderSpec = {
   layers: L,
   kvHeads: H,
   headDim: hs,
-  build(g, input, positions, past) {
+  build(g, input, positions, cache) {
     const tokens = input.dtype === 'int64' ? ops.gather(g.param('wte', [V, D]), input) : input; // [B, T, D]
     let x = ops.add(tokens, ops.gather(g.param('wpe', [64, D]), positions));
     const present = [];
     for (let l = 0; l < L; l++) {
       const h = ops.rmsNorm(x, g.param(`h.${l}.ln`, [D]));
-      const split = (n: string) =>
-        ops.reshape(ops.linear(h, g.param(`h.${l}.${n}`, [D, D])), ['B', 'T', H, hs]).transpose([0, 2, 1, 3]); // [B, H, T, hs]
-      const q = split('q');
-      let k = split('k');
-      let v = split('v');
-      if (past) {
-        k = ops.concat([past[l].key, k], 2); // [B, H, P + T, hs]
-        v = ops.concat([past[l].value, v], 2);
-      }
-      present.push({ key: k, value: v });
-      const att = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), [
-        'B',
-        'T',
-        D,
-      ]);
+      const project = (n: string) => ops.linear(h, g.param(`h.${l}.${n}`, [D, D])); // [B, T, H·hs]
+      const step = ops.cachedAttention(
+        project('q'),
+        project('k'),
+        project('v'),
+        { ...cache.layers[l], last: cache.last, total: cache.total },
+        { heads: H, kvHeads: H },
+      );
+      present.push({ key: step.key, value: step.value });
+      const att = step.out; // [B, T, D]
       x = ops.add(x, ops.linear(att, g.param(`h.${l}.o`, [D, D])));
       x = ops.add(
         x,
@@ -108,7 +103,8 @@ describe('KVCacheDecoder', () => {
         const next = argmaxLast(out.logits);
         cached.push(next);
         out = await dec.decode(ids([next]), range(cached.length - 1, 1), out.cache);
-        assert.deepEqual(out.cache[0].key.shape, [1, H, cached.length, hs]);
+        assert.equal(out.cache.length, cached.length);
+        assert.deepEqual(out.cache.read()[0].key.shape, [1, H, cached.length, hs]);
       }
       assert.deepEqual(cached, full);
     });
@@ -164,6 +160,34 @@ describe('KVCacheDecoder', () => {
       await assert.rejects(dec.stream().decode(ids([1]), range(0, 1)), /decode before prefill/);
     });
   }
+
+  it('continues several times from one cache (scoring answers), and refuses a cache a shorter one overwrote', async () => {
+    const dec = await KVCacheDecoder.create(spec, weights());
+    const prompt = [3, 14, 15, 9, 2];
+    const pre = await dec.prefill(ids(prompt), range(0, prompt.length), prompt.length); // full: the answers grow it
+    for (const answer of [
+      [7, 1, 4],
+      [20, 5],
+      [11, 11, 11, 11],
+    ]) {
+      const branch = await dec.decode(ids(answer), range(prompt.length, answer.length), pre.cache);
+      const whole = await dec.prefill(ids([...prompt, ...answer]), range(0, prompt.length + answer.length));
+      const a = branch.logits.data as Float32Array;
+      const b = (whole.logits.data as Float32Array).subarray(prompt.length * V);
+      assert.equal(a.length, b.length);
+      for (let j = 0; j < a.length; j++)
+        assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `answer ${answer} logit ${j}`);
+    }
+    // The cache's first positions are the prompt's keys, whatever came after.
+    const again = await dec.prefill(ids(prompt), range(0, prompt.length));
+    assert.deepEqual(pre.cache.read(), again.cache.read());
+    const longer = await dec.decode(ids([7]), range(prompt.length, 1), pre.cache);
+    await dec.decode(ids([8]), range(prompt.length, 1), pre.cache); // rewrites position 5
+    await assert.rejects(
+      dec.decode(ids([1]), range(prompt.length + 1, 1), longer.cache),
+      /stale: a later step over the same buffers rewrote position 5/,
+    );
+  });
 
   it('shares one program by default only from SHARED_PROGRAM_FROM_BYTES of weights', async () => {
     const small = await KVCacheDecoder.create(spec, weights());

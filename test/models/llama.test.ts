@@ -149,7 +149,7 @@ describe('Llama: KV cache', () => {
       const next = argmaxLast(out.logits);
       assert.equal(next, argmaxLast(reference), `step ${step}`);
       ids.push(next);
-      assert.deepEqual(out.cache[0].key.shape, [
+      assert.deepEqual(out.cache.read()[0].key.shape, [
         1,
         LLAMA_TINY.numKeyValueHeads,
         ids.length - 1,
@@ -423,8 +423,11 @@ describe('Llama: configs and parameters', () => {
       /positions pos32: int32/,
     );
     assert.throws(
-      () => llama.forward(g, embeds, positions, { past: [] }),
-      /past has 0 layers, the model has 2/,
+      () =>
+        llama.forward(g, embeds, positions, {
+          cache: { layers: [], last: g.input('last', 'int32', ['B']), total: g.input('total', 'int32', []) },
+        }),
+      /the cache has 0 layers, the model has 2/,
     );
     assert.throws(() => llama.embedTokens(g, embeds), /ids x must be int64/);
   });

@@ -152,3 +152,67 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?
   if (mask) scores = where(mask, scores, q.dtype === 'float64' ? -1e30 : -1e9);
   return matmul(softmax(scores, -1), v);
 }
+
+/** Where one layer's cached keys/values live, and how far a step fills them (`cachedAttention`). */
+export interface AttentionCache {
+  /** [B, kvHeads, C, hd] keys of every position so far, C ≥ the positions after this step. */
+  key: Tensor;
+  /** [B, kvHeads, C, hd] values, likewise. */
+  value: Tensor;
+  /** [B] int32: the index of each sequence's last position after this step. */
+  last: Tensor;
+  /** [] int32: the positions after this step (one more than `last`). */
+  total: Tensor;
+}
+
+/**
+ * Causal attention of a step's queries over a KV cache held in fixed-size buffers, as
+ * onnxruntime's GroupQueryAttention (com.microsoft) computes it: the step's keys/values are
+ * written at positions `total - T … total - 1` of the cache and attention runs over positions
+ * `0 … total - 1`. Fed the same buffers as input and as pre-allocated output, onnxruntime writes
+ * the new positions in place, so a step costs no copy of the cache (the explicit form
+ * concatenates past and new keys into a fresh tensor every step: 670 MB a token for a 7B model
+ * at 640 positions). q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd] and the
+ * cache buffers as written. Query head n reads key/value head ⌊n / (heads / kvHeads)⌋. Every
+ * sequence of a batch has the same length; a step of T > 1 after earlier positions needs B = 1.
+ * Inference only: it has no gradient.
+ */
+export function cachedAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  cache: AttentionCache,
+  heads: { heads: number; kvHeads: number },
+): { out: Tensor; key: Tensor; value: Tensor } {
+  const g = q.graph;
+  const { heads: nH, kvHeads: kvH } = heads;
+  if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3)
+    throw new Error(
+      `cachedAttention: q, k, v must be [B, T, width], got ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)}`,
+    );
+  if (!Number.isInteger(nH / kvH) || nH <= 0 || kvH <= 0)
+    throw new Error(`cachedAttention: ${nH} query heads do not group over ${kvH} key/value heads`);
+  const width = q.shape[2];
+  const hd = typeof width === 'number' ? width / nH : Number.NaN;
+  if (!Number.isInteger(hd) || hd % 8 !== 0)
+    throw new Error(
+      `cachedAttention: head width ${width}/${nH} must be a multiple of 8 (GroupQueryAttention)`,
+    );
+  if (cache.last.dtype !== 'int32' || cache.total.dtype !== 'int32')
+    throw new Error('cachedAttention: cache.last and cache.total must be int32');
+  const [out, key, value] = g.emit(
+    'GroupQueryAttention',
+    [q, k, v, cache.key, cache.value, cache.last, cache.total],
+    [
+      { dtype: q.dtype, shape: q.shape },
+      { dtype: cache.key.dtype, shape: cache.key.shape },
+      { dtype: cache.value.dtype, shape: cache.value.shape },
+    ],
+    { num_heads: attr.int(nH), kv_num_heads: attr.int(kvH), scale: attr.float(1 / Math.sqrt(hd)) },
+    'com.microsoft',
+  );
+  g.record('cachedAttention', [q, k, v], [out], () => {
+    throw new Error('cachedAttention has no gradient: it is for inference over a KV cache');
+  });
+  return { out, key, value };
+}
