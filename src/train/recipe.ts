@@ -99,6 +99,8 @@ export const TINY_SCHEDULE = {
     realShare: 0.2,
     captionShare: 0.15,
     boxQuizShare: 0.16,
+    // Photo quizzes (with Fashion-MNIST photos): four photos, "which image shows …?" about three.
+    photoQuizShare: 0.08,
   },
 } as const;
 
@@ -131,7 +133,6 @@ export const TINY_TASK_WEIGHTS = {
 // hybrid; the earlier mix had gained 1.6 from another run's stage 3); at 3, 81.1 %.
 const FASHION_WEIGHTS = {
   'fashion-name': 2,
-  'fashion-which': 2,
   'fashion-same': 2,
   'fashion-count': 2,
   'fashion-class': 3,
@@ -141,12 +142,16 @@ const FASHION_WEIGHTS = {
 export function tinyInstructionData(
   fashion: ImageSource | undefined,
   dev: readonly LabelledNlvrExample[],
-): Pick<InstructionStageOptions, 'taskWeights' | 'realStatements' | 'captionShare' | 'boxQuizShare'> {
+): Pick<
+  InstructionStageOptions,
+  'taskWeights' | 'realStatements' | 'captionShare' | 'boxQuizShare' | 'photoQuizShare'
+> {
   return {
     taskWeights: { ...TINY_TASK_WEIGHTS, ...(fashion ? FASHION_WEIGHTS : {}) },
     realStatements: { examples: dev, share: TINY_SCHEDULE.instruction.realShare },
     captionShare: TINY_SCHEDULE.instruction.captionShare,
     boxQuizShare: TINY_SCHEDULE.instruction.boxQuizShare,
+    ...(fashion ? { photoQuizShare: TINY_SCHEDULE.instruction.photoQuizShare } : {}),
   };
 }
 
