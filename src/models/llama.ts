@@ -228,7 +228,9 @@ export class Llama {
       throw new Error(`Llama.forward: the cache has ${cache.layers.length} layers, the model has ${L}`);
     }
     if (cache && attentionMask) throw new Error('Llama.forward: a cached step takes no attention mask');
-    const rotary = this.rotary(g, positions);
+    // The cached step rotates in one node per projection from a table; the training path explicitly.
+    const rotary = cache ? null : this.rotary(g, positions);
+    const table = cache ? this.rotaryTable(g, positions) : null;
     let x = inputsEmbeds;
     const present: LayerCache<Tensor>[] = [];
     let mask: Tensor | null = null; // built once, on the first layer's q and k; every layer has the same lengths
@@ -236,8 +238,12 @@ export class Llama {
       const p = `model.layers.${i}.`;
       const h = ops.rmsNorm(x, this.param(g, `${p}input_layernorm.weight`), this.config.rmsNormEps);
       const attn = cache
-        ? this.cachedAttention(g, p, h, rotary, { ...cache.layers[i], last: cache.last, total: cache.total })
-        : this.attention(g, p, h, rotary, (q, k) => {
+        ? this.cachedAttention(g, p, h, positions, table!, {
+            ...cache.layers[i],
+            last: cache.last,
+            total: cache.total,
+          })
+        : this.attention(g, p, h, rotary!, (q, k) => {
             mask ??= this.mask(q, k, attentionMask);
             return mask;
           });
@@ -283,8 +289,7 @@ export class Llama {
    */
   private rotary(g: Graph, positions: Tensor): { cos: Tensor; sin: Tensor } {
     const hd = this.headDim;
-    const invFreq = new Float32Array(hd / 2);
-    for (let j = 0; j < hd / 2; j++) invFreq[j] = 1 / this.config.ropeTheta ** ((2 * j) / hd);
+    const invFreq = this.invFreq();
     const halfAngles = ops.mul(
       ops.unsqueeze(ops.cast(positions, 'float32'), -1), // [B, T, 1]
       g.constant(new HostTensor('float32', [hd / 2], invFreq), 'inv_freq'),
@@ -294,6 +299,12 @@ export class Llama {
     const trig = (op: 'Cos' | 'Sin') =>
       ops.cast(g.emit(op, [angles], [{ dtype: 'float32', shape: angles.shape }])[0], g.floatType);
     return { cos: trig('Cos'), sin: trig('Sin') };
+  }
+
+  /** inv_freq[j] = θ^(-2j/hd), j < hd/2, as HF computes it. */
+  private invFreq(): Float32Array {
+    const hd = this.headDim;
+    return Float32Array.from({ length: hd / 2 }, (_, j) => 1 / this.config.ropeTheta ** ((2 * j) / hd));
   }
 
   /** x·cos + rotate_half(x)·sin, with rotate_half(x) = [-x₂, x₁] over the two halves of the last axis. */
@@ -336,36 +347,45 @@ export class Llama {
     return { out: ops.linear(merged, this.param(g, `${p}self_attn.o_proj.weight`)) };
   }
 
-  /** The same attention over a KV cache (`ops.cachedAttention`), for generation. */
+  /**
+   * The same attention over a KV cache (`ops.cachedAttention`), for generation; rotary in one
+   * node per projection (`ops.rotaryEmbedding`), which spares the ~18 small nodes per layer the
+   * explicit form costs a one-token step.
+   */
   private cachedAttention(
     g: Graph,
     p: string,
     h: Tensor,
-    rotary: { cos: Tensor; sin: Tensor },
+    positions: Tensor,
+    table: { cos: Tensor; sin: Tensor },
     cache: ops.AttentionCache,
   ): { out: Tensor; cache: LayerCache<Tensor> } {
     const { numAttentionHeads: nH, numKeyValueHeads: kvH } = this.config;
-    const hd = this.headDim;
-    const [B, T] = h.shape as [Dim, Dim];
-    const project = (name: string) => ops.linear(h, this.param(g, `${p}self_attn.${name}.weight`));
-    const cos = ops.unsqueeze(rotary.cos, 2); // [B, T, 1, hd]
-    const sin = ops.unsqueeze(rotary.sin, 2);
-    const rotate = (x: Tensor, heads: number) =>
-      ops.reshape(this.applyRotary(ops.reshape(x, [B, T, heads, hd]), cos, sin), [B, T, heads * hd]); // via [B, T, heads, hd]
-    const attn = ops.cachedAttention(
-      rotate(project('q_proj'), nH),
-      rotate(project('k_proj'), kvH),
-      project('v_proj'),
-      cache,
-      {
-        heads: nH,
-        kvHeads: kvH,
-      },
-    ); // [B, T, nH·hd]
+    const project = (name: string) => ops.linear(h, this.param(g, `${p}self_attn.${name}.weight`)); // [B, T, heads·hd]
+    const q = ops.rotaryEmbedding(project('q_proj'), positions, table, nH);
+    const k = ops.rotaryEmbedding(project('k_proj'), positions, table, kvH);
+    const attn = ops.cachedAttention(q, k, project('v_proj'), cache, { heads: nH, kvHeads: kvH }); // [B, T, nH·hd]
     return {
       out: ops.linear(attn.out, this.param(g, `${p}self_attn.o_proj.weight`)),
       cache: { key: attn.key, value: attn.value },
     };
+  }
+
+  /**
+   * cos and sin of the rotary angles for positions 0 … max(positions), each [N, hd/2] (the first
+   * half of `rotary`'s rows, which repeat their halves), for `ops.rotaryEmbedding`.
+   */
+  private rotaryTable(g: Graph, positions: Tensor): { cos: Tensor; sin: Tensor } {
+    const hd = this.headDim;
+    const n = ops.add(ops.max(positions, [0, 1], false), g.scalar(1, 'int64')); // [] int64
+    const rows = ops.arange(g, ops.unsqueeze(n, 0), 'N'); // [N]
+    const angles = ops.mul(
+      ops.unsqueeze(ops.cast(rows, 'float32'), -1), // [N, 1]
+      g.constant(new HostTensor('float32', [hd / 2], this.invFreq()), 'inv_freq'),
+    ); // [N, hd/2]
+    const trig = (op: 'Cos' | 'Sin') =>
+      ops.cast(g.emit(op, [angles], [{ dtype: 'float32', shape: angles.shape }])[0], g.floatType);
+    return { cos: trig('Cos'), sin: trig('Sin') };
   }
 
   /** SwiGLU: down(silu(gate(x)) · up(x)). */

@@ -131,33 +131,37 @@ describe('Llama: KV cache', () => {
   };
   const range = (from: number, n: number) => [Array.from({ length: n }, (_, i) => from + i)];
 
-  it('greedy decoding with the cache equals full recomputation for 10 tokens', async () => {
-    const weights = await weightsPromise;
-    const llama = new Llama(LLAMA_TINY);
-    const decoder = await KVCacheDecoder.create(llama.decoderSpec(), weights, { embedWeights: false });
-    const full = await forwardProgram(LLAMA_TINY, weights, false);
-    const ids = [5, 17, 42, 3];
-    let out = await decoder.prefill(i64([ids]), i64(range(0, ids.length)));
-    for (let step = 0; step < 10; step++) {
-      const reference = (await full.run({ ids: i64([ids]), positions: i64(range(0, ids.length)) })).logits;
-      const V = LLAMA_TINY.vocabSize;
-      const cached = f32(out.logits).subarray(f32(out.logits).length - V);
-      const recomputed = f32(reference).subarray(f32(reference).length - V);
-      let worst = 0;
-      for (let j = 0; j < V; j++) worst = Math.max(worst, Math.abs(cached[j] - recomputed[j]));
-      assert.ok(worst < 1e-4, `step ${step}: cached logits differ by ${worst}`);
-      const next = argmaxLast(out.logits);
-      assert.equal(next, argmaxLast(reference), `step ${step}`);
-      ids.push(next);
-      assert.deepEqual(out.cache.read()[0].key.shape, [
-        1,
-        LLAMA_TINY.numKeyValueHeads,
-        ids.length - 1,
-        llama.headDim,
-      ]);
-      out = await decoder.decode(i64([[next]]), i64([[ids.length - 1]]), out.cache);
-    }
-  });
+  for (const ep of ['cpu', 'wasm'] as const)
+    it(`greedy decoding with the cache equals full recomputation for 10 tokens (${ep === 'cpu' ? 'onnxruntime-node' : 'onnxruntime-web wasm'})`, async () => {
+      const weights = await weightsPromise;
+      const llama = new Llama(LLAMA_TINY);
+      const decoder = await KVCacheDecoder.create(llama.decoderSpec(), weights, {
+        embedWeights: false,
+        runtime: { ep },
+      });
+      const full = await forwardProgram(LLAMA_TINY, weights, false);
+      const ids = [5, 17, 42, 3];
+      let out = await decoder.prefill(i64([ids]), i64(range(0, ids.length)));
+      for (let step = 0; step < 10; step++) {
+        const reference = (await full.run({ ids: i64([ids]), positions: i64(range(0, ids.length)) })).logits;
+        const V = LLAMA_TINY.vocabSize;
+        const cached = f32(out.logits).subarray(f32(out.logits).length - V);
+        const recomputed = f32(reference).subarray(f32(reference).length - V);
+        let worst = 0;
+        for (let j = 0; j < V; j++) worst = Math.max(worst, Math.abs(cached[j] - recomputed[j]));
+        assert.ok(worst < 1e-4, `step ${step}: cached logits differ by ${worst}`);
+        const next = argmaxLast(out.logits);
+        assert.equal(next, argmaxLast(reference), `step ${step}`);
+        ids.push(next);
+        assert.deepEqual(out.cache.read()[0].key.shape, [
+          1,
+          LLAMA_TINY.numKeyValueHeads,
+          ids.length - 1,
+          llama.headDim,
+        ]);
+        out = await decoder.decode(i64([[next]]), i64([[ids.length - 1]]), out.cache);
+      }
+    });
 
   it('prefill from embeddings, then a 3-token decode step, equals the ids path', async () => {
     const weights = await weightsPromise;

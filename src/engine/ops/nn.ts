@@ -153,6 +153,37 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?
   return matmul(softmax(scores, -1), v);
 }
 
+/**
+ * Rotary position embedding in one node (onnxruntime's RotaryEmbedding, com.microsoft), HF's
+ * rotate_half convention: each head's halves (x₁, x₂) become (x₁·cos − x₂·sin, x₂·cos + x₁·sin)
+ * at its position's angles. x [B, T, heads·hd]; positions [B, T] int64, each < the tables' rows;
+ * cos / sin [N, hd/2]. The kernel does not check the positions against N (it reads past the
+ * tables), so callers size the tables from the positions. Inference only: it has no gradient.
+ */
+export function rotaryEmbedding(
+  x: Tensor,
+  positions: Tensor,
+  table: { cos: Tensor; sin: Tensor },
+  heads: number,
+): Tensor {
+  const g = x.graph;
+  if (x.rank !== 3)
+    throw new Error(`rotaryEmbedding: x ${x.name}${formatShape(x.shape)} must be [B, T, heads·hd]`);
+  if (positions.dtype !== 'int64' || positions.rank !== 2)
+    throw new Error(`rotaryEmbedding: positions ${positions.name} must be int64 [B, T]`);
+  const [out] = g.emit(
+    'RotaryEmbedding',
+    [x, positions, table.cos, table.sin],
+    [{ dtype: x.dtype, shape: x.shape }],
+    { num_heads: attr.int(heads) },
+    'com.microsoft',
+  );
+  g.record('rotaryEmbedding', [x], [out], () => {
+    throw new Error('rotaryEmbedding has no gradient: it is for inference over a KV cache');
+  });
+  return out;
+}
+
 /** Where one layer's cached keys/values live, and how far a step fills them (`cachedAttention`). */
 export interface AttentionCache {
   /** [B, kvHeads, C, hd] keys of every position so far, C ≥ the positions after this step. */
