@@ -39,6 +39,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  type BlockQuantSpec,
   blockQuantize,
   HostTensor,
   KVCacheDecoder,
@@ -49,7 +50,12 @@ import { ggufChunks, llamaGguf, TokenType } from '../src/export/gguf.ts';
 import { mavenWeightShapes } from '../src/maven/checkpoint.ts';
 import { type MavenConfig, maven7bConfig, tinyConfig } from '../src/maven/config.ts';
 import { MavenModel } from '../src/maven/model.ts';
-import { QUANTIZATION_METADATA_KEY, quantizableWeights } from '../src/maven/quantization.ts';
+import {
+  DEFAULT_TABLE_QUANT,
+  QUANTIZATION_METADATA_KEY,
+  quantizationMetadata,
+  quantizationPlan,
+} from '../src/maven/quantization.ts';
 import { Llama, type LlamaConfig } from '../src/models/llama.ts';
 import { LlamaTokenizer } from '../src/models/tokenizer.ts';
 import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
@@ -159,19 +165,22 @@ function cacheDir(shape: Shape | 'maven-7b'): string {
 }
 
 /**
- * `withHead` also quantizes the embedding table / LM head (4 bits: the head then runs MatMulNBits
- * and the lookup reads the dequantized table), as llama.cpp's q4_0 file does; `maven quantize`
- * leaves it float32.
+ * The token tables (embedding, LM head) as `maven quantize` stores them by default
+ * (DEFAULT_TABLE_QUANT: 8 bits in blocks of 16), or with `withHead` at the layers' bits, as
+ * llama.cpp's q8_0 / q4_0 files hold them.
  */
 async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<string> {
-  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}.safetensors`);
+  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}-tables.safetensors`);
   if (existsSync(path)) return path;
   const llama = new Llama(SHAPES[shape].llm());
   const weights = new Map<string, HostTensor>();
+  const layers: BlockQuantSpec | null = bits === 32 ? null : { bits, blockSize: BLOCK_SIZE[bits] };
+  const tables = withHead ? layers : bits === 32 ? null : DEFAULT_TABLE_QUANT;
   for (const [name, s] of llama.paramShapes()) {
     const w = generate(name, s);
-    if (bits !== 32 && (PROJECTIONS.test(name) || (withHead && HEAD.test(name)))) {
-      const q = blockQuantize(w, { bits, blockSize: BLOCK_SIZE[bits] }, name);
+    const spec = PROJECTIONS.test(name) ? layers : HEAD.test(name) ? tables : null;
+    if (spec) {
+      const q = blockQuantize(w, spec, name);
       weights.set(name + QWEIGHT_SUFFIX, q.qweight);
       weights.set(name + SCALES_SUFFIX, q.scales);
     } else weights.set(name, w);
@@ -226,12 +235,14 @@ async function prepareMaven7b(): Promise<string> {
   const dir = join(cacheDir('maven-7b'), 'model-int4');
   if (existsSync(join(dir, 'config.json'))) return dir;
   const config: MavenConfig = maven7bConfig();
-  const selected = new Set(quantizableWeights(config, { vision: true }));
+  const options = { ...MAVEN_7B_BITS, vision: true };
+  const plan = new Map(quantizationPlan(config, options));
   const weights = new Map<string, HostTensor>();
   for (const [name, shape] of mavenWeightShapes(config)) {
     const w = generate(name, shape);
-    if (selected.has(name) && shape[1] % MAVEN_7B_BITS.blockSize === 0) {
-      const q = blockQuantize(w, MAVEN_7B_BITS, name);
+    const spec = plan.get(name);
+    if (spec && shape[1] % spec.blockSize === 0) {
+      const q = blockQuantize(w, spec, name);
       weights.set(name + QWEIGHT_SUFFIX, q.qweight);
       weights.set(name + SCALES_SUFFIX, q.scales);
     } else weights.set(name, w);
@@ -239,13 +250,8 @@ async function prepareMaven7b(): Promise<string> {
   const tokenizer = new LlamaTokenizer();
   tokenizer.addSpecialTokens([config.imageStartToken, config.imageEndToken]);
   const model = new MavenModel(config, weights, tokenizer);
-  // The metadata `maven quantize` writes (src/maven/quantization.ts, quantizeMaven).
-  const metadata = JSON.stringify({
-    bits: MAVEN_7B_BITS.bits,
-    block_size: MAVEN_7B_BITS.blockSize,
-    symmetric: true,
-    layout: 'com.microsoft.MatMulNBits',
-  });
+  // The metadata `maven quantize` writes.
+  const metadata = quantizationMetadata(options);
   const tmp = `${dir}.tmp`;
   await saveMaven(tmp, model, {
     metadata: { [QUANTIZATION_METADATA_KEY]: metadata },
@@ -574,7 +580,7 @@ async function main(): Promise<void> {
   say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
   say();
   say(
-    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head at 8 bits in blocks of 16, or with "head too" at the layers' bits as in llama.cpp's files), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
   );
   if (skipLlama) {
     say();
@@ -617,14 +623,14 @@ async function main(): Promise<void> {
         const needGiB = (3.2 * statSync(job.file).size) / 2 ** 30;
         if (job.impl === 'maven-ts' && needGiB > maxRssGiB) {
           say(
-            `| ${job.impl} | ${OURS_NAME[bits]}${job.withHead ? ', embedding / head too' : ''} | ${job.threads ?? 'default'} | | | | | | skipped: loading would need about ${fmt(needGiB)} GiB, over --max-rss-gib ${fmt(maxRssGiB)} |`,
+            `| ${job.impl} | ${OURS_NAME[bits]}${job.withHead ? ', embedding / head at 4 bits too' : ''} | ${job.threads ?? 'default'} | | | | | | skipped: loading would need about ${fmt(needGiB)} GiB, over --max-rss-gib ${fmt(maxRssGiB)} |`,
           );
           continue;
         }
         const r = runChild(job);
         const weightsName =
           job.impl === 'maven-ts'
-            ? `${OURS_NAME[bits]}${job.withHead ? ', embedding / head too' : ''}`
+            ? `${OURS_NAME[bits]}${job.withHead ? ', embedding / head at 4 bits too' : ''}`
             : GGUF_TYPE[bits];
         const threadsShown =
           job.threads === null ? `default (${'error' in r ? '?' : r.threadsUsed})` : String(job.threads);

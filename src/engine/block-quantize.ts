@@ -112,24 +112,35 @@ export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = '
 
 /** The float weight [N, K] a block-quantized pair stands for, as MatMulNBits computes it. */
 export function blockDequantize(q: BlockQuantized, spec: BlockQuantSpec): HostTensor<'float32'> {
-  const [n, blocks, blob] = q.qweight.shape;
-  const { bits, blockSize: bs } = spec;
-  const zero = 2 ** (bits - 1);
-  const k = blocks * bs;
+  const [n, blocks] = q.qweight.shape;
+  const k = blocks * spec.blockSize;
   const out = new Float32Array(n * k);
-  const codes = q.qweight.data;
-  const scales = q.scales.data;
-  for (let row = 0; row < n; row++) {
-    for (let b = 0; b < blocks; b++) {
-      const scale = scales[row * blocks + b];
-      const at = (row * blocks + b) * blob;
-      for (let j = 0; j < bs; j++) {
-        const code = bits === 8 ? codes[at + j] : (codes[at + (j >> 1)] >> ((j & 1) * 4)) & 15;
-        out[row * k + b * bs + j] = (code - zero) * scale;
-      }
+  for (let row = 0; row < n; row++) dequantizeRow(q.qweight.data, q.scales.data, spec, k, row, out, row * k);
+  return new HostTensor('float32', [n, k], out);
+}
+
+/** Row `row` of a block-quantized [N, k] pair, (code − 2^(bits−1)) · scale, into `into` at `at`. */
+function dequantizeRow(
+  codes: Uint8Array,
+  scales: Float32Array,
+  spec: BlockQuantSpec,
+  k: number,
+  row: number,
+  into: Float32Array,
+  at: number,
+): void {
+  const { bits, blockSize: bs } = spec;
+  const blocks = k / bs;
+  const blob = (bs * bits) / 8;
+  const zero = 2 ** (bits - 1);
+  for (let b = 0; b < blocks; b++) {
+    const scale = scales[row * blocks + b];
+    const base = (row * blocks + b) * blob;
+    for (let j = 0; j < bs; j++) {
+      const code = bits === 8 ? codes[base + j] : (codes[base + (j >> 1)] >> ((j & 1) * 4)) & 15;
+      into[at + b * bs + j] = (code - zero) * scale;
     }
   }
-  return new HostTensor('float32', [n, k], out);
 }
 
 type Shaped = { readonly shape: readonly number[]; readonly dtype?: string };
@@ -232,4 +243,32 @@ export function storedWeightProblem(
 /** Bytes the stored tensors of weight `name` take. */
 export function storedWeightBytes(weights: ReadonlyMap<string, HostTensor>, name: string): number {
   return storedWeightNames(weights, name).reduce((n, s) => n + weights.get(s)!.data.byteLength, 0);
+}
+
+/** Host-side reads of a stored table's rows (an embedding), float32 or block-quantized. */
+export interface StoredRows {
+  /** [rows, width] */
+  readonly shape: readonly [number, number];
+  /** Write row `row` (dequantized when stored so) into `into` at `at`. */
+  read(row: number, into: Float32Array, at: number): void;
+}
+
+/** The rows of weight `name` [N, K] as `weights` store it (itself, or `.qweight` + `.scales`). */
+export function storedRows(
+  weights: ReadonlyMap<string, HostTensor>,
+  name: string,
+  shape: readonly number[],
+): StoredRows {
+  const plain = weights.get(name);
+  const [n, k] = shape as [number, number];
+  if (plain) {
+    const data = plain.data as Float32Array;
+    return { shape: [n, k], read: (row, into, at) => into.set(data.subarray(row * k, (row + 1) * k), at) };
+  }
+  const qweight = weights.get(name + QWEIGHT_SUFFIX);
+  if (!qweight) throw new Error(`missing "${name}" ${fmt(shape)}`);
+  const spec = blockQuantSpec(name, shape, qweight, weights.get(name + SCALES_SUFFIX));
+  const codes = qweight.data as Uint8Array;
+  const scales = weights.get(name + SCALES_SUFFIX)!.data as Float32Array;
+  return { shape: [n, k], read: (row, into, at) => dequantizeRow(codes, scales, spec, k, row, into, at) };
 }

@@ -24,6 +24,7 @@ import {
   ops,
   type Program,
   type RuntimeOptions,
+  storedRows,
   storedWeightBytes,
   storedWeightProblem,
   type Tensor,
@@ -445,7 +446,10 @@ export class MavenModel {
       imageEndId: this.imageEndId,
       order: this.config.sequenceOrder,
     });
-    const table = this.weights.get('model.embed_tokens.weight')!;
+    const table = storedRows(this.weights, 'model.embed_tokens.weight', [
+      this.config.llm.vocabSize,
+      this.config.llm.hiddenSize,
+    ]);
     const embeds = embedSequence(
       sequence,
       table,

@@ -2,10 +2,13 @@
  * Weight quantization of a MaVEn checkpoint for inference (`maven quantize`): the weights of the
  * linear layers that dominate the model's size and its per-token work — the LLM's attention and
  * MLP projections, the projector, and on request the vision towers' encoder layers — are stored
- * block-quantized (src/engine/block-quantize.ts) and run with MatMulNBits. Embeddings, the tied LM
- * head, norms, biases, the Q-Former, codebook and patch selector stay float32: they are small,
- * or not read through a linear layer (the embedding table is gathered), and activations stay
- * float32 throughout. Training reads float weights only (isQuantizedCheckpoint).
+ * block-quantized (src/engine/block-quantize.ts) and run with MatMulNBits. The token tables —
+ * the embedding and the LM head (one table when tied) — are quantized too, by default at 8 bits
+ * whatever the layers' width (`tables`): the head is read whole every token (in a ~135M LLaMA,
+ * 4 of its 27 ms per int4 step and 113 of its MB as float32), and its logits decide every
+ * answer; embedding rows are dequantized as they are read (ops.gather, storedRows). Norms,
+ * biases, the Q-Former, codebook and patch selector stay float32: they are small, and
+ * activations stay float32 throughout. Training reads float weights only (isQuantizedCheckpoint).
  */
 import {
   type BlockQuantSpec,
@@ -26,7 +29,18 @@ export const QUANTIZATION_METADATA_KEY = 'maven.quantization';
 export interface QuantizeOptions extends BlockQuantSpec {
   /** Also quantize the vision towers' encoder layers (default: only the LLM and projector). */
   vision?: boolean;
+  /** How to store the token tables (TOKEN_TABLES): 'float' keeps them float32; default DEFAULT_TABLE_QUANT. */
+  tables?: BlockQuantSpec | 'float';
 }
+
+/** The LLM's token tables: the input embedding and, when untied, the LM head. */
+export const TOKEN_TABLES: readonly string[] = ['model.embed_tokens.weight', 'lm_head.weight'];
+
+/**
+ * Token tables at 8 bits in blocks of 16 unless asked otherwise, as llama.cpp's k-quant mixes
+ * keep the output table wider than the layers: it turns hidden states into the answer's logits.
+ */
+export const DEFAULT_TABLE_QUANT: BlockQuantSpec = { bits: 8, blockSize: 16 };
 
 export interface QuantizedCheckpoint {
   weights: Map<string, HostTensor>;
@@ -61,6 +75,32 @@ export function isQuantizedCheckpoint(weights: ReadonlyMap<string, unknown>): bo
   return false;
 }
 
+/** Every weight `quantizeMaven` quantizes in a model of `config`, with its bits and block size. */
+export function quantizationPlan(config: MavenConfig, options: QuantizeOptions): [string, BlockQuantSpec][] {
+  const tables = options.tables ?? DEFAULT_TABLE_QUANT;
+  const layers: BlockQuantSpec = { bits: options.bits, blockSize: options.blockSize };
+  const shapes = mavenWeightShapes(config);
+  return [
+    ...quantizableWeights(config, options).map((n): [string, BlockQuantSpec] => [n, layers]),
+    ...(tables === 'float'
+      ? []
+      : TOKEN_TABLES.filter((n) => shapes.has(n)).map((n): [string, BlockQuantSpec] => [n, tables])),
+  ];
+}
+
+/** What a checkpoint quantized with `options` records under QUANTIZATION_METADATA_KEY (JSON). */
+export function quantizationMetadata(options: QuantizeOptions): string {
+  const tables = options.tables ?? DEFAULT_TABLE_QUANT;
+  return JSON.stringify({
+    bits: options.bits,
+    block_size: options.blockSize,
+    tables: tables === 'float' ? null : { bits: tables.bits, block_size: tables.blockSize },
+    symmetric: true,
+    // The codes' layout, not the kernel (the engine picks it: docs/quantization.md).
+    layout: 'com.microsoft.MatMulNBits',
+  });
+}
+
 /** The float32 checkpoint `weights` with the selected linear weights block-quantized. */
 export function quantizeMaven(
   config: MavenConfig,
@@ -73,30 +113,24 @@ export function quantizeMaven(
   const out = new Map(weights);
   const quantized: string[] = [];
   const skipped: { name: string; reason: string }[] = [];
-  for (const name of quantizableWeights(config, options)) {
+  for (const [name, spec] of quantizationPlan(config, options)) {
     const w = weights.get(name);
     if (!w) throw new Error(`quantize: the checkpoint has no "${name}"`);
     const k = w.shape[1];
-    if (k % options.blockSize !== 0) {
+    if (k % spec.blockSize !== 0) {
       skipped.push({
         name,
-        reason: `input width ${k} is not a multiple of the block size ${options.blockSize}`,
+        reason: `input width ${k} is not a multiple of the block size ${spec.blockSize}`,
       });
       continue;
     }
-    const { qweight, scales } = blockQuantize(w, options, name);
+    const { qweight, scales } = blockQuantize(w, spec, name);
     out.delete(name);
     out.set(name + QWEIGHT_SUFFIX, qweight);
     out.set(name + SCALES_SUFFIX, scales);
     quantized.push(name);
   }
-  const metadata = JSON.stringify({
-    bits: options.bits,
-    block_size: options.blockSize,
-    symmetric: true,
-    // The codes' layout, not the kernel (the engine picks it: docs/quantization.md).
-    layout: 'com.microsoft.MatMulNBits',
-  });
+  const metadata = quantizationMetadata(options);
   return { weights: out, quantized, skipped, metadata };
 }
 
@@ -117,7 +151,11 @@ export function checkQuantizationMetadata(
       `${source}: holds block-quantized weights ("${stored[0][0]}${QWEIGHT_SUFFIX}") but no "${QUANTIZATION_METADATA_KEY}" metadata`,
     );
   }
-  let recorded: { bits?: unknown; block_size?: unknown };
+  let recorded: {
+    bits?: unknown;
+    block_size?: unknown;
+    tables?: { bits?: unknown; block_size?: unknown } | null;
+  };
   try {
     recorded = JSON.parse(metadata) as typeof recorded;
   } catch {
@@ -130,14 +168,18 @@ export function checkQuantizationMetadata(
       found.get(name + QWEIGHT_SUFFIX) ?? missing(name),
       found.get(name + SCALES_SUFFIX),
     );
-    if (spec.blockSize !== recorded.block_size) {
+    // Token tables have their own entry; files written before tables were quantized have none.
+    const table = TOKEN_TABLES.includes(name);
+    const expected = table ? (recorded.tables ?? {}) : recorded;
+    const what = table ? 'tables.' : '';
+    if (spec.blockSize !== expected.block_size) {
       throw new Error(
-        `${source}: "${name}${QWEIGHT_SUFFIX}" has blocks of ${spec.blockSize} but the file's metadata says block_size ${String(recorded.block_size)} (block size mismatch)`,
+        `${source}: "${name}${QWEIGHT_SUFFIX}" has blocks of ${spec.blockSize} but the file's metadata says ${what}block_size ${String(expected.block_size)} (block size mismatch)`,
       );
     }
-    if (spec.bits !== recorded.bits) {
+    if (spec.bits !== expected.bits) {
       throw new Error(
-        `${source}: "${name}${QWEIGHT_SUFFIX}" holds ${spec.bits}-bit codes but the file's metadata says bits ${String(recorded.bits)}`,
+        `${source}: "${name}${QWEIGHT_SUFFIX}" holds ${spec.bits}-bit codes but the file's metadata says ${what}bits ${String(expected.bits)}`,
       );
     }
   }

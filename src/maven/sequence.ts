@@ -6,7 +6,7 @@
  * paper). The slots are then embedded: token rows from the LLM's (extended) embedding table,
  * patch rows from the projector's output.
  */
-import { HostTensor } from '../engine/index.ts';
+import { HostTensor, type StoredRows } from '../engine/index.ts';
 import { type UnifiedVocabulary, visualTokenId } from './vocabulary.ts';
 
 export const IMAGE_PLACEHOLDER = '<image>';
@@ -122,22 +122,22 @@ export function assembleSequence(
 
 /**
  * Input embeddings [1, T, D] for a sequence: token slots copy rows of `embedTable` [V, D]
- * (host-side: a row copy is all an embedding lookup is), patch slots copy rows of the image's
+ * (host-side: a row copy, dequantized when the table is stored block-quantized, is all an
+ * embedding lookup is), patch slots copy rows of the image's
  * projected kept patches [k, D].
  */
 export function embedSequence(
   seq: AssembledSequence,
-  embedTable: HostTensor,
+  embedTable: StoredRows,
   projected: readonly HostTensor[],
 ): HostTensor {
   const [rows, width] = embedTable.shape;
-  const table = embedTable.data as Float32Array;
   const out = new Float32Array(seq.slots.length * width);
   seq.slots.forEach((slot, t) => {
     if (slot.kind === 'token') {
       if (slot.id < 0 || slot.id >= rows)
         throw new Error(`token id ${slot.id} at position ${t} is outside the ${rows}-row embedding table`);
-      out.set(table.subarray(slot.id * width, (slot.id + 1) * width), t * width);
+      embedTable.read(slot.id, out, t * width);
     } else {
       const p = projected[slot.image];
       if (!p || p.shape[1] !== width || slot.index >= p.shape[0]) {

@@ -11,6 +11,7 @@ import {
   blockDequantize,
   blockQuantize,
   blockQuantSpec,
+  storedRows,
   storedWeightProblem,
 } from '../../src/engine/block-quantize.ts';
 import { Graph, type GraphOptions } from '../../src/engine/graph.ts';
@@ -261,6 +262,46 @@ describe('linear over a block-quantized weight', () => {
       p.bind('w.scales', q.scales);
       const got = (await p.run({})).value.data;
       assert.deepEqual([...got], [...blockDequantize(q, spec).data]);
+    }
+  });
+
+  it('an embedding lookup dequantizes only the rows it reads, exactly as the whole table would (graph and host)', async () => {
+    for (const spec of [
+      { bits: 4, blockSize: 32 },
+      { bits: 8, blockSize: 16 },
+    ] as BlockQuantSpec[]) {
+      const q = blockQuantize(randomWeight(50, 64, 9), spec);
+      const weights = new Map<string, HostTensor>([
+        ['w.qweight', q.qweight],
+        ['w.scales', q.scales],
+      ]);
+      const g = new Graph('float32', { weights });
+      const ids = g.input('ids', 'int64', [2, 'T']);
+      const rows = ops.gather(g.param('w', [50, 64]), ids);
+      assert.deepEqual(rows.shape, [2, 'T', 64]);
+      const p = await compile(g, { rows });
+      p.bind('w.qweight', q.qweight);
+      p.bind('w.scales', q.scales);
+      const picked = [49, 0, 7, 7, 13, 2];
+      const got = (await p.run({ ids: new HostTensor('int64', [2, 3], BigInt64Array.from(picked, BigInt)) }))
+        .rows.data as Float32Array;
+      const table = blockDequantize(q, spec).data;
+      const host = storedRows(weights, 'w', [50, 64]);
+      const hostRow = new Float32Array(64);
+      picked.forEach((id, i) => {
+        assert.deepEqual(
+          [...got.subarray(i * 64, (i + 1) * 64)],
+          [...table.subarray(id * 64, (id + 1) * 64)],
+          `row ${id}`,
+        );
+        host.read(id, hostRow, 0);
+        assert.deepEqual([...hostRow], [...table.subarray(id * 64, (id + 1) * 64)], `host row ${id}`);
+      });
+      // The rows are gathered from the codes and scales, not from a dequantized table.
+      const gathered = (g as unknown as { nodes: { opType: string; inputs: string[] }[] }).nodes
+        .filter((n) => n.opType === 'Gather')
+        .map((n) => n.inputs[0]);
+      assert.deepEqual(gathered, ['w.qweight', 'w.scales']);
     }
   });
 

@@ -1,7 +1,7 @@
 /** MaVEn's own pieces: vocabulary extension, patch selection, projector, sequence assembly. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compile, Graph, HostTensor } from '../../src/engine/index.ts';
+import { compile, Graph, HostTensor, storedRows } from '../../src/engine/index.ts';
 import { allocateBudget, keepCount, PatchSelector, topKInOrder } from '../../src/maven/patch-selector.ts';
 import { Projector } from '../../src/maven/projector.ts';
 import { assembleSequence, embedSequence, slotIds, splitPrompt } from '../../src/maven/sequence.ts';
@@ -210,7 +210,7 @@ describe('sequence assembly', () => {
       Float32Array.from({ length: 32 }, (_, i) => i),
     );
     const projected = images.map((_, i) => new HostTensor('float32', [1, 2], Float32Array.of(100 + i, -i)));
-    const e = embedSequence(seq, table, projected);
+    const e = embedSequence(seq, storedRows(new Map([['t', table]]), 't', table.shape), projected);
     assert.deepEqual(e.shape, [1, 41, 2]);
     const row = (t: number) => [...(e.data as Float32Array).subarray(t * 2, t * 2 + 2)];
     assert.deepEqual(row(0), [0, 1]); // text id 0

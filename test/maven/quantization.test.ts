@@ -82,6 +82,22 @@ describe('quantized maven-tiny against float32', () => {
     assert.ok(base.every((n) => n.startsWith('model.')));
     const withVision = quantizableWeights(float.config, { vision: true });
     assert.equal(withVision.length, base.length + 4 * 6);
+    // The token table (tied: one) at 8 bits in blocks of 16 by default, whatever the layers' bits.
+    const q4 = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32 });
+    assert.deepEqual(q4.quantized, [...base, 'model.embed_tokens.weight']);
+    assert.deepEqual(q4.weights.get('model.embed_tokens.weight.qweight')?.shape, [
+      float.config.llm.vocabSize,
+      8,
+      16,
+    ]);
+    assert.deepEqual(JSON.parse(q4.metadata).tables, { bits: 8, block_size: 16 });
+    const keep = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32, tables: 'float' });
+    assert.deepEqual(keep.quantized, base);
+    assert.equal(
+      keep.weights.get('model.embed_tokens.weight'),
+      float.weights.get('model.embed_tokens.weight'),
+    );
+    assert.equal(JSON.parse(keep.metadata).tables, null);
     assert.throws(
       () =>
         quantizeMaven(
@@ -191,6 +207,17 @@ describe('quantized model directories', () => {
       /k_proj\.weight\.qweight": 8 bytes per block of 32 weights is 2-bit, which this runtime cannot run/,
     );
 
+    // The token table's bits are recorded apart from the layers' (a file from before has none).
+    const tablesUnrecorded = await damage(dir, (_, m) => {
+      const recorded = JSON.parse(m[QUANTIZATION_METADATA_KEY]);
+      delete recorded.tables;
+      m[QUANTIZATION_METADATA_KEY] = JSON.stringify(recorded);
+    });
+    await assert.rejects(
+      loadMaven(tablesUnrecorded),
+      /"model\.embed_tokens\.weight\.qweight" has blocks of 16 but the file's metadata says tables\.block_size undefined/,
+    );
+
     const noMetadata = await damage(dir, (_, m) => delete m[QUANTIZATION_METADATA_KEY]);
     await assert.rejects(
       loadMaven(noMetadata),
@@ -209,6 +236,9 @@ describe('maven quantize', () => {
     const self = await maven(['quantize', '--bits', '8', input, input]);
     assert.equal(self.code, 2);
     assert.match(self.stderr, /never writes over its input/);
+    const badTables = await maven(['quantize', '--bits', '4', '--tables', '2', input, join(work, 'q2')]);
+    assert.equal(badTables.code, 2);
+    assert.match(badTables.stderr, /--tables must be 8, 4 or float, got "2"/);
     const inside = await maven(['quantize', '--bits', '8', input, join(input, 'q')]);
     assert.equal(inside.code, 2);
     assert.deepEqual(readdirSync(input).sort(), before);
@@ -216,7 +246,7 @@ describe('maven quantize', () => {
     const out = join(work, 'q8');
     const r = await maven(['quantize', '--bits', '8', input, out]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /30 weights at 8 bits \(blocks of 16\)/);
+    assert.match(r.stdout, /30 weights at 8 bits \(blocks of 16\), 1 token table at 8 bits \(blocks of 16\)/);
     assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
     assert.deepEqual(
       readdirSync(work).filter((n) => n.endsWith('.tmp')),

@@ -7,22 +7,29 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MavenModel } from '../../maven/model.ts';
-import { QUANTIZATION_METADATA_KEY, quantizeMaven } from '../../maven/quantization.ts';
+import {
+  DEFAULT_TABLE_QUANT,
+  QUANTIZATION_METADATA_KEY,
+  quantizeMaven,
+  TOKEN_TABLES,
+} from '../../maven/quantization.ts';
 import { loadMaven, saveMaven } from '../../node/model-directory.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
 
-const usage = `usage: maven quantize --bits 8|4 [--block-size N] [--vision] MODEL_DIR OUT_DIR
+const usage = `usage: maven quantize --bits 8|4 [--block-size N] [--tables 8|4|float] [--vision] MODEL_DIR OUT_DIR
 
 Writes OUT_DIR, a copy of the float32 model in MODEL_DIR whose linear layers (the LLM's attention
 and MLP projections and the projector; with --vision also the vision towers' encoder layers)
-hold block-quantized weights: uint8 codes and one float32 scale per block, run with onnxruntime's
-MatMulNBits. Activations stay float32. loadMaven, generate, eval and serve take OUT_DIR as a
+and token tables (the LLM's embedding and LM head) hold block-quantized weights: uint8 codes and
+one float32 scale per block, run with onnxruntime's MatMulNBits. Activations stay float32. loadMaven, generate, eval and serve take OUT_DIR as a
 model; training does not (train the float32 original).
 
 options:
   --bits 8|4         bits per weight
   --block-size N     weights per scale, a power of two ≥ 16 (default 16 at 8 bits, 32 at 4
                      bits); a layer whose input width it does not divide stays float32 and is listed
+  --tables 8|4|float the token tables' bits (default 8, in blocks of 16; 4 in blocks of 32), or
+                     float to keep them float32
   --vision           quantize the vision towers' encoder layers too
   --quiet            print nothing on success
 
@@ -55,6 +62,7 @@ export const quantizeCommand: Command = {
       options: {
         bits: { type: 'string' },
         'block-size': { type: 'string' },
+        tables: { type: 'string' },
         vision: { type: 'boolean' },
         quiet: { type: 'boolean' },
       },
@@ -69,6 +77,15 @@ export const quantizeCommand: Command = {
         'block-size',
         (n) => Number.isInteger(n) && n >= 16 && (n & (n - 1)) === 0,
       ) ?? DEFAULT_BLOCK_SIZE[bits];
+    const tableBits = values.tables ?? String(DEFAULT_TABLE_QUANT.bits);
+    if (!['8', '4', 'float'].includes(tableBits))
+      throw new UsageError(
+        `--tables must be 8, 4 or float, got ${JSON.stringify(values.tables)}\n\n${usage}`,
+      );
+    const tables =
+      tableBits === 'float'
+        ? ('float' as const)
+        : { bits: Number(tableBits) as 4 | 8, blockSize: DEFAULT_BLOCK_SIZE[Number(tableBits) as 4 | 8] };
     if (!existsSync(modelDir) || !statSync(modelDir).isDirectory())
       throw new UsageError(`${modelDir} is not a model directory (it does not exist)`);
     const input = realpathSync(modelDir);
@@ -90,6 +107,7 @@ export const quantizeCommand: Command = {
       bits: bits as 4 | 8,
       blockSize,
       vision: values.vision,
+      tables,
     });
     const quantized = new MavenModel(model.config, result.weights, model.tokenizer);
     const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
@@ -103,8 +121,13 @@ export const quantizeCommand: Command = {
     if (!values.quiet) {
       const bytes = (w: ReadonlyMap<string, { data: { byteLength: number } }>) =>
         [...w.values()].reduce((n, t) => n + t.data.byteLength, 0);
+      const tableCount = result.quantized.filter((n) => TOKEN_TABLES.includes(n)).length;
+      const tablesSaid =
+        tables === 'float'
+          ? 'token tables float32'
+          : `${tableCount} token table${tableCount === 1 ? '' : 's'} at ${tables.bits} bits (blocks of ${tables.blockSize})`;
       console.log(
-        `${model.config.name} → ${outDir}: ${result.quantized.length} weights at ${bits} bits (blocks of ${blockSize}), weights ${(bytes(model.weights) / 2 ** 20).toFixed(2)} → ${(bytes(result.weights) / 2 ** 20).toFixed(2)} MiB, ${(performance.now() - t0).toFixed(0)} ms`,
+        `${model.config.name} → ${outDir}: ${result.quantized.length - tableCount} weights at ${bits} bits (blocks of ${blockSize}), ${tablesSaid}, weights ${(bytes(model.weights) / 2 ** 20).toFixed(2)} → ${(bytes(result.weights) / 2 ** 20).toFixed(2)} MiB, ${(performance.now() - t0).toFixed(0)} ms`,
       );
       for (const s of result.skipped) console.log(`  kept float32: ${s.name} (${s.reason})`);
     }

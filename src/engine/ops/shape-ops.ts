@@ -1,7 +1,8 @@
 /** Ops that move data without arithmetic: reshape, transpose, concat, slice, gather, expand. */
 import { attr, type Graph } from '../graph.ts';
+import { gatherQuantizedRows } from '../quantized-weight.ts';
 import { type Dim, dimEquals, divideDims, formatShape, normAxis, normDim, productDims } from '../shape.ts';
-import type { Tensor } from '../tensor.ts';
+import { QuantizedWeight, type Tensor } from '../tensor.ts';
 import { zeroScalar } from './reduce.ts';
 import { emit1, shapeOf, sumToShape } from './util.ts';
 
@@ -207,6 +208,14 @@ export function gather(table: Tensor, indices: Tensor, axis = 0): Tensor {
     for (let i = 0; i < k; i++) back.push(i);
     for (let i = k + a; i < moved.rank; i++) back.push(i);
     return transpose(moved, back);
+  }
+  if (table instanceof QuantizedWeight) {
+    // Rows of a block-quantized table (an embedding): dequantize only the rows read. No gradient.
+    const rows = gatherQuantizedRows(table, indices);
+    g.record('gather', [table], [rows], () => {
+      throw new Error(`gather: ${table.name} is block-quantized, and quantized weights are not trained`);
+    });
+    return rows;
   }
   const shape = [...indices.shape, ...table.shape.slice(1)];
   const out = emit1(g, 'Gather', [table, indices], table.dtype, shape, { axis: attr.int(0) });
