@@ -51,7 +51,7 @@ import { mavenWeightShapes } from '../src/maven/checkpoint.ts';
 import { type MavenConfig, maven7bConfig, tinyConfig } from '../src/maven/config.ts';
 import { MavenModel } from '../src/maven/model.ts';
 import {
-  DEFAULT_TABLE_QUANT,
+  defaultTableQuant,
   QUANTIZATION_METADATA_KEY,
   quantizationMetadata,
   quantizationPlan,
@@ -166,16 +166,21 @@ function cacheDir(shape: Shape | 'maven-7b'): string {
 
 /**
  * The token tables (embedding, LM head) as `maven quantize` stores them by default
- * (DEFAULT_TABLE_QUANT: 8 bits in blocks of 16), or with `withHead` at the layers' bits, as
+ * (`defaultTableQuant`: 8 bits in blocks of 16 beside 4-bit layers, float32 beside 8-bit ones), or
+ * with `withHead` at the layers' bits, as
  * llama.cpp's q8_0 / q4_0 files hold them.
  */
 async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<string> {
-  const path = join(cacheDir(shape), `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}-tables.safetensors`);
+  const path = join(
+    cacheDir(shape),
+    `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}-tables2.safetensors`,
+  );
   if (existsSync(path)) return path;
   const llama = new Llama(SHAPES[shape].llm());
   const weights = new Map<string, HostTensor>();
   const layers: BlockQuantSpec | null = bits === 32 ? null : { bits, blockSize: BLOCK_SIZE[bits] };
-  const tables = withHead ? layers : bits === 32 ? null : DEFAULT_TABLE_QUANT;
+  const byDefault = bits === 32 ? 'float' : defaultTableQuant(bits);
+  const tables = withHead ? layers : byDefault === 'float' ? null : byDefault;
   for (const [name, s] of llama.paramShapes()) {
     const w = generate(name, s);
     const spec = PROJECTIONS.test(name) ? layers : HEAD.test(name) ? tables : null;
@@ -580,7 +585,7 @@ async function main(): Promise<void> {
   say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
   say();
   say(
-    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head at 8 bits in blocks of 16, or with "head too" at the layers' bits as in llama.cpp's files), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
   );
   if (skipLlama) {
     say();

@@ -82,7 +82,8 @@ describe('quantized maven-tiny against float32', () => {
     assert.ok(base.every((n) => n.startsWith('model.')));
     const withVision = quantizableWeights(float.config, { vision: true });
     assert.equal(withVision.length, base.length + 4 * 6);
-    // The token table (tied: one) at 8 bits in blocks of 16 by default, whatever the layers' bits.
+    // The token table (tied: one) at 8 bits in blocks of 16 by default beside 4-bit layers,
+    // float32 beside 8-bit ones.
     const q4 = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32 });
     assert.deepEqual(q4.quantized, [...base, 'model.embed_tokens.weight']);
     assert.deepEqual(q4.weights.get('model.embed_tokens.weight.qweight')?.shape, [
@@ -91,6 +92,7 @@ describe('quantized maven-tiny against float32', () => {
       16,
     ]);
     assert.deepEqual(JSON.parse(q4.metadata).tables, { bits: 8, block_size: 16 });
+    assert.deepEqual(quantizeMaven(float.config, float.weights, { bits: 8, blockSize: 16 }).quantized, base);
     const keep = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32, tables: 'float' });
     assert.deepEqual(keep.quantized, base);
     assert.equal(
@@ -208,7 +210,7 @@ describe('quantized model directories', () => {
     );
 
     // The token table's bits are recorded apart from the layers' (a file from before has none).
-    const tablesUnrecorded = await damage(dir, (_, m) => {
+    const tablesUnrecorded = await damage((await quantizedDir(4)).dir, (_, m) => {
       const recorded = JSON.parse(m[QUANTIZATION_METADATA_KEY]);
       delete recorded.tables;
       m[QUANTIZATION_METADATA_KEY] = JSON.stringify(recorded);
@@ -246,7 +248,7 @@ describe('maven quantize', () => {
     const out = join(work, 'q8');
     const r = await maven(['quantize', '--bits', '8', input, out]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /30 weights at 8 bits \(blocks of 16\), 1 token table at 8 bits \(blocks of 16\)/);
+    assert.match(r.stdout, /30 weights at 8 bits \(blocks of 16\), token tables float32/);
     assert.deepEqual(readdirSync(out).sort(), ['config.json', 'model.safetensors', 'tokenizer.json']);
     assert.deepEqual(
       readdirSync(work).filter((n) => n.endsWith('.tmp')),

@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MavenModel } from '../../maven/model.ts';
 import {
-  DEFAULT_TABLE_QUANT,
+  defaultTableQuant,
   QUANTIZATION_METADATA_KEY,
   quantizeMaven,
   TOKEN_TABLES,
@@ -28,8 +28,8 @@ options:
   --bits 8|4         bits per weight
   --block-size N     weights per scale, a power of two ≥ 16 (default 16 at 8 bits, 32 at 4
                      bits); a layer whose input width it does not divide stays float32 and is listed
-  --tables 8|4|float the token tables' bits (default 8, in blocks of 16; 4 in blocks of 32), or
-                     float to keep them float32
+  --tables 8|4|float the token tables' bits (8 in blocks of 16, 4 in blocks of 32), or float to
+                     keep them float32 (default: 8 beside --bits 4, float beside --bits 8)
   --vision           quantize the vision towers' encoder layers too
   --quiet            print nothing on success
 
@@ -77,15 +77,19 @@ export const quantizeCommand: Command = {
         'block-size',
         (n) => Number.isInteger(n) && n >= 16 && (n & (n - 1)) === 0,
       ) ?? DEFAULT_BLOCK_SIZE[bits];
-    const tableBits = values.tables ?? String(DEFAULT_TABLE_QUANT.bits);
-    if (!['8', '4', 'float'].includes(tableBits))
+    if (values.tables !== undefined && !['8', '4', 'float'].includes(values.tables))
       throw new UsageError(
         `--tables must be 8, 4 or float, got ${JSON.stringify(values.tables)}\n\n${usage}`,
       );
     const tables =
-      tableBits === 'float'
-        ? ('float' as const)
-        : { bits: Number(tableBits) as 4 | 8, blockSize: DEFAULT_BLOCK_SIZE[Number(tableBits) as 4 | 8] };
+      values.tables === undefined
+        ? defaultTableQuant(bits as 4 | 8)
+        : values.tables === 'float'
+          ? ('float' as const)
+          : {
+              bits: Number(values.tables) as 4 | 8,
+              blockSize: DEFAULT_BLOCK_SIZE[Number(values.tables) as 4 | 8],
+            };
     if (!existsSync(modelDir) || !statSync(modelDir).isDirectory())
       throw new UsageError(`${modelDir} is not a model directory (it does not exist)`);
     const input = realpathSync(modelDir);
