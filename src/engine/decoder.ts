@@ -3,7 +3,8 @@
  * cache; `decode` takes new tokens plus a cache and returns logits and the longer cache. The
  * model supplies one build function for both (a prompt is a step over an empty cache), so the
  * two paths cannot drift apart. The cache lives in fixed-size buffers that each step writes into
- * in place (`DecoderCache`, `ops.cachedAttention`): no step copies the cache.
+ * in place (`DecoderCache`, `ops.cachedAttention`); onnxruntime-node 1.30 still copies each
+ * fetched output back once, so a step's cost grows with the buffers' capacity (docs/benchmarks.md).
  *
  * Large models run both through one compiled program (prefill is a step over an empty cache), so
  * onnxruntime holds one pre-packed copy of the weights instead of one per graph; small models get

@@ -201,9 +201,9 @@ export interface AttentionCache {
  * onnxruntime's GroupQueryAttention (com.microsoft) computes it: the step's keys/values are
  * written at positions `total - T … total - 1` of the cache and attention runs over positions
  * `0 … total - 1`. Fed the same buffers as input and as pre-allocated output, onnxruntime writes
- * the new positions in place, so a step costs no copy of the cache (the explicit form
- * concatenates past and new keys into a fresh tensor every step: 670 MB a token for a 7B model
- * at 640 positions). q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd] and the
+ * the new positions in place instead of concatenating past and new keys into a fresh tensor (670
+ * MB a token for a 7B model at 640 positions); onnxruntime-node 1.30 still copies each fetched
+ * output back out once (docs/benchmarks.md, bench/kv-cache-capacity.ts). q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd] and the
  * cache buffers as written. Query head n reads key/value head ⌊n / (heads / kvHeads)⌋. Every
  * sequence of a batch has the same length; a step of T > 1 after earlier positions needs B = 1.
  * Inference only: it has no gradient.
