@@ -100,10 +100,13 @@ export interface DecoderOutput {
 }
 
 /**
- * Positions a cache first holds beyond what its prompt needs, when the caller does not say how
- * far it will decode; a cache that fills up grows (doubling) by one copy.
+ * Positions a cache holds beyond those it needs when it is made (unless the caller sizes it) and
+ * when it grows. Small, because onnxruntime-node 1.30 copies every fetched output back out, so a
+ * step costs in proportion to the buffers' capacity (bench/kv-cache-capacity.ts): a cache sized
+ * for 512 new tokens would pay for all of them from the first one. Growing costs one copy of the
+ * filled positions every 64 steps.
  */
-const DEFAULT_HEADROOM = 64;
+const CACHE_HEADROOM = 64;
 
 /**
  * The keys/values of one batch of sequences, in buffers [B, kvHeads, capacity, headDim] per layer
@@ -159,7 +162,7 @@ export class DecoderCache {
         );
     }
     const total = this.length + added;
-    if (total > store.capacity) store.grow(Math.max(total, 2 * store.capacity), this.length);
+    if (total > store.capacity) store.grow(total + CACHE_HEADROOM, this.length);
     store.writes.push(this.length);
     const feeds: Record<string, HostTensor> = {
       'cache.last': new HostTensor('int32', [store.batch], new Int32Array(store.batch).fill(total - 1)),
@@ -327,11 +330,11 @@ export class KVCacheDecoder {
   /**
    * Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T],
    * into a new cache with room for `capacity` positions (default: the prompt and 64 more; it
-   * grows when a later step needs more).
+   * grows by 64 past what a later step needs).
    */
   async prefill(input: HostTensor, positions: HostTensor, capacity?: number): Promise<DecoderOutput> {
     const [B, T] = input.shape;
-    const empty = DecoderCache.empty(this.spec, B, capacity ?? T + DEFAULT_HEADROOM);
+    const empty = DecoderCache.empty(this.spec, B, capacity ?? T + CACHE_HEADROOM);
     const name = input.dtype === 'int64' ? 'ids' : 'embeds';
     const feeds: Record<string, HostTensor> = { [name]: input, positions };
     if (this.fromEmbeds && this.prefillProgram.reads('ids') && this.prefillProgram.reads('embeds')) {
@@ -359,7 +362,8 @@ export class KVCacheDecoder {
 
   /**
    * A sequence to extend token by token (see DecoderStream), for generation loops. `capacity` is
-   * a first guess of the positions it will reach; it grows past it when needed.
+   * the most positions it is expected to reach; its cache starts at the prompt plus at most 64
+   * more and grows as needed (past `capacity` too).
    */
   stream(capacity = 256): DecoderStream {
     return new DecoderStream(this, capacity);
@@ -402,7 +406,12 @@ export class DecoderStream {
 
   /** Run the prompt (as KVCacheDecoder.prefill); starts the sequence over. Returns the logits. */
   async prefill(input: HostTensor, positions: HostTensor): Promise<HostTensor> {
-    const out = await this.decoder.prefill(input, positions, Math.max(this.capacity, input.shape[1]));
+    const T = input.shape[1];
+    const out = await this.decoder.prefill(
+      input,
+      positions,
+      Math.max(T, Math.min(this.capacity, T + CACHE_HEADROOM)),
+    );
     this.cache = out.cache;
     return out.logits;
   }
