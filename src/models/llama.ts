@@ -288,13 +288,20 @@ export class Llama {
    * the two halves repeated as HF's `torch.cat((freqs, freqs), -1)`. Computed in float32 as HF does.
    */
   private rotary(g: Graph, positions: Tensor): { cos: Tensor; sin: Tensor } {
-    const hd = this.headDim;
-    const invFreq = this.invFreq();
-    const halfAngles = ops.mul(
-      ops.unsqueeze(ops.cast(positions, 'float32'), -1), // [B, T, 1]
-      g.constant(new HostTensor('float32', [hd / 2], invFreq), 'inv_freq'),
-    ); // [B, T, hd/2]
-    const angles = ops.concat([halfAngles, halfAngles], -1); // [B, T, hd]
+    const halfAngles = this.angles(g, positions); // [B, T, hd/2]
+    return this.cosSin(g, ops.concat([halfAngles, halfAngles], -1)); // [B, T, hd]
+  }
+
+  /** position · inv_freq[j] in float32, as HF computes it: int64 positions [...] → [..., hd/2]. */
+  private angles(g: Graph, positions: Tensor): Tensor {
+    return ops.mul(
+      ops.unsqueeze(ops.cast(positions, 'float32'), -1), // [..., 1]
+      g.constant(new HostTensor('float32', [this.headDim / 2], this.invFreq()), 'inv_freq'),
+    );
+  }
+
+  /** cos and sin of `angles`, in the graph's float type. */
+  private cosSin(g: Graph, angles: Tensor): { cos: Tensor; sin: Tensor } {
     // Positions carry no gradient, so Cos/Sin are emitted as plain ONNX nodes (the engine has no taped op for them).
     const trig = (op: 'Cos' | 'Sin') =>
       ops.cast(g.emit(op, [angles], [{ dtype: 'float32', shape: angles.shape }])[0], g.floatType);
@@ -376,16 +383,9 @@ export class Llama {
    * half of `rotary`'s rows, which repeat their halves), for `ops.rotaryEmbedding`.
    */
   private rotaryTable(g: Graph, positions: Tensor): { cos: Tensor; sin: Tensor } {
-    const hd = this.headDim;
     const n = ops.add(ops.max(positions, [0, 1], false), g.scalar(1, 'int64')); // [] int64
     const rows = ops.arange(g, ops.unsqueeze(n, 0), 'N'); // [N]
-    const angles = ops.mul(
-      ops.unsqueeze(ops.cast(rows, 'float32'), -1), // [N, 1]
-      g.constant(new HostTensor('float32', [hd / 2], this.invFreq()), 'inv_freq'),
-    ); // [N, hd/2]
-    const trig = (op: 'Cos' | 'Sin') =>
-      ops.cast(g.emit(op, [angles], [{ dtype: 'float32', shape: angles.shape }])[0], g.floatType);
-    return { cos: trig('Cos'), sin: trig('Sin') };
+    return this.cosSin(g, this.angles(g, rows)); // [N, hd/2]
   }
 
   /** SwiGLU: down(silu(gate(x)) · up(x)). */
