@@ -122,27 +122,24 @@ export function instructionStage(o: InstructionStageOptions): StageDefinition {
 /** Every question one box answers (up to 8), the first in the box tasks' prompt. */
 export function boxQuizItem(index: number, seed: number): InstructionItem {
   const quiz = boxQuizExample(index, { seed, split: 'train' });
-  const [first, ...rest] = quiz.turns;
-  return {
-    index,
-    prompt: `${IMAGE_TOKEN}\n${first.question}`,
-    images: [quiz.image],
-    answer: first.answer,
-    followUps: rest,
-  };
+  return quizItem(index, IMAGE_TOKEN, [quiz.image], quiz.turns);
 }
 
 /** Four photos and which-image questions about three of them, the first as the prompt. */
 export function photoQuizItem(index: number, seed: number, fashion: ImageSource): InstructionItem {
   const quiz = photoQuizExample(index, { seed, split: 'train', fashion });
-  const [first, ...rest] = quiz.turns;
-  return {
-    index,
-    prompt: `${imageLines(quiz.images.length)}\n${first.question}`,
-    images: quiz.images,
-    answer: first.answer,
-    followUps: rest,
-  };
+  return quizItem(index, imageLines(quiz.images.length), quiz.images, quiz.turns);
+}
+
+/** A quiz as stage 4 trains it: the images, the first question as the prompt, the rest as follow-ups. */
+function quizItem(
+  index: number,
+  imagePart: string,
+  images: InstructionItem['images'],
+  turns: readonly { question: string; answer: string }[],
+): InstructionItem {
+  const [first, ...rest] = turns;
+  return { index, prompt: `${imagePart}\n${first.question}`, images, answer: first.answer, followUps: rest };
 }
 
 /**
