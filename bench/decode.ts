@@ -171,16 +171,17 @@ function cacheDir(shape: Shape | 'maven-7b'): string {
  * llama.cpp's q8_0 / q4_0 files hold them.
  */
 async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<string> {
+  const layers: BlockQuantSpec | null = bits === 32 ? null : { bits, blockSize: BLOCK_SIZE[bits] };
+  const byDefault = bits === 32 ? 'float' : defaultTableQuant(bits);
+  const tables = withHead ? layers : byDefault === 'float' ? null : byDefault;
+  // Named by how layers and tables are stored, so a cached file never stands for another storage.
   const path = join(
     cacheDir(shape),
-    `maven-${OURS_NAME[bits]}${withHead ? '-head' : ''}-tables2.safetensors`,
+    `maven-${OURS_NAME[bits]}-tables-${tables ? `q${tables.bits}` : 'f32'}.safetensors`,
   );
   if (existsSync(path)) return path;
   const llama = new Llama(SHAPES[shape].llm());
   const weights = new Map<string, HostTensor>();
-  const layers: BlockQuantSpec | null = bits === 32 ? null : { bits, blockSize: BLOCK_SIZE[bits] };
-  const byDefault = bits === 32 ? 'float' : defaultTableQuant(bits);
-  const tables = withHead ? layers : byDefault === 'float' ? null : byDefault;
   for (const [name, s] of llama.paramShapes()) {
     const w = generate(name, s);
     const spec = PROJECTIONS.test(name) ? layers : HEAD.test(name) ? tables : null;
