@@ -2,9 +2,12 @@
  * Inference for autoregressive decoders with a KV cache: `prefill` runs the prompt into a new
  * cache; `decode` takes new tokens plus a cache and returns logits and the longer cache. The
  * model supplies one build function for both (a prompt is a step over an empty cache), so the
- * two paths cannot drift apart. The cache lives in fixed-size buffers that each step writes into
- * in place (`DecoderCache`, `ops.cachedAttention`); onnxruntime-node 1.30 still copies each
- * fetched output back once, so a step's cost grows with the buffers' capacity (docs/benchmarks.md).
+ * two paths cannot drift apart. The cache lives in fixed-size buffers on the host
+ * (`DecoderCache`) that a step reads as inputs (`ops.cachedAttention`); the step returns only its
+ * own keys and values, which are copied into the buffers after it. The buffers are never graph
+ * outputs, because onnxruntime-node 1.30 copies every fetched output back out whole: a step that
+ * wrote the cache in place and returned it cost in proportion to the buffers' capacity
+ * (bench/kv-cache-capacity.ts, docs/benchmarks.md).
  *
  * Large models run both through one compiled program (prefill is a step over an empty cache), so
  * onnxruntime holds one pre-packed copy of the weights instead of one per graph; small models get
@@ -25,9 +28,9 @@ export interface LayerCache<T> {
 
 /**
  * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers
- * [B, kvHeads, C, headDim] holding every position so far (C is the cache's capacity, which
- * `DecoderCache` manages), and how many positions the step leaves filled (`cachedAttention`
- * writes the step's keys/values at the end of that range, in place).
+ * [B, kvHeads, C, headDim] holding every earlier position (C is the cache's capacity, which
+ * `DecoderCache` manages), and how many positions there are after the step (the step's own at the
+ * end of that range).
  */
 export interface KVCacheInputs {
   layers: LayerCache<Tensor>[];
@@ -40,8 +43,11 @@ export interface KVCacheInputs {
 export interface DecoderStep {
   /** [B, T, V] logits. */
   logits: Tensor;
-  /** Per layer, the cache buffers as the step leaves them (`cachedAttention`'s key / value). */
-  present: LayerCache<Tensor>[];
+  /**
+   * Per layer, the step's keys and values [B, T, kvHeads·headDim], as attention read them (keys
+   * after any rotary): the decoder appends them to the cache.
+   */
+  added: LayerCache<Tensor>[];
 }
 
 export interface DecoderSpec {
@@ -53,8 +59,8 @@ export interface DecoderSpec {
   /**
    * Trace one forward step over a KV cache. `input` is token ids (int64 [B, T]) or, for a
    * multimodal prefill, input embeddings (float [B, T, hiddenSize]); `positions` [B, T] int64
-   * absolute positions; `cache` the buffers to attend over and write into. A prompt is a step
-   * over an empty cache.
+   * absolute positions; `cache` the buffers to attend over. A prompt is a step over an empty
+   * cache.
    */
   build(g: Graph, input: Tensor, positions: Tensor, cache: KVCacheInputs): DecoderStep;
   /**
@@ -101,16 +107,15 @@ export interface DecoderOutput {
 
 /**
  * Positions a cache holds beyond those it needs when it is made (unless the caller sizes it) and
- * when it grows. Small, because onnxruntime-node 1.30 copies every fetched output back out, so a
- * step costs in proportion to the buffers' capacity (bench/kv-cache-capacity.ts): a cache sized
- * for 512 new tokens would pay for all of them from the first one. Growing costs one copy of the
- * filled positions every 64 steps.
+ * when it grows. Not large: GroupQueryAttention's cost still grows a little with the buffers'
+ * capacity at equal length (bench/kv-cache-capacity.ts). Growing costs one copy of the filled
+ * positions every 64 steps.
  */
 const CACHE_HEADROOM = 64;
 
 /**
  * The keys/values of one batch of sequences, in buffers [B, kvHeads, capacity, headDim] per layer
- * that steps write into in place. A cache is a length over those buffers: `decode` returns a new
+ * that each step appends its positions to. A cache is a length over those buffers: `decode` returns a new
  * cache over the same buffers, one step longer, and leaves the one it was given as it was, so
  * several continuations can start from one prompt (as scoring candidate answers does). Positions
  * past a cache's length are the next step's to overwrite, so once a step starts from a shorter
@@ -146,13 +151,14 @@ export class DecoderCache {
   }
 
   /**
-   * The feeds of a step adding `added` positions to this cache: every layer's buffers (grown
-   * first when too small) and the lengths after the step. Marks the positions it will write.
+   * A step adding `added` positions to this cache: its feeds (every layer's buffers, grown first
+   * when too small, and the lengths after the step), and `append`, which copies the step's
+   * `added.{layer}.key|value` outputs [B, added, kvHeads·headDim] into the buffers and returns the
+   * longer cache. Marks the positions it will write.
    */
-  stepFeeds(added: number): {
+  step(added: number): {
     feeds: Record<string, HostTensor>;
-    into: Record<string, HostTensor>;
-    next: DecoderCache;
+    append(outputs: Record<string, HostTensor>): DecoderCache;
   } {
     const store = this.store;
     for (let w = this.stamp; w < store.writes.length; w++) {
@@ -168,12 +174,18 @@ export class DecoderCache {
       'cache.last': new HostTensor('int32', [store.batch], new Int32Array(store.batch).fill(total - 1)),
       'cache.total': new HostTensor('int32', [], Int32Array.of(total)),
     };
-    const into: Record<string, HostTensor> = {};
     store.views().forEach((c, i) => {
-      feeds[`past.${i}.key`] = into[`present.${i}.key`] = c.key;
-      feeds[`past.${i}.value`] = into[`present.${i}.value`] = c.value;
+      feeds[`past.${i}.key`] = c.key;
+      feeds[`past.${i}.value`] = c.value;
     });
-    return { feeds, into, next: new DecoderCache(store, total, store.writes.length) };
+    const stamp = store.writes.length;
+    return {
+      feeds,
+      append: (outputs) => {
+        store.write(this.length, added, outputs);
+        return new DecoderCache(store, total, stamp);
+      },
+    };
   }
 
   /** Keys and values of the filled positions, per layer [B, kvHeads, length, headDim] (copies). */
@@ -212,6 +224,29 @@ class CacheStore {
     });
     this.buffers = next;
     this.capacity = capacity;
+  }
+
+  /** Copy a step's `added.{layer}.key|value` [B, count, kvHeads·hd] to positions from…from+count-1. */
+  write(from: number, count: number, outputs: Record<string, HostTensor>): void {
+    const { kvHeads, headDim: hd } = this.spec;
+    for (let i = 0; i < this.spec.layers; i++)
+      for (const part of ['key', 'value'] as const) {
+        const rows = outputs[`added.${i}.${part}`];
+        const expected = [this.batch, count, kvHeads * hd];
+        if (!rows || rows.shape.join() !== expected.join())
+          throw new Error(
+            `DecoderCache: a step's added.${i}.${part} must be [${expected.join(', ')}], got ${rows ? `[${rows.shape.join(', ')}]` : 'nothing'}`,
+          );
+        const from32 = rows.data as Float32Array;
+        const buffer = this.buffers[2 * i + (part === 'key' ? 0 : 1)];
+        for (let b = 0; b < this.batch; b++)
+          for (let t = 0; t < count; t++)
+            for (let h = 0; h < kvHeads; h++) {
+              const src = ((b * count + t) * kvHeads + h) * hd; // rows [B, T, kvH, hd]
+              const dst = ((b * kvHeads + h) * this.capacity + from + t) * hd; // buffer [B, kvH, C, hd]
+              buffer.set(from32.subarray(src, src + hd), dst);
+            }
+      }
   }
 
   views(): LayerCache<HostTensor>[] {
@@ -284,9 +319,9 @@ export class KVCacheDecoder {
       };
       const step = spec.build(g, input, positions, cache);
       const outputs: Record<string, Tensor> = { logits: step.logits };
-      step.present.forEach((c, i) => {
-        outputs[`present.${i}.key`] = c.key;
-        outputs[`present.${i}.value`] = c.value;
+      step.added.forEach((c, i) => {
+        outputs[`added.${i}.key`] = c.key;
+        outputs[`added.${i}.value`] = c.value;
       });
       const missing = [...g.params.keys()].filter((n) => !weights.has(n));
       if (missing.length) throw new Error(`KVCacheDecoder: no weights for ${missing.join(', ')}`);
@@ -346,7 +381,7 @@ export class KVCacheDecoder {
 
   /**
    * Run new tokens `ids` [B, T] (usually T = 1; T > 1 needs B = 1) at `positions` after `cache`.
-   * Writes the new positions into the cache's buffers; `cache` itself stays valid for other
+   * Appends the new positions to the cache's buffers; `cache` itself stays valid for other
    * continuations until one of them is decoded further (see DecoderCache).
    */
   async decode(ids: HostTensor, positions: HostTensor, cache: DecoderCache): Promise<DecoderOutput> {
@@ -375,9 +410,9 @@ export class KVCacheDecoder {
     cache: DecoderCache,
     added: number,
   ): Promise<DecoderOutput> {
-    const { feeds, into, next } = cache.stepFeeds(added);
-    const r = await program.run(only(program, { ...inputs, ...feeds }), { into });
-    return { logits: r.logits, cache: next };
+    const { feeds, append } = cache.step(added);
+    const r = await program.run(only(program, { ...inputs, ...feeds }));
+    return { logits: r.logits, cache: append(r) };
   }
 
   private noEmbeds(batch: number): HostTensor {

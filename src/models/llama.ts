@@ -46,9 +46,9 @@ export interface LlamaForwardOptions {
   /** [B, T_total] int64 over past + current tokens, 1 = real token, 0 = padding. */
   attentionMask?: Tensor;
   /**
-   * A KV cache to attend over and write this step's keys/values into (post-rotary, as HF caches
-   * them); attention then runs as `ops.cachedAttention` (inference only). Without it, causal
-   * attention over the input alone, differentiable.
+   * A KV cache to attend over (keys post-rotary, as HF caches them); attention then runs as
+   * `ops.cachedAttention` (inference only), and the step's keys/values come back as `added` for the
+   * caller to append. Without it, causal attention over the input alone, differentiable.
    */
   cache?: KVCacheInputs;
 }
@@ -56,8 +56,8 @@ export interface LlamaForwardOptions {
 export interface LlamaOutput {
   /** [B, T, D] after the final `model.norm`. */
   hidden: Tensor;
-  /** Per layer, the cache buffers as this step leaves them; empty without a cache. */
-  present: LayerCache<Tensor>[];
+  /** Per layer, this step's keys (rotated) and values [B, T, kvHeads·hd]; empty without a cache. */
+  added: LayerCache<Tensor>[];
 }
 
 /** HF's LlamaConfig defaults for fields a config.json may leave out. */
@@ -232,7 +232,7 @@ export class Llama {
     const rotary = cache ? null : this.rotary(g, positions);
     const table = cache ? this.rotaryTable(g, positions) : null;
     let x = inputsEmbeds;
-    const present: LayerCache<Tensor>[] = [];
+    const added: LayerCache<Tensor>[] = [];
     let mask: Tensor | null = null; // built once, on the first layer's q and k; every layer has the same lengths
     for (let i = 0; i < L; i++) {
       const p = `model.layers.${i}.`;
@@ -248,11 +248,11 @@ export class Llama {
             return mask;
           });
       x = ops.add(x, attn.out);
-      if (attn.cache) present.push(attn.cache);
+      if (attn.added) added.push(attn.added);
       const m = ops.rmsNorm(x, this.param(g, `${p}post_attention_layernorm.weight`), this.config.rmsNormEps);
       x = ops.add(x, this.mlp(g, p, m));
     }
-    return { hidden: ops.rmsNorm(x, this.param(g, 'model.norm.weight'), this.config.rmsNormEps), present };
+    return { hidden: ops.rmsNorm(x, this.param(g, 'model.norm.weight'), this.config.rmsNormEps), added };
   }
 
   /** [B, T, V] logits from final hidden states, through lm_head or the tied embedding table. */
@@ -270,8 +270,8 @@ export class Llama {
       hiddenSize: this.config.hiddenSize,
       build: (g, input, positions, cache) => {
         const embeds = input.dtype === 'int64' ? this.embedTokens(g, input) : input;
-        const { hidden, present } = this.forward(g, embeds, positions, { cache });
-        return { logits: this.logits(g, hidden), present };
+        const { hidden, added } = this.forward(g, embeds, positions, { cache });
+        return { logits: this.logits(g, hidden), added };
       },
       embedIds: (g, ids) => this.embedTokens(g, ids),
     };
@@ -335,7 +335,7 @@ export class Llama {
     h: Tensor,
     rotary: { cos: Tensor; sin: Tensor },
     mask: (q: Tensor, k: Tensor) => Tensor,
-  ): { out: Tensor; cache?: undefined } {
+  ): { out: Tensor; added?: undefined } {
     const { numKeyValueHeads: kvH } = this.config;
     const hd = this.headDim;
     const group = this.groupSize;
@@ -366,15 +366,16 @@ export class Llama {
     positions: Tensor,
     table: { cos: Tensor; sin: Tensor },
     cache: ops.AttentionCache,
-  ): { out: Tensor; cache: LayerCache<Tensor> } {
+  ): { out: Tensor; added: LayerCache<Tensor> } {
     const { numAttentionHeads: nH, numKeyValueHeads: kvH } = this.config;
     const project = (name: string) => ops.linear(h, this.param(g, `${p}self_attn.${name}.weight`)); // [B, T, heads·hd]
     const q = ops.rotaryEmbedding(project('q_proj'), positions, table, nH);
     const k = ops.rotaryEmbedding(project('k_proj'), positions, table, kvH);
-    const attn = ops.cachedAttention(q, k, project('v_proj'), cache, { heads: nH, kvHeads: kvH }); // [B, T, nH·hd]
+    const v = project('v_proj');
+    const attn = ops.cachedAttention(q, k, v, cache, { heads: nH, kvHeads: kvH }); // [B, T, nH·hd]
     return {
-      out: ops.linear(attn.out, this.param(g, `${p}self_attn.o_proj.weight`)),
-      cache: { key: attn.key, value: attn.value },
+      out: ops.linear(attn, this.param(g, `${p}self_attn.o_proj.weight`)),
+      added: { key: k, value: v },
     };
   }
 

@@ -34,19 +34,19 @@ const spec: DecoderSpec = {
   build(g, input, positions, cache) {
     const tokens = input.dtype === 'int64' ? ops.gather(g.param('wte', [V, D]), input) : input; // [B, T, D]
     let x = ops.add(tokens, ops.gather(g.param('wpe', [64, D]), positions));
-    const present = [];
+    const added = [];
     for (let l = 0; l < L; l++) {
       const h = ops.rmsNorm(x, g.param(`h.${l}.ln`, [D]));
       const project = (n: string) => ops.linear(h, g.param(`h.${l}.${n}`, [D, D])); // [B, T, H·hs]
-      const step = ops.cachedAttention(
+      const [key, value] = [project('k'), project('v')];
+      const att = ops.cachedAttention(
         project('q'),
-        project('k'),
-        project('v'),
+        key,
+        value,
         { ...cache.layers[l], last: cache.last, total: cache.total },
         { heads: H, kvHeads: H },
-      );
-      present.push({ key: step.key, value: step.value });
-      const att = step.out; // [B, T, D]
+      ); // [B, T, D]
+      added.push({ key, value });
       x = ops.add(x, ops.linear(att, g.param(`h.${l}.o`, [D, D])));
       x = ops.add(
         x,
@@ -56,7 +56,7 @@ const spec: DecoderSpec = {
         ),
       );
     }
-    return { logits: ops.linear(x, g.param('wte', [V, D])), present };
+    return { logits: ops.linear(x, g.param('wte', [V, D])), added };
   },
   embedIds: (g, input) => ops.gather(g.param('wte', [V, D]), input),
 };

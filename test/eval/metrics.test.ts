@@ -135,7 +135,7 @@ describe('option choice by likelihood', () => {
       layers: 0,
       kvHeads: 1,
       headDim: 1,
-      build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V, V]), ids), present: [] }),
+      build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V, V]), ids), added: [] }),
     };
     const decoder = await KVCacheDecoder.create(
       spec,

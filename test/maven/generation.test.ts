@@ -17,7 +17,7 @@ const spec: DecoderSpec = {
   layers: 0,
   kvHeads: 1,
   headDim: 1,
-  build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V + 1, V + 1]), ids), present: [] }),
+  build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V + 1, V + 1]), ids), added: [] }),
 };
 const weights = new Map([['bigram', new HostTensor('float32', [V + 1, V + 1], table)]]);
 const decodeText = (ids: readonly number[]) => ids.map((i) => ALPHABET[i] ?? '').join('');

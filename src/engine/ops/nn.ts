@@ -186,7 +186,7 @@ export function rotaryEmbedding(
 
 /** Where one layer's cached keys/values live, and how far a step fills them (`cachedAttention`). */
 export interface AttentionCache {
-  /** [B, kvHeads, C, hd] keys of every position so far, C ≥ the positions after this step. */
+  /** [B, kvHeads, C, hd] keys of every earlier position, C ≥ the positions after this step. */
   key: Tensor;
   /** [B, kvHeads, C, hd] values, likewise. */
   value: Tensor;
@@ -198,15 +198,15 @@ export interface AttentionCache {
 
 /**
  * Causal attention of a step's queries over a KV cache held in fixed-size buffers, as
- * onnxruntime's GroupQueryAttention (com.microsoft) computes it: the step's keys/values are
- * written at positions `total - T … total - 1` of the cache and attention runs over positions
- * `0 … total - 1`. Fed the same buffers as input and as pre-allocated output, onnxruntime writes
- * the new positions in place instead of concatenating past and new keys into a fresh tensor (670
- * MB a token for a 7B model at 640 positions); onnxruntime-node 1.30 still copies each fetched
- * output back out once (docs/benchmarks.md, bench/kv-cache-capacity.ts). q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd] and the
- * cache buffers as written. Query head n reads key/value head ⌊n / (heads / kvHeads)⌋. Every
- * sequence of a batch has the same length; a step of T > 1 after earlier positions needs B = 1.
- * Inference only: it has no gradient.
+ * onnxruntime's GroupQueryAttention (com.microsoft) computes it: the step's T keys/values take
+ * positions `total - T … total - 1`, after the cache's positions `0 … total - T - 1`, and
+ * attention runs over all of them. The buffers are only read: the caller adds the step's keys and
+ * values to its cache afterwards (`KVCacheDecoder` does, from the step's `added` outputs). Letting
+ * the kernel write them in place would need the buffers bound as outputs, and onnxruntime-node 1.30
+ * copies every fetched output back out, whole (bench/kv-cache-capacity.ts). q [B, T, heads·hd],
+ * k / v [B, T, kvHeads·hd] → [B, T, heads·hd]. Query head n reads key/value head
+ * ⌊n / (heads / kvHeads)⌋. Every sequence of a batch has the same length; a step of T > 1 after
+ * earlier positions needs B = 1. Inference only: it has no gradient.
  */
 export function cachedAttention(
   q: Tensor,
@@ -214,7 +214,7 @@ export function cachedAttention(
   v: Tensor,
   cache: AttentionCache,
   heads: { heads: number; kvHeads: number },
-): { out: Tensor; key: Tensor; value: Tensor } {
+): Tensor {
   const g = q.graph;
   const { heads: nH, kvHeads: kvH } = heads;
   if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3)
@@ -231,7 +231,8 @@ export function cachedAttention(
     );
   if (cache.last.dtype !== 'int32' || cache.total.dtype !== 'int32')
     throw new Error('cachedAttention: cache.last and cache.total must be int32');
-  const [out, key, value] = g.emit(
+  // The kernel's other two outputs, past and new keys/values joined, are left unused.
+  const [out] = g.emit(
     'GroupQueryAttention',
     [q, k, v, cache.key, cache.value, cache.last, cache.total],
     [
@@ -245,5 +246,5 @@ export function cachedAttention(
   g.record('cachedAttention', [q, k, v], [out], () => {
     throw new Error('cachedAttention has no gradient: it is for inference over a KV cache');
   });
-  return { out, key, value };
+  return out;
 }
