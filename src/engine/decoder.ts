@@ -3,11 +3,10 @@
  * cache; `decode` takes new tokens plus a cache and returns logits and the longer cache. The
  * model supplies one build function for both (a prompt is a step over an empty cache), so the
  * two paths cannot drift apart. The cache lives in fixed-size buffers on the host
- * (`DecoderCache`) that a step reads as inputs (`ops.cachedAttention`); the step returns only its
- * own keys and values, which are copied into the buffers after it. The buffers are never graph
- * outputs, because onnxruntime-node 1.30 copies every fetched output back out whole: a step that
- * wrote the cache in place and returned it cost in proportion to the buffers' capacity
- * (bench/kv-cache-capacity.ts, docs/benchmarks.md).
+ * (`DecoderCache`) that a step reads as inputs, without copying them (`ops.cachedAttention`); the
+ * step returns only its own keys and values, which are copied into the buffers after it. The
+ * buffers are never graph outputs, because onnxruntime-node 1.30 copies every fetched output back
+ * out whole (bench/cached-attention.ts, docs/benchmarks.md).
  *
  * Large models run both through one compiled program (prefill is a step over an empty cache), so
  * onnxruntime holds one pre-packed copy of the weights instead of one per graph; small models get
@@ -27,17 +26,15 @@ export interface LayerCache<T> {
 }
 
 /**
- * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers
- * [B, kvHeads, C, headDim] holding every earlier position (C is the cache's capacity, which
- * `DecoderCache` manages), and how many positions there are after the step (the step's own at the
- * end of that range).
+ * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers holding
+ * every earlier position (keys transposed, [B, kvHeads, 1, headDim, C]; values
+ * [B, kvHeads, 1, C, headDim]; C is the cache's capacity, which `DecoderCache` manages), and the
+ * mask [T, C + T] saying which of them, and of its own, each of the step's T positions reads
+ * (`ops.cachedAttention`).
  */
 export interface KVCacheInputs {
   layers: LayerCache<Tensor>[];
-  /** [B] int32: index of the last position after the step. */
-  last: Tensor;
-  /** [] int32: positions after the step. */
-  total: Tensor;
+  mask: Tensor;
 }
 
 export interface DecoderStep {
@@ -107,9 +104,8 @@ export interface DecoderOutput {
 
 /**
  * Positions a cache holds beyond those it needs when it is made (unless the caller sizes it) and
- * when it grows. Not large: GroupQueryAttention's cost still grows a little with the buffers'
- * capacity at equal length (bench/kv-cache-capacity.ts). Growing costs one copy of the filled
- * positions every 64 steps.
+ * when it grows. Not large: a step scores every position of the buffers, filled or masked. Growing
+ * costs one copy of the filled positions every 64 steps.
  */
 const CACHE_HEADROOM = 64;
 
@@ -170,11 +166,13 @@ export class DecoderCache {
     const total = this.length + added;
     if (total > store.capacity) store.grow(total + CACHE_HEADROOM, this.length);
     store.writes.push(this.length);
+    // An empty cache has nothing to read: its step attends over its own positions alone, instead
+    // of also scoring a whole buffer of masked ones (a 512-token prompt: 576 more per query).
+    const empty = this.length === 0;
     const feeds: Record<string, HostTensor> = {
-      'cache.last': new HostTensor('int32', [store.batch], new Int32Array(store.batch).fill(total - 1)),
-      'cache.total': new HostTensor('int32', [], Int32Array.of(total)),
+      'cache.mask': store.mask(this.length, added, empty ? 0 : store.capacity),
     };
-    store.views().forEach((c, i) => {
+    store.views(empty).forEach((c, i) => {
       feeds[`past.${i}.key`] = c.key;
       feeds[`past.${i}.value`] = c.value;
     });
@@ -213,17 +211,46 @@ class CacheStore {
     return Array.from({ length: 2 * this.spec.layers }, () => new Float32Array(n));
   }
 
-  /** Move the first `kept` positions of every row into buffers of `capacity` positions. */
+  /**
+   * How buffer `i` is laid out: `rows` runs of capacity × `unit` floats, position p of a run at
+   * p × unit. Keys (even i) are transposed, [B·kvHeads·headDim rows][C]; values
+   * [B·kvHeads rows][C][headDim].
+   */
+  private layout(i: number): { rows: number; unit: number } {
+    const { kvHeads, headDim } = this.spec;
+    return i % 2 === 0
+      ? { rows: this.batch * kvHeads * headDim, unit: 1 }
+      : { rows: this.batch * kvHeads, unit: headDim };
+  }
+
+  /** Move the first `kept` positions of every run into buffers of `capacity` positions. */
   grow(capacity: number, kept: number): void {
-    const hd = this.spec.headDim;
-    const rows = this.batch * this.spec.kvHeads; // one row per (sequence, kv head)
     const next = this.allocate(capacity);
     this.buffers.forEach((old, i) => {
+      const { rows, unit } = this.layout(i);
       for (let r = 0; r < rows; r++)
-        next[i].set(old.subarray(r * this.capacity * hd, (r * this.capacity + kept) * hd), r * capacity * hd);
+        next[i].set(
+          old.subarray(r * this.capacity * unit, (r * this.capacity + kept) * unit),
+          r * capacity * unit,
+        );
     });
     this.buffers = next;
     this.capacity = capacity;
+  }
+
+  /**
+   * [T, C + T] for a step of `added` positions after `length` over C buffer positions: 0 where
+   * its position t may look (the buffer's first `length` positions, and its own positions up to
+   * t), -∞ elsewhere.
+   */
+  mask(length: number, added: number, C: number): HostTensor {
+    const width = C + added;
+    const m = new Float32Array(added * width).fill(Number.NEGATIVE_INFINITY);
+    for (let t = 0; t < added; t++) {
+      m.fill(0, t * width, t * width + length);
+      m.fill(0, t * width + C, t * width + C + t + 1);
+    }
+    return new HostTensor('float32', [added, width], m);
   }
 
   /** Copy a step's `added.{layer}.key|value` [B, count, kvHeads·hd] to positions from…from+count-1. */
@@ -237,39 +264,57 @@ class CacheStore {
           throw new Error(
             `DecoderCache: a step's added.${i}.${part} must be [${expected.join(', ')}], got ${rows ? `[${rows.shape.join(', ')}]` : 'nothing'}`,
           );
-        const from32 = rows.data as Float32Array;
-        const buffer = this.buffers[2 * i + (part === 'key' ? 0 : 1)];
-        for (let b = 0; b < this.batch; b++)
-          for (let t = 0; t < count; t++)
-            for (let h = 0; h < kvHeads; h++) {
-              const src = ((b * count + t) * kvHeads + h) * hd; // rows [B, T, kvH, hd]
-              const dst = ((b * kvHeads + h) * this.capacity + from + t) * hd; // buffer [B, kvH, C, hd]
-              buffer.set(from32.subarray(src, src + hd), dst);
-            }
+        const src = rows.data as Float32Array; // [B, T, kvH, hd]
+        const C = this.capacity;
+        if (part === 'key') {
+          const buffer = this.buffers[2 * i]; // [B, kvH, hd, C]
+          for (let b = 0; b < this.batch; b++)
+            for (let t = 0; t < count; t++)
+              for (let h = 0; h < kvHeads; h++) {
+                const at = ((b * count + t) * kvHeads + h) * hd;
+                const to = (b * kvHeads + h) * hd * C + from + t;
+                for (let d = 0; d < hd; d++) buffer[to + d * C] = src[at + d];
+              }
+        } else {
+          const buffer = this.buffers[2 * i + 1]; // [B, kvH, C, hd]
+          for (let b = 0; b < this.batch; b++)
+            for (let t = 0; t < count; t++)
+              for (let h = 0; h < kvHeads; h++) {
+                const at = ((b * count + t) * kvHeads + h) * hd;
+                buffer.set(src.subarray(at, at + hd), ((b * kvHeads + h) * C + from + t) * hd);
+              }
+        }
       }
   }
 
-  views(): LayerCache<HostTensor>[] {
-    const shape = [this.batch, this.spec.kvHeads, this.capacity, this.spec.headDim];
+  /** The buffers as a step's inputs (KVCacheInputs' layouts), or tensors of no positions. */
+  views(empty: boolean): LayerCache<HostTensor>[] {
+    const { kvHeads, headDim } = this.spec;
+    const C = empty ? 0 : this.capacity;
+    const data = (i: number) => (empty ? new Float32Array(0) : this.buffers[i]);
     return Array.from({ length: this.spec.layers }, (_, i) => ({
-      key: new HostTensor('float32', shape, this.buffers[2 * i]),
-      value: new HostTensor('float32', shape, this.buffers[2 * i + 1]),
+      key: new HostTensor('float32', [this.batch, kvHeads, 1, headDim, C], data(2 * i)),
+      value: new HostTensor('float32', [this.batch, kvHeads, 1, C, headDim], data(2 * i + 1)),
     }));
   }
 
+  /** Copies of the first `length` positions, per layer [B, kvHeads, length, headDim] each. */
   read(length: number): LayerCache<HostTensor>[] {
-    const hd = this.spec.headDim;
-    const rows = this.batch * this.spec.kvHeads;
-    const copy = (buffer: Float32Array) => {
-      const out = new Float32Array(rows * length * hd);
-      for (let r = 0; r < rows; r++)
-        out.set(buffer.subarray(r * this.capacity * hd, (r * this.capacity + length) * hd), r * length * hd);
-      return new HostTensor('float32', [this.batch, this.spec.kvHeads, length, hd], out);
-    };
-    return Array.from({ length: this.spec.layers }, (_, i) => ({
-      key: copy(this.buffers[2 * i]),
-      value: copy(this.buffers[2 * i + 1]),
-    }));
+    const { kvHeads, headDim: hd } = this.spec;
+    const C = this.capacity;
+    const shape = [this.batch, kvHeads, length, hd];
+    return Array.from({ length: this.spec.layers }, (_, i) => {
+      const keys = this.buffers[2 * i]; // [B·kvH, hd, C]
+      const values = this.buffers[2 * i + 1]; // [B·kvH, C, hd]
+      const key = new Float32Array(this.batch * kvHeads * length * hd);
+      const value = new Float32Array(key.length);
+      for (let r = 0; r < this.batch * kvHeads; r++) {
+        for (let p = 0; p < length; p++)
+          for (let d = 0; d < hd; d++) key[(r * length + p) * hd + d] = keys[(r * hd + d) * C + p];
+        value.set(values.subarray(r * C * hd, (r * C + length) * hd), r * length * hd);
+      }
+      return { key: new HostTensor('float32', shape, key), value: new HostTensor('float32', shape, value) };
+    });
   }
 }
 
@@ -308,14 +353,12 @@ export class KVCacheDecoder {
       } else if (takesEmbeds) input = g.input('embeds', 'float32', ['B', 'T', D]);
       else input = g.input('ids', 'int64', ['B', 'T']);
       const positions = g.input('positions', 'int64', ['B', 'T']);
-      const cacheShape = ['B', spec.kvHeads, 'C', spec.headDim];
       const cache: KVCacheInputs = {
         layers: Array.from({ length: spec.layers }, (_, i) => ({
-          key: g.input(`past.${i}.key`, g.floatType, cacheShape),
-          value: g.input(`past.${i}.value`, g.floatType, cacheShape),
+          key: g.input(`past.${i}.key`, g.floatType, ['B', spec.kvHeads, 1, spec.headDim, 'C']),
+          value: g.input(`past.${i}.value`, g.floatType, ['B', spec.kvHeads, 1, 'C', spec.headDim]),
         })),
-        last: g.input('cache.last', 'int32', ['B']),
-        total: g.input('cache.total', 'int32', []),
+        mask: g.input('cache.mask', g.floatType, ['T', 'C+T']),
       };
       const step = spec.build(g, input, positions, cache);
       const outputs: Record<string, Tensor> = { logits: step.logits };
@@ -380,7 +423,7 @@ export class KVCacheDecoder {
   }
 
   /**
-   * Run new tokens `ids` [B, T] (usually T = 1; T > 1 needs B = 1) at `positions` after `cache`.
+   * Run new tokens `ids` [B, T] (usually T = 1) at `positions` after `cache`.
    * Appends the new positions to the cache's buffers; `cache` itself stays valid for other
    * continuations until one of them is decoded further (see DecoderCache).
    */
@@ -388,8 +431,6 @@ export class KVCacheDecoder {
     const [B, T] = ids.shape;
     if (B !== cache.batch)
       throw new Error(`KVCacheDecoder.decode: ${B} sequences after a cache of ${cache.batch}`);
-    if (T > 1 && B > 1)
-      throw new Error(`KVCacheDecoder.decode: ${T} tokens at once after a cache needs batch 1, got ${B}`);
     const feeds: Record<string, HostTensor> = { ids, positions };
     if (this.fromEmbeds && this.decodeProgram.reads('embeds')) feeds.embeds = this.noEmbeds(B);
     return this.step(this.decodeProgram, feeds, cache, T);

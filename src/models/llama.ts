@@ -240,8 +240,7 @@ export class Llama {
       const attn = cache
         ? this.cachedAttention(g, p, h, positions, table!, {
             ...cache.layers[i],
-            last: cache.last,
-            total: cache.total,
+            mask: cache.mask,
           })
         : this.attention(g, p, h, rotary!, (q, k) => {
             mask ??= this.mask(q, k, attentionMask);

@@ -43,7 +43,7 @@ const spec: DecoderSpec = {
         project('q'),
         key,
         value,
-        { ...cache.layers[l], last: cache.last, total: cache.total },
+        { ...cache.layers[l], mask: cache.mask },
         { heads: H, kvHeads: H },
       ); // [B, T, D]
       added.push({ key, value });
@@ -187,6 +187,31 @@ describe('KVCacheDecoder', () => {
       dec.decode(ids([1]), range(prompt.length + 1, 1), longer.cache),
       /stale: a later step over the same buffers rewrote position 5/,
     );
+  });
+
+  it('decodes several tokens at once for a batch of sequences', async () => {
+    const dec = await KVCacheDecoder.create(spec, weights());
+    const batch = (rows: number[][]) =>
+      new HostTensor('int64', [rows.length, rows[0].length], BigInt64Array.from(rows.flat(), BigInt));
+    const prompts = [
+      [3, 14, 15, 9],
+      [2, 7, 1, 8],
+    ];
+    const answers = [
+      [6, 5, 3],
+      [20, 0, 11],
+    ];
+    const positions = (from: number, n: number) =>
+      batch([0, 1].map(() => Array.from({ length: n }, (_, i) => from + i)));
+    const pre = await dec.prefill(batch(prompts), positions(0, 4));
+    const step = await dec.decode(batch(answers), positions(4, 3), pre.cache);
+    assert.deepEqual(step.logits.shape, [2, 3, V]);
+    for (const row of [0, 1]) {
+      const whole = await dec.prefill(ids([...prompts[row], ...answers[row]]), range(0, 7));
+      const a = (step.logits.data as Float32Array).subarray(row * 3 * V, (row + 1) * 3 * V);
+      const b = (whole.logits.data as Float32Array).subarray(4 * V);
+      for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `row ${row} logit ${j}`);
+    }
   });
 
   it('shares one program by default only from SHARED_PROGRAM_FROM_BYTES of weights', async () => {

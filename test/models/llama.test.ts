@@ -429,7 +429,7 @@ describe('Llama: configs and parameters', () => {
     assert.throws(
       () =>
         llama.forward(g, embeds, positions, {
-          cache: { layers: [], last: g.input('last', 'int32', ['B']), total: g.input('total', 'int32', []) },
+          cache: { layers: [], mask: g.input('mask', 'float32', ['T', 'C+T']) },
         }),
       /the cache has 0 layers, the model has 2/,
     );

@@ -6,7 +6,7 @@ import type { Tensor } from '../tensor.ts';
 import { add, div, exp, logicalAnd, mul, pow, reciprocal, rsqrt, sqrt, sub, where } from './elementwise.ts';
 import { matmul } from './matmul.ts';
 import { mean, sum } from './reduce.ts';
-import { dimOf, mT, unsqueeze } from './shape-ops.ts';
+import { concat, dimOf, mT, reshape, transpose, unsqueeze } from './shape-ops.ts';
 import { emit1, requireFloat, sumToShape } from './util.ts';
 
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -184,29 +184,36 @@ export function rotaryEmbedding(
   return out;
 }
 
-/** Where one layer's cached keys/values live, and how far a step fills them (`cachedAttention`). */
+/** Where one layer's cached keys/values live, and which of them a step may read (`cachedAttention`). */
 export interface AttentionCache {
-  /** [B, kvHeads, C, hd] keys of every earlier position, C ≥ the positions after this step. */
+  /**
+   * [B, kvHeads, 1, hd, C] keys of the earlier positions, transposed (so that a step's scores are
+   * one MatMul over the buffer, with no copy of it); C is the buffer's capacity.
+   */
   key: Tensor;
-  /** [B, kvHeads, C, hd] values, likewise. */
+  /** [B, kvHeads, 1, C, hd] values of the earlier positions. */
   value: Tensor;
-  /** [B] int32: the index of each sequence's last position after this step. */
-  last: Tensor;
-  /** [] int32: the positions after this step (one more than `last`). */
-  total: Tensor;
+  /**
+   * [T, C + T] added to the scores of the step's T queries: 0 where query t may look (the filled
+   * positions of the buffer, and the step's own positions up to t), -∞ elsewhere.
+   */
+  mask: Tensor;
 }
 
 /**
- * Causal attention of a step's queries over a KV cache held in fixed-size buffers, as
- * onnxruntime's GroupQueryAttention (com.microsoft) computes it: the step's T keys/values take
- * positions `total - T … total - 1`, after the cache's positions `0 … total - T - 1`, and
- * attention runs over all of them. The buffers are only read: the caller adds the step's keys and
- * values to its cache afterwards (`KVCacheDecoder` does, from the step's `added` outputs). Letting
- * the kernel write them in place would need the buffers bound as outputs, and onnxruntime-node 1.30
- * copies every fetched output back out, whole (bench/kv-cache-capacity.ts). q [B, T, heads·hd],
- * k / v [B, T, kvHeads·hd] → [B, T, heads·hd]. Query head n reads key/value head
- * ⌊n / (heads / kvHeads)⌋. Every sequence of a batch has the same length; a step of T > 1 after
- * earlier positions needs B = 1. Inference only: it has no gradient.
+ * Causal attention of a step's queries over a KV cache held in fixed-size buffers, as explicit
+ * ops: scores against the buffer and against the step's own keys, one softmax over both (the
+ * mask hides unfilled positions and later ones), and the two weighted sums of values added. The
+ * buffers are only read, never copied: onnxruntime's fused GroupQueryAttention (com.microsoft),
+ * which this replaced, copies the whole past into a new present tensor on every step unless the
+ * buffers are also bound as outputs, and onnxruntime-node 1.30 copies every fetched output back
+ * out, whole. On one decode step over 512 positions these ops took 2.75 ms for 30 layers of the
+ * ~135M shape against GroupQueryAttention's 4.13, and 8.4 against 73.0 ms for 32 layers of 7B's
+ * (bench/cached-attention.ts has the current figures). The caller adds the step's keys and
+ * values to its cache afterwards (`KVCacheDecoder` does, from the step's `added` outputs).
+ * q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd]. Query head n reads key/value
+ * head ⌊n / (heads / kvHeads)⌋. Every sequence of a batch has the same length. Inference only:
+ * it has no gradient.
  */
 export function cachedAttention(
   q: Tensor,
@@ -225,24 +232,36 @@ export function cachedAttention(
     throw new Error(`cachedAttention: ${nH} query heads do not group over ${kvH} key/value heads`);
   const width = q.shape[2];
   const hd = typeof width === 'number' ? width / nH : Number.NaN;
-  if (!Number.isInteger(hd) || hd % 8 !== 0)
+  if (!Number.isInteger(hd) || k.shape[2] !== kvH * hd || v.shape[2] !== kvH * hd)
     throw new Error(
-      `cachedAttention: head width ${width}/${nH} must be a multiple of 8 (GroupQueryAttention)`,
+      `cachedAttention: widths ${formatShape(q.shape)}, ${formatShape(k.shape)}, ${formatShape(v.shape)} do not split into ${nH} / ${kvH} heads`,
     );
-  if (cache.last.dtype !== 'int32' || cache.total.dtype !== 'int32')
-    throw new Error('cachedAttention: cache.last and cache.total must be int32');
-  // The kernel's other two outputs, past and new keys/values joined, are left unused.
-  const [out] = g.emit(
-    'GroupQueryAttention',
-    [q, k, v, cache.key, cache.value, cache.last, cache.total],
-    [
-      { dtype: q.dtype, shape: q.shape },
-      { dtype: cache.key.dtype, shape: cache.key.shape },
-      { dtype: cache.value.dtype, shape: cache.value.shape },
-    ],
-    { num_heads: attr.int(nH), kv_num_heads: attr.int(kvH), scale: attr.float(1 / Math.sqrt(hd)) },
-    'com.microsoft',
-  );
+  if (cache.key.rank !== 5 || cache.value.rank !== 5 || cache.mask.rank !== 2)
+    throw new Error(
+      `cachedAttention: cache key [B, kvHeads, 1, hd, C], value [B, kvHeads, 1, C, hd], mask [T, C+T], got ${formatShape(cache.key.shape)}, ${formatShape(cache.value.shape)}, ${formatShape(cache.mask.shape)}`,
+    );
+  const group = nH / kvH;
+  const [B, T] = q.shape;
+  const out = g.untaped(() => {
+    const scaled = mul(q, g.scalar(1 / Math.sqrt(hd), q.dtype));
+    const q5 = transpose(reshape(scaled, [B, T, kvH, group, hd]), [0, 2, 3, 1, 4]); // [B, kvH, group, T, hd]
+    const kNew = transpose(reshape(k, [B, T, kvH, 1, hd]), [0, 2, 3, 4, 1]); // [B, kvH, 1, hd, T]
+    const vNew = transpose(reshape(v, [B, T, kvH, 1, hd]), [0, 2, 3, 1, 4]); // [B, kvH, 1, T, hd]
+    const scores = concat([matmul(q5, cache.key), matmul(q5, kNew)], 4); // [B, kvH, group, T, C+T]
+    const weights = softmax(add(scores, cache.mask), -1);
+    const sizes = concat([dimOf(cache.key, 4), dimOf(kNew, 4)], 0); // [C, T]
+    const [past, own] = g.emit(
+      'Split',
+      [weights, sizes],
+      [
+        { dtype: weights.dtype, shape: [...weights.shape.slice(0, 4), cache.key.shape[4]] },
+        { dtype: weights.dtype, shape: [...weights.shape.slice(0, 4), T] },
+      ],
+      { axis: attr.int(4) },
+    );
+    const y = add(matmul(past, cache.value), matmul(own, vNew)); // [B, kvH, group, T, hd]
+    return reshape(transpose(y, [0, 3, 1, 2, 4]), [B, T, nH * hd]); // [B, T, nH·hd]
+  });
   g.record('cachedAttention', [q, k, v], [out], () => {
     throw new Error('cachedAttention has no gradient: it is for inference over a KV cache');
   });
