@@ -26,9 +26,9 @@ export interface LayerCache<T> {
 }
 
 /**
- * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers holding
- * every earlier position (keys transposed, [B, kvHeads, 1, headDim, C]; values
- * [B, kvHeads, 1, C, headDim]; C is the cache's capacity, which `DecoderCache` manages), and the
+ * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers
+ * [B, kvHeads, 1, C, headDim] holding every earlier position (C is the cache's capacity, which
+ * `DecoderCache` manages), and the
  * mask [T, C + T] saying which of them, and of its own, each of the step's T positions reads
  * (`ops.cachedAttention`).
  */
@@ -211,28 +211,14 @@ class CacheStore {
     return Array.from({ length: 2 * this.spec.layers }, () => new Float32Array(n));
   }
 
-  /**
-   * How buffer `i` is laid out: `rows` runs of capacity × `unit` floats, position p of a run at
-   * p × unit. Keys (even i) are transposed, [B·kvHeads·headDim rows][C]; values
-   * [B·kvHeads rows][C][headDim].
-   */
-  private layout(i: number): { rows: number; unit: number } {
-    const { kvHeads, headDim } = this.spec;
-    return i % 2 === 0
-      ? { rows: this.batch * kvHeads * headDim, unit: 1 }
-      : { rows: this.batch * kvHeads, unit: headDim };
-  }
-
-  /** Move the first `kept` positions of every run into buffers of `capacity` positions. */
+  /** Move the first `kept` positions of every row into buffers of `capacity` positions. */
   grow(capacity: number, kept: number): void {
+    const hd = this.spec.headDim;
+    const rows = this.batch * this.spec.kvHeads; // one row per (sequence, kv head)
     const next = this.allocate(capacity);
     this.buffers.forEach((old, i) => {
-      const { rows, unit } = this.layout(i);
       for (let r = 0; r < rows; r++)
-        next[i].set(
-          old.subarray(r * this.capacity * unit, (r * this.capacity + kept) * unit),
-          r * capacity * unit,
-        );
+        next[i].set(old.subarray(r * this.capacity * hd, (r * this.capacity + kept) * hd), r * capacity * hd);
     });
     this.buffers = next;
     this.capacity = capacity;
@@ -265,56 +251,40 @@ class CacheStore {
             `DecoderCache: a step's added.${i}.${part} must be [${expected.join(', ')}], got ${rows ? `[${rows.shape.join(', ')}]` : 'nothing'}`,
           );
         const src = rows.data as Float32Array; // [B, T, kvH, hd]
-        const C = this.capacity;
-        if (part === 'key') {
-          const buffer = this.buffers[2 * i]; // [B, kvH, hd, C]
-          for (let b = 0; b < this.batch; b++)
-            for (let t = 0; t < count; t++)
-              for (let h = 0; h < kvHeads; h++) {
-                const at = ((b * count + t) * kvHeads + h) * hd;
-                const to = (b * kvHeads + h) * hd * C + from + t;
-                for (let d = 0; d < hd; d++) buffer[to + d * C] = src[at + d];
-              }
-        } else {
-          const buffer = this.buffers[2 * i + 1]; // [B, kvH, C, hd]
-          for (let b = 0; b < this.batch; b++)
-            for (let t = 0; t < count; t++)
-              for (let h = 0; h < kvHeads; h++) {
-                const at = ((b * count + t) * kvHeads + h) * hd;
-                buffer.set(src.subarray(at, at + hd), ((b * kvHeads + h) * C + from + t) * hd);
-              }
-        }
+        const buffer = this.buffers[2 * i + (part === 'key' ? 0 : 1)]; // [B, kvH, C, hd]
+        for (let b = 0; b < this.batch; b++)
+          for (let t = 0; t < count; t++)
+            for (let h = 0; h < kvHeads; h++) {
+              const at = ((b * count + t) * kvHeads + h) * hd;
+              buffer.set(src.subarray(at, at + hd), ((b * kvHeads + h) * this.capacity + from + t) * hd);
+            }
       }
   }
 
-  /** The buffers as a step's inputs (KVCacheInputs' layouts), or tensors of no positions. */
+  /** The buffers as a step's inputs (KVCacheInputs' layout), or tensors of no positions. */
   views(empty: boolean): LayerCache<HostTensor>[] {
-    const { kvHeads, headDim } = this.spec;
-    const C = empty ? 0 : this.capacity;
+    const shape = [this.batch, this.spec.kvHeads, 1, empty ? 0 : this.capacity, this.spec.headDim];
     const data = (i: number) => (empty ? new Float32Array(0) : this.buffers[i]);
     return Array.from({ length: this.spec.layers }, (_, i) => ({
-      key: new HostTensor('float32', [this.batch, kvHeads, 1, headDim, C], data(2 * i)),
-      value: new HostTensor('float32', [this.batch, kvHeads, 1, C, headDim], data(2 * i + 1)),
+      key: new HostTensor('float32', shape, data(2 * i)),
+      value: new HostTensor('float32', shape, data(2 * i + 1)),
     }));
   }
 
   /** Copies of the first `length` positions, per layer [B, kvHeads, length, headDim] each. */
   read(length: number): LayerCache<HostTensor>[] {
-    const { kvHeads, headDim: hd } = this.spec;
-    const C = this.capacity;
-    const shape = [this.batch, kvHeads, length, hd];
-    return Array.from({ length: this.spec.layers }, (_, i) => {
-      const keys = this.buffers[2 * i]; // [B·kvH, hd, C]
-      const values = this.buffers[2 * i + 1]; // [B·kvH, C, hd]
-      const key = new Float32Array(this.batch * kvHeads * length * hd);
-      const value = new Float32Array(key.length);
-      for (let r = 0; r < this.batch * kvHeads; r++) {
-        for (let p = 0; p < length; p++)
-          for (let d = 0; d < hd; d++) key[(r * length + p) * hd + d] = keys[(r * hd + d) * C + p];
-        value.set(values.subarray(r * C * hd, (r * C + length) * hd), r * length * hd);
-      }
-      return { key: new HostTensor('float32', shape, key), value: new HostTensor('float32', shape, value) };
-    });
+    const hd = this.spec.headDim;
+    const rows = this.batch * this.spec.kvHeads;
+    const copy = (buffer: Float32Array) => {
+      const out = new Float32Array(rows * length * hd);
+      for (let r = 0; r < rows; r++)
+        out.set(buffer.subarray(r * this.capacity * hd, (r * this.capacity + length) * hd), r * length * hd);
+      return new HostTensor('float32', [this.batch, this.spec.kvHeads, length, hd], out);
+    };
+    return Array.from({ length: this.spec.layers }, (_, i) => ({
+      key: copy(this.buffers[2 * i]),
+      value: copy(this.buffers[2 * i + 1]),
+    }));
   }
 }
 
@@ -355,7 +325,7 @@ export class KVCacheDecoder {
       const positions = g.input('positions', 'int64', ['B', 'T']);
       const cache: KVCacheInputs = {
         layers: Array.from({ length: spec.layers }, (_, i) => ({
-          key: g.input(`past.${i}.key`, g.floatType, ['B', spec.kvHeads, 1, spec.headDim, 'C']),
+          key: g.input(`past.${i}.key`, g.floatType, ['B', spec.kvHeads, 1, 'C', spec.headDim]),
           value: g.input(`past.${i}.value`, g.floatType, ['B', spec.kvHeads, 1, 'C', spec.headDim]),
         })),
         mask: g.input('cache.mask', g.floatType, ['T', 'C+T']),

@@ -186,10 +186,7 @@ export function rotaryEmbedding(
 
 /** Where one layer's cached keys/values live, and which of them a step may read (`cachedAttention`). */
 export interface AttentionCache {
-  /**
-   * [B, kvHeads, 1, hd, C] keys of the earlier positions, transposed (so that a step's scores are
-   * one MatMul over the buffer, with no copy of it); C is the buffer's capacity.
-   */
+  /** [B, kvHeads, 1, C, hd] keys of the earlier positions; C is the buffer's capacity. */
   key: Tensor;
   /** [B, kvHeads, 1, C, hd] values of the earlier positions. */
   value: Tensor;
@@ -238,23 +235,24 @@ export function cachedAttention(
     );
   if (cache.key.rank !== 5 || cache.value.rank !== 5 || cache.mask.rank !== 2)
     throw new Error(
-      `cachedAttention: cache key [B, kvHeads, 1, hd, C], value [B, kvHeads, 1, C, hd], mask [T, C+T], got ${formatShape(cache.key.shape)}, ${formatShape(cache.value.shape)}, ${formatShape(cache.mask.shape)}`,
+      `cachedAttention: cache key and value [B, kvHeads, 1, C, hd], mask [T, C+T], got ${formatShape(cache.key.shape)}, ${formatShape(cache.value.shape)}, ${formatShape(cache.mask.shape)}`,
     );
   const group = nH / kvH;
   const [B, T] = q.shape;
   const out = g.untaped(() => {
     const scaled = mul(q, g.scalar(1 / Math.sqrt(hd), q.dtype));
     const q5 = transpose(reshape(scaled, [B, T, kvH, group, hd]), [0, 2, 3, 1, 4]); // [B, kvH, group, T, hd]
-    const kNew = transpose(reshape(k, [B, T, kvH, 1, hd]), [0, 2, 3, 4, 1]); // [B, kvH, 1, hd, T]
+    const kNew = transpose(reshape(k, [B, T, kvH, 1, hd]), [0, 2, 3, 1, 4]); // [B, kvH, 1, T, hd]
     const vNew = transpose(reshape(v, [B, T, kvH, 1, hd]), [0, 2, 3, 1, 4]); // [B, kvH, 1, T, hd]
-    const scores = concat([matmul(q5, cache.key), matmul(q5, kNew)], 4); // [B, kvH, group, T, C+T]
+    // onnxruntime fuses each Transpose into its MatMul (FusedMatMul, transB): the buffer is not copied.
+    const scores = concat([matmul(q5, mT(cache.key)), matmul(q5, mT(kNew))], 4); // [B, kvH, group, T, C+T]
     const weights = softmax(add(scores, cache.mask), -1);
-    const sizes = concat([dimOf(cache.key, 4), dimOf(kNew, 4)], 0); // [C, T]
+    const sizes = concat([dimOf(cache.key, 3), dimOf(kNew, 3)], 0); // [C, T]
     const [past, own] = g.emit(
       'Split',
       [weights, sizes],
       [
-        { dtype: weights.dtype, shape: [...weights.shape.slice(0, 4), cache.key.shape[4]] },
+        { dtype: weights.dtype, shape: [...weights.shape.slice(0, 4), cache.key.shape[3]] },
         { dtype: weights.dtype, shape: [...weights.shape.slice(0, 4), T] },
       ],
       { axis: attr.int(4) },
