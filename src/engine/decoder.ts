@@ -38,8 +38,8 @@ export interface KVCacheInputs {
 }
 
 export interface DecoderStep {
-  /** [B, T, V] logits. */
-  logits: Tensor;
+  /** [B, T, D] hidden states after the last layer (and its norm), before the head. */
+  hidden: Tensor;
   /**
    * Per layer, the step's keys and values [B, T, kvHeads·headDim], as attention read them (keys
    * after any rotary): the decoder appends them to the cache.
@@ -60,6 +60,8 @@ export interface DecoderSpec {
    * cache.
    */
   build(g: Graph, input: Tensor, positions: Tensor, cache: KVCacheInputs): DecoderStep;
+  /** Hidden states [B, R, D] → logits [B, R, V]. Apart, so a step computes only the rows asked for. */
+  head(g: Graph, hidden: Tensor): Tensor;
   /**
    * Token ids [B, T] → input embeddings [B, T, hiddenSize]. With it, a decoder that prefills from
    * embeddings can still share one program between prefill and decode (the step then takes ids
@@ -94,6 +96,13 @@ export interface DecoderOptions {
    */
   decodeThreads?: number;
   runtime?: RuntimeOptions;
+}
+
+export interface PrefillOptions {
+  /** Positions the new cache holds before it grows (default: the prompt and 64 more). */
+  capacity?: number;
+  /** Logits of the last position (default) or of every position. */
+  logits?: 'last' | 'all';
 }
 
 export interface DecoderOutput {
@@ -331,7 +340,15 @@ export class KVCacheDecoder {
         mask: g.input('cache.mask', g.floatType, ['T', 'C+T']),
       };
       const step = spec.build(g, input, positions, cache);
-      const outputs: Record<string, Tensor> = { logits: step.logits };
+      // Logits of the last R positions only: a prompt's next token needs one row of them, and
+      // every row of a large vocabulary costs a matrix product and V floats to hand back.
+      const rows = g.input('logits.rows', 'int64', [1]);
+      const [last] = g.emit(
+        'Slice',
+        [step.hidden, ops.neg(rows), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])],
+        [{ dtype: step.hidden.dtype, shape: [step.hidden.shape[0], 'R', step.hidden.shape[2]] }],
+      );
+      const outputs: Record<string, Tensor> = { logits: spec.head(g, last) };
       step.added.forEach((c, i) => {
         outputs[`added.${i}.key`] = c.key;
         outputs[`added.${i}.value`] = c.value;
@@ -377,24 +394,28 @@ export class KVCacheDecoder {
 
   /**
    * Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T],
-   * into a new cache with room for `capacity` positions (default: the prompt and 64 more; it
-   * grows by 64 past what a later step needs).
+   * into a new cache. Returns the logits of its last position, [B, 1, V] (of all, [B, T, V], with
+   * `logits: 'all'`).
    */
-  async prefill(input: HostTensor, positions: HostTensor, capacity?: number): Promise<DecoderOutput> {
+  async prefill(
+    input: HostTensor,
+    positions: HostTensor,
+    options: PrefillOptions = {},
+  ): Promise<DecoderOutput> {
     const [B, T] = input.shape;
-    const empty = DecoderCache.empty(this.spec, B, capacity ?? T + CACHE_HEADROOM);
+    const empty = DecoderCache.empty(this.spec, B, options.capacity ?? T + CACHE_HEADROOM);
     const name = input.dtype === 'int64' ? 'ids' : 'embeds';
     const feeds: Record<string, HostTensor> = { [name]: input, positions };
     if (this.fromEmbeds && this.prefillProgram.reads('ids') && this.prefillProgram.reads('embeds')) {
       if (name === 'embeds') feeds.ids = new HostTensor('int64', [B, 0], new BigInt64Array(0));
       else feeds.embeds = this.noEmbeds(B);
     }
-    return this.step(this.prefillProgram, feeds, empty, T);
+    return this.step(this.prefillProgram, feeds, empty, T, options.logits === 'all' ? T : 1);
   }
 
   /**
-   * Run new tokens `ids` [B, T] (usually T = 1) at `positions` after `cache`.
-   * Appends the new positions to the cache's buffers; `cache` itself stays valid for other
+   * Run new tokens `ids` [B, T] (usually T = 1) at `positions` after `cache`; their logits,
+   * [B, T, V]. Appends the new positions to the cache's buffers; `cache` itself stays valid for other
    * continuations until one of them is decoded further (see DecoderCache).
    */
   async decode(ids: HostTensor, positions: HostTensor, cache: DecoderCache): Promise<DecoderOutput> {
@@ -420,8 +441,10 @@ export class KVCacheDecoder {
     inputs: Record<string, HostTensor>,
     cache: DecoderCache,
     added: number,
+    logitRows = added,
   ): Promise<DecoderOutput> {
     const { feeds, append } = cache.step(added);
+    feeds['logits.rows'] = new HostTensor('int64', [1], BigInt64Array.of(BigInt(logitRows)));
     const r = await program.run(only(program, { ...inputs, ...feeds }));
     return { logits: r.logits, cache: append(r) };
   }
@@ -450,14 +473,15 @@ export class DecoderStream {
     return this.cache?.length ?? 0;
   }
 
-  /** Run the prompt (as KVCacheDecoder.prefill); starts the sequence over. Returns the logits. */
+  /**
+   * Run the prompt (as KVCacheDecoder.prefill); starts the sequence over. Returns the logits of
+   * its last position, [B, 1, V].
+   */
   async prefill(input: HostTensor, positions: HostTensor): Promise<HostTensor> {
     const T = input.shape[1];
-    const out = await this.decoder.prefill(
-      input,
-      positions,
-      Math.max(T, Math.min(this.capacity, T + CACHE_HEADROOM)),
-    );
+    const out = await this.decoder.prefill(input, positions, {
+      capacity: Math.max(T, Math.min(this.capacity, T + CACHE_HEADROOM)),
+    });
     this.cache = out.cache;
     return out.logits;
   }

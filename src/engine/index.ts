@@ -33,6 +33,7 @@ export {
   KVCacheDecoder,
   type KVCacheInputs,
   type LayerCache,
+  type PrefillOptions,
 } from './decoder.ts';
 export { allocate, type DType, type FloatDType, type HostArray, isFloat } from './dtype.ts';
 export { attr, Graph, type GraphOptions } from './graph.ts';

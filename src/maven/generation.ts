@@ -148,7 +148,7 @@ export async function scoreCandidates(
 ): Promise<CandidateScore[]> {
   const promptLength = prompt.shape[1];
   const longest = Math.max(0, ...candidates.map((c) => c.length));
-  const pre = await decoder.prefill(prompt, range(0, promptLength), promptLength + longest);
+  const pre = await decoder.prefill(prompt, range(0, promptLength), { capacity: promptLength + longest });
   const first = logSoftmaxRow(lastRow(pre.logits));
   const results: CandidateScore[] = [];
   for (const cand of candidates) {

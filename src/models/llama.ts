@@ -269,9 +269,9 @@ export class Llama {
       hiddenSize: this.config.hiddenSize,
       build: (g, input, positions, cache) => {
         const embeds = input.dtype === 'int64' ? this.embedTokens(g, input) : input;
-        const { hidden, added } = this.forward(g, embeds, positions, { cache });
-        return { logits: this.logits(g, hidden), added };
+        return this.forward(g, embeds, positions, { cache });
       },
+      head: (g, hidden) => this.logits(g, hidden),
       embedIds: (g, ids) => this.embedTokens(g, ids),
     };
   }

@@ -56,8 +56,9 @@ const spec: DecoderSpec = {
         ),
       );
     }
-    return { logits: ops.linear(x, g.param('wte', [V, D])), added };
+    return { hidden: x, added };
   },
+  head: (g, hidden) => ops.linear(hidden, g.param('wte', [V, D])),
   embedIds: (g, input) => ops.gather(g.param('wte', [V, D]), input),
 };
 
@@ -86,7 +87,8 @@ describe('KVCacheDecoder', () => {
       const fullLogits: Float32Array[] = [];
       for (let i = 0; i < 8; i++) {
         const r = await dec.prefill(ids(full), range(0, full.length));
-        fullLogits.push((r.logits.data as Float32Array).slice((full.length - 1) * V));
+        assert.deepEqual(r.logits.shape, [1, 1, V]); // a prompt's logits: its last position's
+        fullLogits.push((r.logits.data as Float32Array).slice());
         full.push(argmaxLast(r.logits));
       }
 
@@ -124,8 +126,9 @@ describe('KVCacheDecoder', () => {
         [1, prompt.length, D],
         new Float32Array(prompt.flatMap((t) => [...table.subarray(t * D, (t + 1) * D)])),
       );
-      const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
-      const b = await byEmbeds.prefill(embeds, range(0, prompt.length));
+      const a = await byIds.prefill(ids(prompt), range(0, prompt.length), { logits: 'all' });
+      const b = await byEmbeds.prefill(embeds, range(0, prompt.length), { logits: 'all' });
+      assert.deepEqual(b.logits.shape, [1, prompt.length, V]);
       const la = a.logits.data as Float32Array;
       const lb = b.logits.data as Float32Array;
       for (let i = 0; i < la.length; i++) assert.ok(Math.abs(la[i] - lb[i]) < 1e-5);
@@ -164,14 +167,16 @@ describe('KVCacheDecoder', () => {
   it('continues several times from one cache (scoring answers), and refuses a cache a shorter one overwrote', async () => {
     const dec = await KVCacheDecoder.create(spec, weights());
     const prompt = [3, 14, 15, 9, 2];
-    const pre = await dec.prefill(ids(prompt), range(0, prompt.length), prompt.length); // full: the answers grow it
+    const pre = await dec.prefill(ids(prompt), range(0, prompt.length), { capacity: prompt.length }); // full: the answers grow it
     for (const answer of [
       [7, 1, 4],
       [20, 5],
       [11, 11, 11, 11],
     ]) {
       const branch = await dec.decode(ids(answer), range(prompt.length, answer.length), pre.cache);
-      const whole = await dec.prefill(ids([...prompt, ...answer]), range(0, prompt.length + answer.length));
+      const whole = await dec.prefill(ids([...prompt, ...answer]), range(0, prompt.length + answer.length), {
+        logits: 'all',
+      });
       const a = branch.logits.data as Float32Array;
       const b = (whole.logits.data as Float32Array).subarray(prompt.length * V);
       assert.equal(a.length, b.length);
@@ -207,7 +212,9 @@ describe('KVCacheDecoder', () => {
     const step = await dec.decode(batch(answers), positions(4, 3), pre.cache);
     assert.deepEqual(step.logits.shape, [2, 3, V]);
     for (const row of [0, 1]) {
-      const whole = await dec.prefill(ids([...prompts[row], ...answers[row]]), range(0, 7));
+      const whole = await dec.prefill(ids([...prompts[row], ...answers[row]]), range(0, 7), {
+        logits: 'all',
+      });
       const a = (step.logits.data as Float32Array).subarray(row * 3 * V, (row + 1) * 3 * V);
       const b = (whole.logits.data as Float32Array).subarray(4 * V);
       for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - b[j]) < 1e-5, `row ${row} logit ${j}`);

@@ -135,7 +135,8 @@ describe('option choice by likelihood', () => {
       layers: 0,
       kvHeads: 1,
       headDim: 1,
-      build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V, V]), ids), added: [] }),
+      build: (g, ids) => ({ hidden: ops.gather(g.param('bigram', [V, V]), ids), added: [] }),
+      head: (_, rows) => rows, // the gathered rows are the logits
     };
     const decoder = await KVCacheDecoder.create(
       spec,

@@ -17,7 +17,8 @@ const spec: DecoderSpec = {
   layers: 0,
   kvHeads: 1,
   headDim: 1,
-  build: (g, ids) => ({ logits: ops.gather(g.param('bigram', [V + 1, V + 1]), ids), added: [] }),
+  build: (g, ids) => ({ hidden: ops.gather(g.param('bigram', [V + 1, V + 1]), ids), added: [] }),
+  head: (_, rows) => rows, // the gathered rows are the logits
 };
 const weights = new Map([['bigram', new HostTensor('float32', [V + 1, V + 1], table)]]);
 const decodeText = (ids: readonly number[]) => ids.map((i) => ALPHABET[i] ?? '').join('');

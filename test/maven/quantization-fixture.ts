@@ -43,7 +43,13 @@ export async function imagesFor(model: MavenModel, names: string[]) {
 /** Logits of every prompt position, and the greedy answer. */
 export async function run(model: MavenModel, p: { prompt: string; images: string[] }) {
   const prepared = await model.prepare(p.prompt, await imagesFor(model, p.images));
-  const { logits } = await (await model.llmDecoder()).prefill(prepared.embeds, positionsFor(prepared.embeds));
+  const { logits } = await (await model.llmDecoder()).prefill(
+    prepared.embeds,
+    positionsFor(prepared.embeds),
+    {
+      logits: 'all',
+    },
+  );
   const { text } = await model.generate(p.prompt, await imagesFor(model, p.images), { maxNewTokens: 12 });
   return { logits: logits.data as Float32Array, text };
 }
