@@ -198,6 +198,21 @@ export interface AttentionCache {
 }
 
 /**
+ * [C, T] int64 from a step's mask [T, C+T]: where its weights split into the buffer's positions
+ * and its own. Every layer of a step shares the mask, so the few shape nodes are emitted once.
+ */
+const splitSizesOf = new WeakMap<Tensor, Tensor>();
+function splitSizes(mask: Tensor): Tensor {
+  let sizes = splitSizesOf.get(mask);
+  if (!sizes) {
+    const own = dimOf(mask, 0); // [T]
+    sizes = concat([sub(dimOf(mask, 1), own), own], 0);
+    splitSizesOf.set(mask, sizes);
+  }
+  return sizes;
+}
+
+/**
  * Causal attention of a step's queries over a KV cache held in fixed-size buffers, as explicit
  * ops: scores against the buffer and against the step's own keys, one softmax over both (the
  * mask hides unfilled positions and later ones), and the two weighted sums of values added. The
@@ -247,7 +262,7 @@ export function cachedAttention(
     // onnxruntime fuses each Transpose into its MatMul (FusedMatMul, transB): the buffer is not copied.
     const scores = concat([matmul(q5, mT(cache.key)), matmul(q5, mT(kNew))], 4); // [B, kvH, group, T, C+T]
     const weights = softmax(add(scores, cache.mask), -1);
-    const sizes = concat([dimOf(cache.key, 3), dimOf(kNew, 3)], 0); // [C, T]
+    const sizes = splitSizes(cache.mask); // [C, T]
     const [past, own] = g.emit(
       'Split',
       [weights, sizes],
