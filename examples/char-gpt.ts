@@ -4,10 +4,14 @@
  *
  *   npx tsx examples/char-gpt.ts [--steps 500]
  *
- * (The MaVEn demo on the embedded default model replaces this as `npm start` once the model
- * and training issues land.)
+ * (`npm start` runs the MaVEn demo on the embedded default model; this shows the engine alone.)
  */
-import { type DecoderSpec, KVCacheDecoder, type LayerCache } from '../src/engine/decoder.ts';
+import {
+  type DecoderSpec,
+  KVCacheDecoder,
+  type KVCacheInputs,
+  type LayerCache,
+} from '../src/engine/decoder.ts';
 import type { Graph } from '../src/engine/graph.ts';
 import { HostTensor } from '../src/engine/host-tensor.ts';
 import * as ops from '../src/engine/ops/index.ts';
@@ -58,29 +62,40 @@ function initialWeights(seed: number): Map<string, HostTensor> {
   return w;
 }
 
-/** One forward pass; with `past`, attends over cached keys/values too. */
-function forward(g: Graph, ids: Tensor, positions: Tensor, past: LayerCache<Tensor>[] | null) {
+/**
+ * One forward pass to the final hidden states [B, T, D]. Training attends over the input alone;
+ * with `cache` (the KV-cache decoder's), over the cached positions too, returning this step's
+ * keys and values for the decoder to append.
+ */
+function forward(g: Graph, ids: Tensor, positions: Tensor, cache: KVCacheInputs | null) {
   const D = cfg.dModel;
   let x = ops.add(
     ops.gather(g.param('wte', [V, D]), ids),
     ops.gather(g.param('wpe', [cfg.context, D]), positions),
   ); // [B, T, D]
-  const present: LayerCache<Tensor>[] = [];
+  const added: LayerCache<Tensor>[] = [];
   for (let l = 0; l < cfg.layers; l++) {
     const h = ops.rmsNorm(x, g.param(`h.${l}.norm1`, [D]));
-    const heads = (n: string) =>
-      ops
-        .reshape(ops.linear(h, g.param(`h.${l}.attn.${n}`, [D, D])), ['B', 'T', cfg.heads, hs])
-        .transpose([0, 2, 1, 3]); // [B, nh, T, hs]
-    const q = heads('q');
-    const k = past ? ops.concat([past[l].key, heads('k')], 2) : heads('k'); // [B, nh, P+T, hs]
-    const v = past ? ops.concat([past[l].value, heads('v')], 2) : heads('v');
-    present.push({ key: k, value: v });
-    const y = ops.reshape(ops.attention(q, k, v, ops.causalMask(q, k)).transpose([0, 2, 1, 3]), [
-      'B',
-      'T',
-      D,
-    ]); // [B, T, D]
+    const [q, k, v] = ['q', 'k', 'v'].map((n) => ops.linear(h, g.param(`h.${l}.attn.${n}`, [D, D]))); // [B, T, D]
+    let y: Tensor; // [B, T, D]
+    if (cache) {
+      y = ops.cachedAttention(
+        q,
+        k,
+        v,
+        { ...cache.layers[l], mask: cache.mask },
+        { heads: cfg.heads, kvHeads: cfg.heads },
+      );
+      added.push({ key: k, value: v });
+    } else {
+      const heads = (t: Tensor) => ops.reshape(t, ['B', 'T', cfg.heads, hs]).transpose([0, 2, 1, 3]); // [B, nh, T, hs]
+      const [qh, kh, vh] = [heads(q), heads(k), heads(v)];
+      y = ops.reshape(ops.attention(qh, kh, vh, ops.causalMask(qh, kh)).transpose([0, 2, 1, 3]), [
+        'B',
+        'T',
+        D,
+      ]);
+    }
     x = ops.add(x, ops.linear(y, g.param(`h.${l}.attn.o`, [D, D])));
     const m = ops.rmsNorm(x, g.param(`h.${l}.norm2`, [D]));
     x = ops.add(
@@ -91,9 +106,11 @@ function forward(g: Graph, ids: Tensor, positions: Tensor, past: LayerCache<Tens
       ),
     );
   }
-  const logits = ops.linear(ops.rmsNorm(x, g.param('norm', [D])), g.param('wte', [V, D])); // tied head, [B, T, V]
-  return { logits, present };
+  return { hidden: ops.rmsNorm(x, g.param('norm', [D])), added };
 }
+
+/** Tied head: hidden states [B, T, D] → logits [B, T, V]. */
+const head = (g: Graph, hidden: Tensor) => ops.linear(hidden, g.param('wte', [V, cfg.dModel]));
 
 function batch(size: number, T: number, seed: number): Record<string, HostTensor> {
   const ids = new BigInt64Array(size * T);
@@ -118,8 +135,8 @@ const trainer = await Trainer.create({
   params: initialWeights(1),
   build: (g) => {
     const ids = g.input('ids', 'int64', ['B', 'T']);
-    const { logits } = forward(g, ids, g.input('positions', 'int64', ['B', 'T']), null);
-    return { loss: ops.crossEntropy(logits, g.input('targets', 'int64', ['B', 'T'])) };
+    const { hidden } = forward(g, ids, g.input('positions', 'int64', ['B', 'T']), null);
+    return { loss: ops.crossEntropy(head(g, hidden), g.input('targets', 'int64', ['B', 'T'])) };
   },
   optimizer: {
     lr: warmupCosine({ peak: 3e-3, warmupSteps: 20, totalSteps: steps, min: 3e-4 }),
@@ -141,7 +158,7 @@ for (let i = 1; i <= steps; i++) {
   }
 }
 
-const spec: DecoderSpec = { layers: cfg.layers, kvHeads: cfg.heads, headDim: hs, build: forward };
+const spec: DecoderSpec = { layers: cfg.layers, kvHeads: cfg.heads, headDim: hs, build: forward, head };
 const decoder = await KVCacheDecoder.create(spec, trainer.parameters());
 for (const prompt of ['MaVEn encodes', 'The language model']) {
   const ids = [...prompt].map((ch) => vocab.indexOf(ch));
