@@ -28,9 +28,8 @@ export interface LayerCache<T> {
 /**
  * What a step reads of its KV cache, as graph inputs: per layer, key and value buffers
  * [B, kvHeads, 1, C, headDim] holding every earlier position (C is the cache's capacity, which
- * `DecoderCache` manages), and the
- * mask [T, C + T] saying which of them, and of its own, each of the step's T positions reads
- * (`ops.cachedAttention`).
+ * `DecoderCache` manages), and the mask [T, C + T] saying which of them, and of its own, each of
+ * the step's T positions reads (`ops.cachedAttention`).
  */
 export interface KVCacheInputs {
   layers: LayerCache<Tensor>[];
@@ -157,7 +156,7 @@ export class DecoderCache {
 
   /**
    * A step adding `added` positions to this cache: its feeds (every layer's buffers, grown first
-   * when too small, and the lengths after the step), and `append`, which copies the step's
+   * when too small, and the step's mask), and `append`, which copies the step's
    * `added.{layer}.key|value` outputs [B, added, kvHeads·headDim] into the buffers and returns the
    * longer cache. Marks the positions it will write.
    */
