@@ -20,6 +20,7 @@ import {
   compile,
   Graph,
   HostTensor,
+  isBlockQuantized,
   KVCacheDecoder,
   ops,
   type Program,
@@ -65,7 +66,8 @@ export const VISION_SCOPE = 'vision_tower.';
 /**
  * Programs whose weights total less than this get them as initializers: onnxruntime can then
  * pre-transpose and pack them once (tiny preset: decode ~2.5× faster than with bound weights).
- * Larger weight sets are bound as inputs, so they are never copied.
+ * Larger float weight sets are bound as inputs, so they are never copied. An LLM that stores
+ * block-quantized weights is embedded whatever its size (`llmDecoder`).
  */
 const EMBED_WEIGHTS_BELOW = 256 * 2 ** 20;
 export const TOKENIZER_SCOPE = 'visual_tokenizer.';
@@ -262,6 +264,10 @@ export class MavenModel {
     return p;
   }
 
+  private llmIsQuantized(): boolean {
+    return [...this.components.llm.paramShapes().keys()].some((name) => isBlockQuantized(this.weights, name));
+  }
+
   private llmBytes(): number {
     let n = 0;
     for (const name of this.components.llm.paramShapes().keys()) n += storedWeightBytes(this.weights, name);
@@ -272,7 +278,10 @@ export class MavenModel {
   llmDecoder(): Promise<KVCacheDecoder> {
     this.decoderPromise ??= KVCacheDecoder.create(this.components.llm.decoderSpec(), this.weights, {
       prefillInput: 'embeds',
-      embedWeights: this.llmBytes() < EMBED_WEIGHTS_BELOW,
+      // MatMulNBits runs fast only on weights it pre-packed, which onnxruntime does for
+      // initializers alone: maven-7b at 4 bits with bound weights decoded 0.06 tokens/s end to end
+      // (its LLM alone, embedded, 5.0; bench:decode, 2026-12-07). Embedding costs a second copy.
+      embedWeights: this.llmBytes() < EMBED_WEIGHTS_BELOW || this.llmIsQuantized(),
       runtime: this.runtime,
     });
     return this.decoderPromise;
