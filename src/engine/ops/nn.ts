@@ -219,9 +219,9 @@ function splitSizes(mask: Tensor): Tensor {
  * buffers are only read, never copied: onnxruntime's fused GroupQueryAttention (com.microsoft),
  * which this replaced, copies the whole past into a new present tensor on every step unless the
  * buffers are also bound as outputs, and onnxruntime-node 1.30 copies every fetched output back
- * out, whole. On one decode step over 512 positions these ops took 2.75 ms for 30 layers of the
- * ~135M shape against GroupQueryAttention's 4.13, and 8.4 against 73.0 ms for 32 layers of 7B's
- * (bench/cached-attention.ts has the current figures). The caller adds the step's keys and
+ * out, whole (bench/cached-attention.ts, docs/benchmarks.md: one token over 600 positions, 30
+ * layers of the ~135M shape, 3.3 ms against its 6.1; over 512, 32 layers of 7B's, 14.6 against
+ * 64.3). The caller adds the step's keys and
  * values to its cache afterwards (`KVCacheDecoder` does, from the step's `added` outputs).
  * q [B, T, heads·hd], k / v [B, T, kvHeads·hd] → [B, T, heads·hd]. Query head n reads key/value
  * head ⌊n / (heads / kvHeads)⌋. Every sequence of a batch has the same length. Inference only:
