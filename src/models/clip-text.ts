@@ -148,7 +148,7 @@ export class ClipTextModel {
     const maskFor = (q: Tensor, k: Tensor): Tensor => {
       if (mask) return mask;
       const causal = ops.causalMask(q, k); // [T, T]
-      mask = attentionMask ? ops.combineMasks(causal, ops.paddingMask(attentionMask)) : causal; // [B, 1, T, T]
+      mask = attentionMask ? ops.combineMasks(causal, ops.paddingMask(attentionMask)) : ops.maskBias(causal); // [B, 1, T, T]
       return mask;
     };
     for (let i = 0; i < this.config.numHiddenLayers; i++) x = this.encoderLayer(g, x, i, maskFor);

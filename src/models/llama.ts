@@ -320,10 +320,13 @@ export class Llama {
     return ops.add(ops.mul(x, cos), ops.mul(rotated, sin));
   }
 
-  /** Causal mask [Tq, Tk], and'ed with the padding mask [B, 1, 1, 1, Tk] when there is one. */
+  /**
+   * Causal mask [Tq, Tk] as an additive bias, or as bool and'ed with the padding mask
+   * [B, 1, 1, 1, Tk] when there is one (which can leave a padding query no key: `ops.attention`).
+   */
   private mask(q: Tensor, k: Tensor, attentionMask: Tensor | undefined): Tensor {
     const causal = ops.causalMask(q, k); // [T, P + T]
-    if (!attentionMask) return causal;
+    if (!attentionMask) return ops.maskBias(causal);
     const padding = ops.unsqueeze(ops.paddingMask(attentionMask), 1); // [B, 1, 1, 1, P + T]
     return ops.combineMasks(causal, padding); // [B, 1, 1, T, P + T]
   }

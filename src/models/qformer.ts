@@ -158,7 +158,7 @@ export class QFormer {
     const qh = heads(x, 'query', d); // [B, nH, Q, hd]
     const kh = heads(kv, 'key', width); // [B, nH, Tk, hd]
     const vh = heads(kv, 'value', width);
-    const ctx = ops.attention(qh, kh, vh, causal ? ops.causalMask(qh, kh) : undefined); // [B, nH, Q, hd]
+    const ctx = ops.attention(qh, kh, vh, causal ? ops.maskBias(ops.causalMask(qh, kh)) : undefined); // [B, nH, Q, hd]
     const merged = ops.reshape(ops.transpose(ctx, [0, 2, 1, 3]), [x.shape[0], x.shape[1], d]); // [B, Q, nH, hd] → [B, Q, D]
     const y = ops.linear(merged, p('output.dense.weight', [d, d]), p('output.dense.bias', [d]));
     return ops.layerNorm(

@@ -138,10 +138,27 @@ export function combineMasks(a: Tensor, b: Tensor): Tensor {
   return logicalAnd(a, b);
 }
 
+const maskedScore = (dtype: Tensor['dtype']) => (dtype === 'float64' ? -1e30 : -1e9);
+
 /**
- * softmax(q kᵀ · scale + mask) v for q [..., Tq, hs], k/v [..., Tk, hs]; `mask` (bool, true =
- * attend) broadcasts against the [..., Tq, Tk] scores. Masked scores get a large negative value,
- * not -inf, so a fully masked row gives a uniform (finite) distribution instead of NaN.
+ * A bool mask (true = attend) as the additive bias `attention` also takes: 0 where attended, a
+ * large negative value elsewhere, in `dtype`. Only for masks that leave every query a key (a
+ * causal mask): a fully masked row would then attend uniformly in value but pass gradient.
+ */
+export function maskBias(mask: Tensor, dtype: Tensor['dtype'] = mask.graph.floatType): Tensor {
+  const g = mask.graph;
+  return where(mask, g.scalar(0, dtype), g.scalar(maskedScore(dtype), dtype));
+}
+
+/**
+ * softmax(q kᵀ · scale + mask) v for q [..., Tq, hs], k/v [..., Tk, hs]. `mask` broadcasts against
+ * the [..., Tq, Tk] scores and is either bool (true = attend: masked scores are replaced by a
+ * large negative value, not -inf, so a fully masked row gives a uniform distribution and passes
+ * no gradient) or a float bias added to the scores (`maskBias`): the same result wherever each
+ * query sees at least one key, as under a causal mask, and faster, because onnxruntime adds a
+ * small broadcast operand far faster than it runs Where over the scores, and an addition passes
+ * its gradient through unmasked (stage-4 training step, 16 × 218 positions: Where took 23 of its
+ * 288 ms).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?: number): Tensor {
   const hs = q.shape[q.rank - 1];
@@ -149,7 +166,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, mask?: Tensor, scale?
   if (!Number.isFinite(s))
     throw new Error(`attention: head size of ${q.name} must be static to infer the scale`);
   let scores = mul(matmul(q, mT(k)), s); // [..., Tq, Tk]
-  if (mask) scores = where(mask, scores, q.dtype === 'float64' ? -1e30 : -1e9);
+  if (mask?.dtype === 'bool') scores = where(mask, scores, maskedScore(q.dtype));
+  else if (mask) scores = add(scores, mask);
   return matmul(softmax(scores, -1), v);
 }
 
