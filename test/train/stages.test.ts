@@ -11,7 +11,7 @@ import type { EncodeOptions, TextTokenizer } from '../../src/models/tokenizer.ts
 import { precisionRecall, rocAuc } from '../../src/train/metrics.ts';
 import { collateMultimodal, type MultimodalLayout } from '../../src/train/multimodal.ts';
 import { type StageDefinition, stageTrainer } from '../../src/train/stage.ts';
-import type { MavenStageOptions } from '../../src/train/stages/common.ts';
+import { LENGTH_GROUP_WINDOW, type MavenStageOptions } from '../../src/train/stages/common.ts';
 import { selectorStage } from '../../src/train/stages/stage1-selector.ts';
 import { visualEmbeddingStage } from '../../src/train/stages/stage2-visual-embeddings.ts';
 import { projectorStage } from '../../src/train/stages/stage3-projector.ts';
@@ -375,6 +375,10 @@ describe('stage 4 with real NLVR statements', () => {
   }));
   const BATCHES = 3;
   const BATCH = 4;
+  // Examples the stage tokenises to give its first batches: a whole window of batches is drawn
+  // and grouped by length at once (lengthGroupedFrom).
+  const DRAWN = Math.ceil(BATCHES / LENGTH_GROUP_WINDOW) * LENGTH_GROUP_WINDOW * BATCH;
+  const DRAWN_FOR_ONE = LENGTH_GROUP_WINDOW * BATCH;
   let model: MavenModel;
   before(() => {
     model = smallModel();
@@ -430,18 +434,18 @@ describe('stage 4 with real NLVR statements', () => {
   it('share 1: every example is a dev sentence with a true/false answer', async () => {
     const all = await draw({ examples: dev, share: 1 });
     // One prompt piece per example holds the sentence (the text after the last image).
-    assert.equal(all.devPieces.length, BATCHES * BATCH);
+    assert.equal(all.devPieces.length, DRAWN);
     assert.ok(all.devPieces.every((t) => /Is this statement true or false\?\nzzdev sentence [0-3]$/.test(t)));
     const answers = all.texts.filter((t) => t === ' true' || t === ' false');
-    assert.equal(answers.length, BATCHES * BATCH);
+    assert.equal(answers.length, DRAWN);
     assert.match(all.def.description, /100 % real NLVR dev sentences/);
   });
 
   it('share 0.5 mixes both; no dev examples at all falls back to the task mix', async () => {
     const half = await draw({ examples: dev, share: 0.5 });
     assert.ok(
-      half.devPieces.length > 0 && half.devPieces.length < BATCHES * BATCH,
-      `${half.devPieces.length} of ${BATCHES * BATCH} examples from dev`,
+      half.devPieces.length > 0 && half.devPieces.length < DRAWN,
+      `${half.devPieces.length} of ${DRAWN} examples from dev`,
     );
     const none = await draw(undefined);
     const empty = await draw({ examples: [], share: 1 });
@@ -455,7 +459,7 @@ describe('stage 4 with real NLVR statements', () => {
     assert.equal(feeds.ids.shape[0], BATCH);
     // Per example: the empty pieces around one image, then the caption as the answer.
     const answers = tokenizer.texts.filter((t) => t.trim().length > 0);
-    assert.equal(answers.length, BATCH);
+    assert.equal(answers.length, DRAWN_FOR_ONE);
     assert.ok(
       answers.every((t) => /^ [A-Z].*\.$/.test(t)),
       answers.join(' | '),
@@ -506,7 +510,7 @@ describe('stage 4 with real NLVR statements', () => {
       assert.deepEqual([ids, answers], [4 * q, 3], `example ${b}`);
     }
     const questions = tokenizer.texts.filter((t) => /Which image shows/.test(t));
-    assert.equal(questions.length, 3 * BATCH, questions.join(' | '));
+    assert.equal(questions.length, 3 * DRAWN_FOR_ONE, questions.join(' | '));
     assert.match(def.description, /100 % photo quizzes/);
     assert.throws(
       () => stageWith(undefined, { photoQuizShare: 2, fashion }),

@@ -8,7 +8,7 @@ import type { MavenConfig } from '../../maven/config.ts';
 import type { ImageEncoding } from '../../maven/image-encoding.ts';
 import { type ImageBatch, MavenModel } from '../../maven/model.ts';
 import { type ChosenPatches, choosePatches } from '../../maven/patch-selection.ts';
-import { gatherRows } from '../../maven/patch-selector.ts';
+import { gatherRows, keepCount } from '../../maven/patch-selector.ts';
 import { ENCODING_MODES, type EncodingMode } from '../../maven/sequence.ts';
 import type { DecodedImage } from '../../models/image.ts';
 import type { TextTokenizer } from '../../models/tokenizer.ts';
@@ -118,9 +118,70 @@ export function sequenceLayout(encoder: MavenModel, o: MavenStageOptions): Multi
   };
 }
 
+/**
+ * Sequence slots one image takes in `mode` (`assembleSequence`): its delimiters, its discrete ids
+ * unless continuous-only, and its patches: every one in continuous-only mode, the ρ·N the selector
+ * keeps in hybrid mode. Known before encoding, so batches can be grouped by length.
+ */
+export function imageSlotCount(config: MavenConfig, mode: EncodingMode): number {
+  const patches = (config.vision.imageSize / config.vision.patchSize) ** 2;
+  const discrete = mode === 'continuous-only' ? 0 : config.seed.qformer.numQueryTokens;
+  const continuous =
+    mode === 'discrete-only'
+      ? 0
+      : mode === 'continuous-only'
+        ? patches
+        : keepCount(patches, config.keepRatio);
+  return 2 + discrete + continuous;
+}
+
 /** RGB images → the model's preprocessed batch (CLIP recipe), as at inference. */
 export function pixelsOf(model: MavenModel, images: readonly DecodedImage[]): ImageBatch {
   return model.preprocessRgb(images);
+}
+
+/**
+ * Batches in a window of `lengthGroupedFrom`. In the tiny recipe's stage 4 an example runs from
+ * one 10-slot discrete-only image to four hybrid images, or one continuous-only image's 146 slots,
+ * and batches of consecutive examples were 39 % padding (the first 20 batches).
+ */
+export const LENGTH_GROUP_WINDOW = 8;
+
+/**
+ * The batches of `batchedFrom` with less padding: the items of each window of `window` batches
+ * are sorted by `length` (ties by index) and cut into `window` batches of `size`, taken in an
+ * order shuffled per window. Every item is used once, as in `batchedFrom`, and the batches depend
+ * only on the step (a resumed run sees the same ones), but each holds items of similar length.
+ */
+export async function* lengthGroupedFrom<T, R>(
+  fromStep: number,
+  size: number,
+  item: (index: number) => T,
+  length: (item: T) => number,
+  collate: (items: T[]) => Promise<R> | R,
+  options: { seed?: number; window?: number } = {},
+): AsyncGenerator<R> {
+  const window = options.window ?? LENGTH_GROUP_WINDOW;
+  if (!Number.isInteger(window) || window < 1)
+    throw new Error(`lengthGroupedFrom: window must be an integer ≥ 1, got ${window}`);
+  let current = -1;
+  let batches: T[][] = [];
+  let order: number[] = [];
+  for (let step = fromStep; ; step++) {
+    const w = Math.floor(step / window);
+    if (w !== current) {
+      current = w;
+      const first = w * window * size;
+      const items = Array.from({ length: window * size }, (_, k) => item(first + k));
+      const lengths = items.map(length);
+      const sorted = items.map((_, k) => k).sort((a, b) => lengths[a] - lengths[b] || a - b);
+      batches = Array.from({ length: window }, (_, b) =>
+        sorted.slice(b * size, (b + 1) * size).map((k) => items[k]),
+      );
+      order = Rng.fromKey('maven-length-groups', options.seed ?? 0, w).shuffled(batches.map((_, b) => b));
+    }
+    yield await collate(batches[order[step - w * window]]);
+  }
 }
 
 /** Items `from`, `from + 1`, … of an indexed stream, grouped into batches of `size`. */

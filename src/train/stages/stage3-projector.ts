@@ -18,9 +18,10 @@ import { buildComponents } from '../../maven/model.ts';
 import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
 import type { StageDefinition } from '../stage.ts';
 import {
-  batchedFrom,
   encodeInModes,
   frozenEncoder,
+  imageSlotCount,
+  lengthGroupedFrom,
   type MavenStageOptions,
   schedule,
   sequenceLayout,
@@ -42,19 +43,29 @@ export function projectorStage(o: ProjectorStageOptions): StageDefinition {
   // The paper's stage 3 reads continuous tokens only: continuous-only trains the projector on every
   // patch, hybrid on the selected ones (without their discrete ids).
   const paperMode = o.mode === 'continuous-only' ? 'continuous-only' : 'hybrid';
-  const collate = async (items: { index: number; pair: ReturnType<typeof captionPair> }[]) => {
-    const modes = items.map(({ index }) =>
-      o.singleImageModes ? singleImageMode(o, NAME, index) : paperMode,
-    );
+  // Each caption tokenised, with its image's encoding, before any image is encoded: its length in
+  // slots is then known, and batches are grouped by it (lengthGroupedFrom).
+  const tokenized = (index: number) => {
+    const pair = captionPair(index, { seed: (o.seed ?? 0) + 1, split: 'train', fashion: o.fashion });
+    const mode = o.singleImageModes ? singleImageMode(o, NAME, index) : paperMode;
+    const answer = [...o.tokenizer.encode(` ${pair.caption}`), o.tokenizer.eosId];
+    // Without singleImageModes the image's discrete ids are dropped below: its patches and delimiters remain.
+    const slots = o.singleImageModes
+      ? imageSlotCount(o.config, mode)
+      : imageSlotCount(o.config, mode) - (mode === 'hybrid' ? o.config.seed.qformer.numQueryTokens : 0);
+    return { image: pair.image, mode, answer, length: 1 + slots + answer.length };
+  };
+  type Tokenized = ReturnType<typeof tokenized>;
+  const collate = async (items: Tokenized[]) => {
     const encoded = await encodeInModes(
       encoder,
-      items.map(({ pair }) => pair.image),
-      modes,
+      items.map((t) => t.image),
+      items.map((t) => t.mode),
     );
-    const examples: MultimodalExample[] = items.map(({ pair }, i) => ({
+    const examples: MultimodalExample[] = items.map((t, i) => ({
       pieces: [[o.tokenizer.bosId], []],
       images: [o.singleImageModes ? encoded[i] : { ...encoded[i], discreteIds: [] }],
-      answer: [...o.tokenizer.encode(` ${pair.caption}`), o.tokenizer.eosId],
+      answer: t.answer,
     }));
     return collateMultimodal(examples, layout);
   };
@@ -71,15 +82,7 @@ export function projectorStage(o: ProjectorStageOptions): StageDefinition {
     optimizer: { lr: warmupCosine(schedule(o)), weightDecay: o.trainLlm ? 0.01 : 0 },
     steps: o.steps,
     batches: (from) =>
-      batchedFrom(
-        from,
-        o.batchSize,
-        (index) => ({
-          index,
-          pair: captionPair(index, { seed: (o.seed ?? 0) + 1, split: 'train', fashion: o.fashion }),
-        }),
-        collate,
-      ),
+      lengthGroupedFrom(from, o.batchSize, tokenized, (t) => t.length, collate, { seed: o.seed }),
     batchSize: (feeds) => feeds.ids.shape[0] * feeds.ids.shape[1],
   };
 }

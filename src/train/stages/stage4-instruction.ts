@@ -30,9 +30,10 @@ import { splitPrompt } from '../../maven/sequence.ts';
 import { collateMultimodal, type MultimodalExample, traceMultimodalLoss } from '../multimodal.ts';
 import type { StageDefinition } from '../stage.ts';
 import {
-  batchedFrom,
   encodeInModes,
   frozenEncoder,
+  imageSlotCount,
+  lengthGroupedFrom,
   type MavenStageOptions,
   schedule,
   sequenceLayout,
@@ -156,26 +157,42 @@ export function instructionTuningStage(
   const encoder = frozenEncoder(o);
   const layout = sequenceLayout(encoder, o);
   const text = (s: string) => o.tokenizer.encode(` ${s}`);
-  const collate = async (items: InstructionItem[]) => {
-    const images = items.flatMap((t) => t.images);
-    const modes = items.flatMap((t) =>
-      t.images.map(() => (t.images.length === 1 ? singleImageMode(o, name, t.index) : (o.mode ?? 'hybrid'))),
+  // An item tokenised, with its images' encodings, before any image is encoded: its length in
+  // slots is then known, and batches are grouped by it (lengthGroupedFrom).
+  const tokenized = (index: number) => {
+    const t = example(index);
+    const modes = t.images.map(() =>
+      t.images.length === 1 ? singleImageMode(o, name, t.index) : (o.mode ?? 'hybrid'),
     );
-    const encoded = await encodeInModes(encoder, images, modes);
+    const pieces = splitPrompt(t.prompt, t.images.length, o.config.maxImages).map((p, i) =>
+      o.tokenizer.encode(p, { bos: i === 0 }),
+    );
+    const answer = [...text(t.answer), o.tokenizer.eosId];
+    const followUps = t.followUps?.map((f) => ({
+      question: text(f.question),
+      answer: [...text(f.answer), o.tokenizer.eosId],
+    }));
+    const length =
+      [...pieces, answer, ...(followUps ?? []).flatMap((f) => [f.question, f.answer])].reduce(
+        (n, ids) => n + ids.length,
+        0,
+      ) + modes.reduce((n, m) => n + imageSlotCount(o.config, m), 0);
+    return { images: t.images, modes, pieces, answer, followUps, length };
+  };
+  type Tokenized = ReturnType<typeof tokenized>;
+  const collate = async (items: Tokenized[]) => {
+    const encoded = await encodeInModes(
+      encoder,
+      items.flatMap((t) => t.images),
+      items.flatMap((t) => t.modes),
+    );
     let next = 0;
-    const examples: MultimodalExample[] = items.map((t) => {
-      const pieces = splitPrompt(t.prompt, t.images.length, o.config.maxImages);
-      const imagesOf = t.images.map(() => encoded[next++]);
-      return {
-        pieces: pieces.map((p, i) => o.tokenizer.encode(p, { bos: i === 0 })),
-        images: imagesOf,
-        answer: [...text(t.answer), o.tokenizer.eosId],
-        followUps: t.followUps?.map((f) => ({
-          question: text(f.question),
-          answer: [...text(f.answer), o.tokenizer.eosId],
-        })),
-      };
-    });
+    const examples: MultimodalExample[] = items.map((t) => ({
+      pieces: t.pieces,
+      images: t.images.map(() => encoded[next++]),
+      answer: t.answer,
+      followUps: t.followUps,
+    }));
     return collateMultimodal(examples, layout);
   };
   return {
@@ -186,7 +203,8 @@ export function instructionTuningStage(
     trainable: (p) => !STAGE4_FROZEN.some((prefix) => p.startsWith(prefix)),
     optimizer: { lr: warmupCosine(schedule(o)), weightDecay: 0.01 },
     steps: o.steps,
-    batches: (from) => batchedFrom(from, o.batchSize, example, collate),
+    batches: (from) =>
+      lengthGroupedFrom(from, o.batchSize, tokenized, (t) => t.length, collate, { seed: o.seed }),
     batchSize: (feeds) => feeds.ids.shape[0] * feeds.ids.shape[1],
   };
 }
