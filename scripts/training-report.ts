@@ -524,6 +524,9 @@ Each answer is the option with the highest length-normalised log-likelihood (SEE
 ${perceptionSection(stage3Perception, finalPerception, stage3Folder ?? 'stage3')}
 ${oracle ? oracleSection(oracle, nlvr.accuracy, nlvrMajority) : ''}
 ${reproduction}
+Runs that did not produce this model (changes tried after it, with their measurements) are in
+[training-experiments.md](training-experiments.md).
+
 ## Loss curves
 
 ${curves.join('\n')}
