@@ -235,10 +235,12 @@ function prepareGguf(shape: Shape, bits: Bits): string {
 // --vision` would save it, then loaded, two images encoded and 32 tokens generated.
 // ---------------------------------------------------------------------------------------------
 
-const MAVEN_7B_BITS = { bits: 4, blockSize: 32 } as const;
+// Blocks of 128, the group size GPTQ and AWQ checkpoints use at 4 bits: MatMulNBits holds 1.13× their
+// bytes at accuracy level 4, against 1.45× at 32 (docs/quantization.md).
+const MAVEN_7B_BITS = { bits: 4, blockSize: 128 } as const;
 
 async function prepareMaven7b(): Promise<string> {
-  const dir = join(cacheDir('maven-7b'), 'model-int4');
+  const dir = join(cacheDir('maven-7b'), `model-int4-b${MAVEN_7B_BITS.blockSize}`);
   if (existsSync(join(dir, 'config.json'))) return dir;
   const config: MavenConfig = maven7bConfig();
   const options = { ...MAVEN_7B_BITS, vision: true };
@@ -282,12 +284,18 @@ async function runMaven7b(job: ChildJob): Promise<ChildResult> {
     stagePeaks.push(statusMiB('VmHWM'));
     t = now;
   };
-  const model = await loadMaven(job.file, job.threads ? { threads: job.threads } : {});
-  stage('load (read + check the weights)');
+  // As `maven generate` and `maven serve` load a model: the weights stay in the files for
+  // onnxruntime to read (LoadOptions.weightsOnDisk); float ones are streamed once for NaN.
+  const model = await loadMaven(job.file, job.threads ? { threads: job.threads } : {}, {
+    weightsOnDisk: true,
+  });
+  stage('load (check the weights, read the token table)');
   const images = (await preprocessImages(model, E2E_IMAGES))!;
   stage('decode + preprocess 2 images');
   const encodings = await model.encodeImages(images);
-  stage('encode 2 images (CLIP ViT-L/14-336, SEED tokenizer on EVA ViT-g, h_EOS pass, selector)');
+  stage(
+    'encode 2 images (sessions made on first use: CLIP ViT-L/14-336, SEED tokenizer on EVA ViT-g, the LLM for h_EOS, selector)',
+  );
   const selected = await model.selectPatches(encodings);
   const prepared = model.prepareEncoded(
     'USER: Image 1: <image>\nImage 2: <image>\nWhat changed from the first image to the second? ASSISTANT:',
@@ -303,7 +311,7 @@ async function runMaven7b(job: ChildJob): Promise<ChildResult> {
     generated++;
     if (first) {
       // The first token comes out of the prefill (and the LLM program's compilation).
-      stage(`compile the LLM + prefill ${prepared.embeds.shape[1]} positions`);
+      stage(`prefill ${prepared.embeds.shape[1]} positions`);
       resetPeak();
       first = false;
     }
@@ -691,7 +699,7 @@ async function main(): Promise<void> {
     say('### maven-7b end to end, 4 bits (`maven quantize --bits 4 --vision` layout), random weights');
     say();
     say(
-      `Every weight at the preset's shape (src/maven/config.ts \`maven7bConfig\`: CLIP ViT-L/14-336, the SEED tokenizer on EVA ViT-g at 224 px with 8,192 codes, LLaMA-2-7B with 40,194 rows), the LLM's and both vision towers' linear layers at 4 bits in blocks of 32, the rest float32; saved as shards, then in a fresh process: loaded, two fixture images (test/fixtures/images/blocks.jpg, rgba.png) encoded in hybrid mode, ${E2E_NEW_TOKENS} new tokens greedily (fewer if the random model says EOS). Threads: the default.`,
+      `Every weight at the preset's shape (src/maven/config.ts \`maven7bConfig\`: CLIP ViT-L/14-336, the SEED tokenizer on EVA ViT-g at 224 px with 8,192 codes, LLaMA-2-7B with 40,194 rows), the LLM's and both vision towers' linear layers at 4 bits in blocks of ${MAVEN_7B_BITS.blockSize}, the token tables at 8 bits in blocks of 16, the rest float32; saved as shards, then in a fresh process: loaded as \`maven generate\` loads it (weights left in the files for onnxruntime to read), two fixture images (test/fixtures/images/blocks.jpg, rgba.png) encoded in hybrid mode, ${E2E_NEW_TOKENS} new tokens greedily (fewer if the random model says EOS). Threads: the default.`,
     );
     const dir = await prepareMaven7b();
     const r = runChild({

@@ -170,7 +170,7 @@ say('|---:|---:|---:|---:|');
 let torchVersion = '';
 for (const threads of [1, 2]) {
   const ours = await oursTokensPerSecond(threads);
-  const torch = await torchLlamaDecode(model.config.llm, model.weights, {
+  const torch = await torchLlamaDecode(model.config.llm, model.hostWeights(), {
     promptLength: promptLen,
     steps,
     threads,

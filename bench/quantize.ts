@@ -186,11 +186,11 @@ say('');
 const float = await loadMaven(TINY_DIR);
 const variants: [string, MavenModel][] = [['float32', float]];
 for (const bits of [8, 4] as const) {
-  const q = quantizeMaven(float.config, float.weights, { bits, blockSize: bits === 8 ? 16 : 32 });
+  const q = quantizeMaven(float.config, float.hostWeights(), { bits, blockSize: bits === 8 ? 16 : 32 });
   variants.push([`${bits}-bit`, new MavenModel(float.config, q.weights, float.tokenizer, { threads })]);
 }
 variants[0][1] = new MavenModel(float.config, float.weights, float.tokenizer, { threads });
-const bytes = (m: MavenModel) => [...m.weights.values()].reduce((s, t) => s + t.data.byteLength, 0);
+const bytes = (m: MavenModel) => [...m.hostWeights().values()].reduce((s, t) => s + t.data.byteLength, 0);
 say(
   '| weights | stored MiB | encode + prefill ms, median over the prompts | ratio | decode tokens/s | ratio | greedy answers equal to float32 |',
 );

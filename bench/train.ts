@@ -104,7 +104,7 @@ async function stage4(withData: boolean) {
   const fashion = withData ? await fashionTrainingSource({}, () => {}) : undefined;
   const dev = withData ? await nlvrDevForTraining({}, log) : [];
   const def = tinyInstructionStage(
-    { config: model.config, weights: model.weights, tokenizer: model.tokenizer, seed: 0, fashion },
+    { config: model.config, weights: model.hostWeights(), tokenizer: model.tokenizer, seed: 0, fashion },
     dev,
   );
   return { model, def, data: { fashion: fashion !== undefined, nlvrDev: dev.length > 0 } };
@@ -130,7 +130,7 @@ async function childPrepare(dir: string): Promise<PrepareResult> {
   const names = [...c.llm.paramShapes().keys(), ...c.projector.paramShapes().keys()];
   await saveSafetensors(
     join(dir, 'weights.safetensors'),
-    new Map(names.map((n) => [n, model.weights.get(n)!])),
+    new Map(names.map((n) => [n, model.hostWeights().get(n)!])),
   );
   await saveSafetensors(join(dir, 'batch.safetensors'), new Map(Object.entries(feeds)));
   const [B, T] = feeds.ids.shape;

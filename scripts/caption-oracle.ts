@@ -57,7 +57,7 @@ if (shares.some((s) => !(s >= 0 && s <= 1)))
 // tensors the model reads (the run's final model gives config and tokenizer).
 const final = await loadMaven(join(run, 'model'));
 const stage3 = await loadSafetensors(join(run, 'stage3-projector', 'final.safetensors'));
-const start = new Map(final.weights);
+const start = new Map(final.hostWeights());
 for (const name of start.keys()) {
   const w = stage3.get(name);
   if (w === undefined) throw new Error(`caption oracle: ${name} missing from the stage-3 checkpoint`);

@@ -97,7 +97,7 @@ interface StageData {
 function stageDefinition(stage: 3 | 4, model: MavenModel, data: StageData): StageDefinition {
   const base = {
     config: model.config,
-    weights: model.weights,
+    weights: model.hostWeights(),
     tokenizer: model.tokenizer,
     steps,
     seed: 0,

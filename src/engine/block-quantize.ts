@@ -12,6 +12,7 @@
  * determine bits and blockSize, so a checkpoint needs no side table to be run; files still say
  * what they hold in their metadata, and a reader compares the two.
  */
+import { FileTensor, type StoredTensor, storedByteLength } from './file-tensor.ts';
 import { HostTensor } from './host-tensor.ts';
 
 export const QWEIGHT_SUFFIX = '.qweight';
@@ -241,8 +242,8 @@ export function storedWeightProblem(
 }
 
 /** Bytes the stored tensors of weight `name` take. */
-export function storedWeightBytes(weights: ReadonlyMap<string, HostTensor>, name: string): number {
-  return storedWeightNames(weights, name).reduce((n, s) => n + weights.get(s)!.data.byteLength, 0);
+export function storedWeightBytes(weights: ReadonlyMap<string, StoredTensor>, name: string): number {
+  return storedWeightNames(weights, name).reduce((n, s) => n + storedByteLength(weights.get(s)!), 0);
 }
 
 /** Host-side reads of a stored table's rows (an embedding), float32 or block-quantized. */
@@ -255,20 +256,27 @@ export interface StoredRows {
 
 /** The rows of weight `name` [N, K] as `weights` store it (itself, or `.qweight` + `.scales`). */
 export function storedRows(
-  weights: ReadonlyMap<string, HostTensor>,
+  weights: ReadonlyMap<string, StoredTensor>,
   name: string,
   shape: readonly number[],
 ): StoredRows {
-  const plain = weights.get(name);
+  const inHost = (stored: string) => {
+    const t = weights.get(stored);
+    if (t instanceof FileTensor)
+      throw new Error(`"${stored}" was left in ${t.file}; reading its rows needs it in host memory`);
+    return t;
+  };
+  const plain = inHost(name);
   const [n, k] = shape as [number, number];
   if (plain) {
     const data = plain.data as Float32Array;
     return { shape: [n, k], read: (row, into, at) => into.set(data.subarray(row * k, (row + 1) * k), at) };
   }
-  const qweight = weights.get(name + QWEIGHT_SUFFIX);
+  const qweight = inHost(name + QWEIGHT_SUFFIX);
   if (!qweight) throw new Error(`missing "${name}" ${fmt(shape)}`);
-  const spec = blockQuantSpec(name, shape, qweight, weights.get(name + SCALES_SUFFIX));
+  const scalesTensor = inHost(name + SCALES_SUFFIX);
+  const spec = blockQuantSpec(name, shape, qweight, scalesTensor);
   const codes = qweight.data as Uint8Array;
-  const scales = weights.get(name + SCALES_SUFFIX)!.data as Float32Array;
+  const scales = scalesTensor!.data as Float32Array;
   return { shape: [n, k], read: (row, into, at) => dequantizeRow(codes, scales, spec, k, row, into, at) };
 }

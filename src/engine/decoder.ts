@@ -14,6 +14,7 @@
  * (and a second copy of a few MiB costs nothing). Weights are baked in as initializers or bound
  * once as resident inputs; weights stored block-quantized run with MatMulNBits.
  */
+import { FileTensor, type StoredTensor, storedByteLength } from './file-tensor.ts';
 import { Graph } from './graph.ts';
 import { HostTensor } from './host-tensor.ts';
 import * as ops from './ops/index.ts';
@@ -78,7 +79,10 @@ export interface DecoderSpec {
 export const SHARED_PROGRAM_FROM_BYTES = 64 * 2 ** 20;
 
 export interface DecoderOptions {
-  /** Bake weights into the graphs (default) or feed them as resident inputs (large models). */
+  /**
+   * Bake weights into the graphs (default) or feed them as resident inputs (large models).
+   * Weights left in their files (FileTensor) are always baked in: onnxruntime reads them there.
+   */
   embedWeights?: boolean;
   /** What `prefill` takes: token ids (default) or input embeddings [B, T, hiddenSize]. */
   prefillInput?: 'ids' | 'embeds';
@@ -106,6 +110,8 @@ export interface PrefillOptions {
 
 export interface DecoderOutput {
   logits: HostTensor;
+  /** The hidden states the logits came from, [B, R, D]: after the last layer and its norm. */
+  hidden: HostTensor;
   /** The cache after the step: pass it to `decode` to go on from here. */
   cache: DecoderCache;
 }
@@ -307,7 +313,7 @@ export class KVCacheDecoder {
 
   static async create(
     spec: DecoderSpec,
-    weights: ReadonlyMap<string, HostTensor>,
+    weights: ReadonlyMap<string, StoredTensor>,
     options: DecoderOptions = {},
   ): Promise<KVCacheDecoder> {
     const embed = options.embedWeights ?? true;
@@ -347,7 +353,7 @@ export class KVCacheDecoder {
         [step.hidden, ops.neg(rows), g.ints([Number.MAX_SAFE_INTEGER]), g.ints([1])],
         [{ dtype: step.hidden.dtype, shape: [step.hidden.shape[0], 'R', step.hidden.shape[2]] }],
       );
-      const outputs: Record<string, Tensor> = { logits: spec.head(g, last) };
+      const outputs: Record<string, Tensor> = { logits: spec.head(g, last), hidden: last };
       step.added.forEach((c, i) => {
         outputs[`added.${i}.key`] = c.key;
         outputs[`added.${i}.value`] = c.value;
@@ -358,18 +364,19 @@ export class KVCacheDecoder {
     };
     const load = async (traced: ReturnType<typeof trace>, label: string, threads?: number) => {
       const { g, outputs } = traced;
+      const used = [...g.params.keys()].map((n): [string, StoredTensor] => [n, weights.get(n)!]);
       const program = await compile(g, outputs, {
         ...options.runtime,
         ...(threads ? { threads } : {}),
         label,
-        embed: embed ? new Map([...g.params.keys()].map((n) => [n, weights.get(n)!])) : undefined,
+        embed: new Map(embed ? used : used.filter(([, w]) => w instanceof FileTensor)),
       });
-      if (!embed) for (const n of g.params.keys()) program.bind(n, weights.get(n)!);
+      if (!embed) for (const [n, w] of used) if (!(w instanceof FileTensor)) program.bind(n, w);
       return program;
     };
     const canShare = !fromEmbeds || spec.embedIds !== undefined;
     const decodeGraph = trace(true, fromEmbeds && spec.embedIds !== undefined);
-    const bytes = [...decodeGraph.g.params.keys()].reduce((n, k) => n + weights.get(k)!.data.byteLength, 0);
+    const bytes = [...decodeGraph.g.params.keys()].reduce((n, k) => n + storedByteLength(weights.get(k)!), 0);
     const shared = canShare && (options.sharedProgram ?? bytes >= SHARED_PROGRAM_FROM_BYTES);
     if (options.sharedProgram && !canShare)
       throw new Error('KVCacheDecoder: a shared program that prefills from embeddings needs spec.embedIds');
@@ -445,7 +452,7 @@ export class KVCacheDecoder {
     const { feeds, append } = cache.step(added);
     feeds['logits.rows'] = new HostTensor('int64', [1], BigInt64Array.of(BigInt(logitRows)));
     const r = await program.run(only(program, { ...inputs, ...feeds }));
-    return { logits: r.logits, cache: append(r) };
+    return { logits: r.logits, hidden: r.hidden, cache: append(r) };
   }
 
   private noEmbeds(batch: number): HostTensor {

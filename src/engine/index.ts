@@ -36,6 +36,7 @@ export {
   type PrefillOptions,
 } from './decoder.ts';
 export { allocate, type DType, type FloatDType, type HostArray, isFloat } from './dtype.ts';
+export { FileTensor, type StoredTensor, storedByteLength } from './file-tensor.ts';
 export { attr, Graph, type GraphOptions } from './graph.ts';
 export { HostTensor, sizeOf } from './host-tensor.ts';
 export { type SerializedModel, serialize } from './onnx.ts';

@@ -5,6 +5,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { DType } from './dtype.ts';
+import { FileTensor, type StoredTensor } from './file-tensor.ts';
 import type { Attr, Graph, GraphNode } from './graph.ts';
 import type { HostTensor } from './host-tensor.ts';
 import type { Shape } from './shape.ts';
@@ -23,8 +24,11 @@ export interface ValueSpec {
 }
 
 export interface SerializeOptions {
-  /** Values to bake in as initializers, by input name (e.g. parameters, for inference). */
-  embed?: ReadonlyMap<string, HostTensor>;
+  /**
+   * Values to bake in as initializers, by input name (e.g. parameters, for inference). A
+   * FileTensor is declared as external data at its place in its file, which onnxruntime reads.
+   */
+  embed?: ReadonlyMap<string, StoredTensor>;
   /**
    * Embedded values of at least this many bytes are written as ONNX external data (default
    * EXTERNAL_DATA_FROM_BYTES): the protobuf names them, `externalData` carries their bytes as
@@ -43,6 +47,8 @@ export interface SerializedModel {
   nodeCount: number;
   /** Bytes of initializers stored as external data, by the location the protobuf gives them. */
   externalData: ExternalData[];
+  /** The folder of the files that embedded FileTensors live in (onnxruntime reads them there). */
+  externalFolder?: string;
 }
 
 export interface ExternalData {
@@ -60,8 +66,14 @@ function tensorProto(name: string, t: HostTensor): onnxProto.onnx.ITensorProto {
   return { name, dims: [...t.shape], dataType: ELEM_TYPE[t.dtype], rawData: tensorBytes(t) };
 }
 
-/** An initializer whose bytes live outside the protobuf, under `location`. */
-function externalTensorProto(name: string, t: HostTensor, location: string): onnxProto.onnx.ITensorProto {
+/** An initializer whose bytes live outside the protobuf, in `location` from `offset`. */
+function externalTensorProto(
+  name: string,
+  t: { dtype: DType; shape: readonly number[] },
+  location: string,
+  offset: number,
+  length: number,
+): onnxProto.onnx.ITensorProto {
   return {
     name,
     dims: [...t.shape],
@@ -69,8 +81,8 @@ function externalTensorProto(name: string, t: HostTensor, location: string): onn
     dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
     externalData: [
       { key: 'location', value: location },
-      { key: 'offset', value: '0' },
-      { key: 'length', value: String(t.data.byteLength) },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(length) },
     ],
   };
 }
@@ -166,8 +178,14 @@ export function serialize(
   for (const t of Object.values(outputs)) used.add(t.name);
 
   const embed = options.embed ?? new Map<string, HostTensor>();
-  const externalFrom = options.externalFromBytes ?? EXTERNAL_DATA_FROM_BYTES;
+  // onnxruntime looks every external location up in the in-memory table once it has one, so a
+  // session that reads files gets its host values inline (the token table beside weights on disk).
+  const readsFiles = [...embed.values()].some((v) => v instanceof FileTensor);
+  const externalFrom = readsFiles
+    ? Number.POSITIVE_INFINITY
+    : (options.externalFromBytes ?? EXTERNAL_DATA_FROM_BYTES);
   const externalData: ExternalData[] = [];
+  let externalFolder: string | undefined;
   const inputs: ValueSpec[] = [];
   const initializer: onnxProto.onnx.ITensorProto[] = [];
   for (const t of graph.inputs) {
@@ -183,11 +201,18 @@ export function serialize(
           `serialize: value for "${t.name}" is ${value.dtype}[${value.shape.join(', ')}], the graph declares ${t.dtype}[${t.shape.join(', ')}]`,
         );
       }
-      if (value.data.byteLength >= externalFrom) {
+      if (value instanceof FileTensor) {
+        if (externalFolder !== undefined && externalFolder !== value.folder)
+          throw new Error(
+            `serialize: "${t.name}" is in ${value.folder}, other embedded weights in ${externalFolder}; onnxruntime reads one folder per session`,
+          );
+        externalFolder = value.folder;
+        initializer.push(externalTensorProto(t.name, value, value.file, value.offset, value.byteLength));
+      } else if (value.data.byteLength >= externalFrom) {
         // One "file" per tensor, so the caller's array is handed over as it is, never concatenated.
         const path = `w${externalData.length}.bin`;
         externalData.push({ path, data: tensorBytes(value) });
-        initializer.push(externalTensorProto(t.name, value, path));
+        initializer.push(externalTensorProto(t.name, value, path, 0, value.data.byteLength));
       } else initializer.push(tensorProto(t.name, value));
     } else inputs.push({ name: t.name, dtype: t.dtype, shape: t.shape });
   }
@@ -222,5 +247,6 @@ export function serialize(
     outputs: outSpecs,
     nodeCount: nodes.length,
     externalData,
+    ...(externalFolder === undefined ? {} : { externalFolder }),
   };
 }

@@ -142,6 +142,8 @@ async function sessionFor(
   // trainer must not find the session compiled from their old values).
   const hashes = [await modelKey(model.bytes)];
   for (const e of model.externalData) hashes.push(`${e.path}=${await modelKey(e.data)}`);
+  // Weights left in files are named by file and offset in the model bytes; the folder completes them.
+  if (model.externalFolder !== undefined) hashes.push(`folder=${model.externalFolder}`);
   const key = `${ep}:${threads}:${hashes.join(':')}`;
   let s = sessions.get(key);
   if (!s) {
@@ -151,6 +153,11 @@ async function sessionFor(
       intraOpNumThreads: threads,
       // onnxruntime copies these bytes while creating the session; the caller's arrays stay its own.
       ...(model.externalData.length ? { externalData: model.externalData } : {}),
+      // Where the files of FileTensors are: onnxruntime maps or reads them there, and refuses
+      // locations that leave the folder (absolute paths, "..", symbolic links out of it).
+      ...(model.externalFolder === undefined
+        ? {}
+        : { extra: { session: { model_external_initializers_file_folder_path: model.externalFolder } } }),
     };
     s = ort.InferenceSession.create(model.bytes, sessionOptions).catch((e: unknown) => {
       sessions.delete(key);

@@ -38,7 +38,7 @@ export function mavenLlmGguf(model: MavenModel, type: GgufExportType): GgufFile 
     {
       name: model.config.name,
       llm: model.config.llm,
-      weights: model.weights,
+      weights: model.hostWeights(),
       vocabulary: mavenVocabulary(model),
     },
     type,

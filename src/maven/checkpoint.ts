@@ -14,11 +14,15 @@
  *
  * Building a model checks every expected tensor's presence and shape and reports all problems at
  * once; every weight is then checked for NaN and ±Inf, so a damaged file fails at load, by name,
- * instead of answering garbage.
+ * instead of answering garbage. Weights left in their files (FileTensor) are counted by whoever
+ * left them there, which streams through them (src/node/model-directory.ts).
  */
 import {
+  FileTensor,
   type HostTensor,
   type RuntimeOptions,
+  type StoredTensor,
+  sizeOf,
   storedWeightNames,
   storedWeightProblem,
 } from '../engine/index.ts';
@@ -34,8 +38,13 @@ export interface MavenParts {
   configJson: unknown;
   /** The contents of tokenizer.json (TextTokenizer.toJSON()). */
   tokenizerJson: unknown;
-  /** Every weight by full name, as in model.safetensors; names the config does not expect are ignored. */
-  weights: ReadonlyMap<string, HostTensor>;
+  /**
+   * Every weight by full name, as in model.safetensors; names the config does not expect are
+   * ignored. In host memory, or left in its file for onnxruntime to read (FileTensor).
+   */
+  weights: ReadonlyMap<string, StoredTensor>;
+  /** Non-finite values of the float FileTensors, counted as their files were streamed (absent: none). */
+  nonFiniteInFiles?: ReadonlyMap<string, NonFiniteCount>;
 }
 
 /** The MavenConfig of a config.json's contents; `source` names the file in errors. */
@@ -87,30 +96,51 @@ export class NonFiniteWeightsError extends Error {
   }
 }
 
-/** How many values of a floating-point tensor are NaN or ±Inf, and the first one's index. */
-function nonFinite(t: HostTensor): { count: number; first: number } | null {
-  const data = t.data;
-  if (!(data instanceof Float32Array || data instanceof Float64Array)) return null;
-  let count = 0;
-  let first = -1;
+/** NaN and ±Inf among a tensor's values: how many, and the first one's index (-1: none). */
+export interface NonFiniteCount {
+  count: number;
+  first: number;
+}
+
+/**
+ * Adds the NaN and ±Inf of `data` to `into`, `data[0]` being value `at` of its tensor: a tensor
+ * can be counted a piece at a time, as it is read.
+ */
+export function countNonFinite(data: Float32Array | Float64Array, at: number, into: NonFiniteCount): void {
   for (let i = 0; i < data.length; i++) {
     // x - x is 0 for every finite x, NaN for NaN and ±Inf: one test per value.
     if (data[i] - data[i] !== 0) {
-      if (count === 0) first = i;
-      count++;
+      if (into.count === 0) into.first = at + i;
+      into.count++;
     }
   }
-  return count ? { count, first } : null;
 }
 
-/** Throws NonFiniteWeightsError naming every weight that holds NaN or ±Inf. */
-export function checkWeightsFinite(source: string, weights: ReadonlyMap<string, HostTensor>): void {
+/** How many values of a floating-point tensor are NaN or ±Inf, and the first one's index. */
+function nonFinite(t: HostTensor): NonFiniteCount | null {
+  const data = t.data;
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return null;
+  const counted = { count: 0, first: -1 };
+  countNonFinite(data, 0, counted);
+  return counted.count ? counted : null;
+}
+
+/**
+ * Throws NonFiniteWeightsError naming every weight that holds NaN or ±Inf: host tensors are
+ * checked here, FileTensors by `inFiles` (counted while their files were streamed).
+ */
+export function checkWeightsFinite(
+  source: string,
+  weights: ReadonlyMap<string, StoredTensor>,
+  inFiles: ReadonlyMap<string, NonFiniteCount> = new Map(),
+): void {
   const damaged: string[] = [];
   for (const [name, tensor] of weights) {
-    const bad = nonFinite(tensor);
-    if (bad) {
+    const bad = tensor instanceof FileTensor ? inFiles.get(name) : nonFinite(tensor);
+    if (bad?.count) {
+      const values = sizeOf(tensor.shape);
       damaged.push(
-        `"${name}" [${tensor.shape.join(', ')}]: ${bad.count} of ${tensor.data.length} values are NaN or infinite (the first at index ${bad.first})`,
+        `"${name}" [${tensor.shape.join(', ')}]: ${bad.count} of ${values} values are NaN or infinite (the first at index ${bad.first})`,
       );
     }
   }
@@ -136,20 +166,22 @@ export function mavenFromParts(parts: MavenParts, options: FromPartsOptions = {}
   const source = options.source ?? 'MaVEn checkpoint';
   const config = parseMavenConfig(parts.configJson, `${source}: config.json`);
   checkWeightShapes(source, config, parts.weights);
-  const weights = new Map<string, HostTensor>();
+  const weights = new Map<string, StoredTensor>();
   for (const name of mavenWeightShapes(config).keys()) {
     for (const stored of storedWeightNames(parts.weights, name))
       weights.set(stored, parts.weights.get(stored)!);
   }
-  checkWeightsFinite(source, weights);
+  checkWeightsFinite(source, weights, parts.nonFiniteInFiles);
   return new MavenModel(config, weights, loadTokenizer(parts.tokenizerJson), options.runtime);
 }
 
 /** The parts a model directory stores for `model`: what mavenFromParts takes back. */
-export function mavenToParts(model: MavenModel): MavenParts {
+export function mavenToParts(
+  model: MavenModel,
+): Omit<MavenParts, 'weights'> & { weights: ReadonlyMap<string, HostTensor> } {
   return {
     configJson: { format: CHECKPOINT_FORMAT, ...model.config },
     tokenizerJson: model.tokenizer.toJSON(),
-    weights: model.weights,
+    weights: model.hostWeights(),
   };
 }

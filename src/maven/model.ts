@@ -18,6 +18,7 @@
  */
 import {
   compile,
+  FileTensor,
   Graph,
   HostTensor,
   isBlockQuantized,
@@ -25,6 +26,8 @@ import {
   ops,
   type Program,
   type RuntimeOptions,
+  type StoredTensor,
+  storedByteLength,
   storedRows,
   storedWeightBytes,
   storedWeightProblem,
@@ -64,10 +67,12 @@ import { type UnifiedVocabulary, visualTokenId } from './vocabulary.ts';
 
 export const VISION_SCOPE = 'vision_tower.';
 /**
- * Programs whose weights total less than this get them as initializers: onnxruntime can then
- * pre-transpose and pack them once (tiny preset: decode ~2.5× faster than with bound weights).
- * Larger float weight sets are bound as inputs, so they are never copied. An LLM that stores
- * block-quantized weights is embedded whatever its size (`llmDecoder`).
+ * Programs whose weights in host memory total less than this get them as initializers:
+ * onnxruntime can then pre-transpose and pack them once (tiny preset: decode ~2.5× faster than
+ * with bound weights). Larger float weight sets are bound as inputs, so they are never copied. An
+ * LLM that stores block-quantized weights is embedded whatever its size (`llmDecoder`), and
+ * weights left in their files (FileTensor, `loadMaven(dir, { weightsOnDisk })`) always are:
+ * onnxruntime reads them from the file, so there is no host copy to share.
  */
 const EMBED_WEIGHTS_BELOW = 256 * 2 ** 20;
 export const TOKENIZER_SCOPE = 'visual_tokenizer.';
@@ -207,7 +212,8 @@ export class MavenModel {
 
   constructor(
     readonly config: MavenConfig,
-    readonly weights: ReadonlyMap<string, HostTensor>,
+    /** Every stored tensor by name: in host memory, or left in its file (FileTensor). */
+    readonly weights: ReadonlyMap<string, StoredTensor>,
     readonly tokenizer: TextTokenizer,
     readonly runtime: RuntimeOptions = {},
   ) {
@@ -243,20 +249,35 @@ export class MavenModel {
     return this.tokenizer.tokenToId(this.config.imageEndToken)!;
   }
 
-  /** Compile (once) a program whose weights are bound from the model, not copied. */
+  /**
+   * The weights in host memory, for callers that read or rewrite them (training, quantizing,
+   * export, saving). Refuses a model whose weights were left in their files, naming one.
+   */
+  hostWeights(): ReadonlyMap<string, HostTensor> {
+    for (const [name, t] of this.weights)
+      if (t instanceof FileTensor)
+        throw new Error(
+          `${this.config.name}: "${name}" was left in ${t.file} (loaded with weightsOnDisk); load the model without it to read or change its weights`,
+        );
+    return this.weights as ReadonlyMap<string, HostTensor>;
+  }
+
+  /** Compile (once) a program over the model's weights, embedded or bound, never copied on the host. */
   private program(key: string, build: (g: Graph) => Record<string, Tensor>): Promise<Program> {
     let p = this.programs.get(key);
     if (!p) {
       p = (async () => {
         const g = new Graph('float32', { weights: this.weights });
         const outputs = build(g);
-        const used = [...g.params.keys()];
-        const bytes = used.reduce((n, name) => n + this.weights.get(name)!.data.byteLength, 0);
+        const used = [...g.params.keys()].map((n): [string, StoredTensor] => [n, this.weights.get(n)!]);
+        const inHost = used.filter((u): u is [string, HostTensor] => u[1] instanceof HostTensor);
+        const bytes = inHost.reduce((n, [, t]) => n + storedByteLength(t), 0);
         // Small weight sets are baked in (onnxruntime then pre-packs them); large ones are bound.
-        const embed =
-          bytes < EMBED_WEIGHTS_BELOW ? new Map(used.map((n) => [n, this.weights.get(n)!])) : undefined;
+        // Weights left in their files are baked in by reference whatever their size.
+        const bind = bytes < EMBED_WEIGHTS_BELOW ? [] : inHost;
+        const embed = new Map(used.filter(([, t]) => !bind.some(([, b]) => b === t)));
         const program = await compile(g, outputs, { ...this.runtime, label: key, embed });
-        if (!embed) for (const name of used) program.bind(name, this.weights.get(name)!);
+        for (const [name, t] of bind) program.bind(name, t);
         return program;
       })();
       this.programs.set(key, p);
@@ -358,30 +379,40 @@ export class MavenModel {
     return { features: r.features ?? null, ids: r.ids ?? null };
   }
 
-  /** h_EOS for each image's discrete ids, all images in one batch: [N, D]. */
+  /**
+   * h_EOS for each image's discrete ids, all images in one batch: [N, D]. A prompt through the
+   * decoder the answers use (what traceHEos computes in training), so the process holds one copy
+   * of the LLM's weights, not one for this and one for generation.
+   */
   async hEos(codes: number[][]): Promise<HostTensor> {
-    const program = await this.program('h_eos', (g) => {
-      const ids = g.input('ids', 'int64', ['N', 'T']);
-      const positions = g.input('positions', 'int64', ['N', 'T']);
-      return { h: traceHEos(g, this.components, ids, positions) };
-    });
     const n = codes.length;
     const t = codes[0].length + 1;
-    const ids = new BigInt64Array(n * t);
+    const D = this.config.llm.hiddenSize;
+    const table = this.embeddingRows();
+    const embeds = new Float32Array(n * t * D);
     const positions = new BigInt64Array(n * t);
     codes.forEach((row, i) => {
-      row.forEach((code, j) => {
-        ids[i * t + j] = BigInt(visualTokenId(this.vocabulary, code));
+      if (row.length !== t - 1) throw new Error(`hEos: image ${i} has ${row.length} codes, image 0 ${t - 1}`);
+      [...row.map((code) => visualTokenId(this.vocabulary, code)), this.tokenizer.eosId].forEach((id, j) => {
+        table.read(id, embeds, (i * t + j) * D);
         positions[i * t + j] = BigInt(j);
       });
-      ids[i * t + t - 1] = BigInt(this.tokenizer.eosId);
-      positions[i * t + t - 1] = BigInt(t - 1);
     });
-    const r = await program.run({
-      ids: new HostTensor('int64', [n, t], ids),
-      positions: new HostTensor('int64', [n, t], positions),
-    });
-    return r.h;
+    const decoder = await this.llmDecoder();
+    const { hidden } = await decoder.prefill(
+      new HostTensor('float32', [n, t, D], embeds),
+      new HostTensor('int64', [n, t], positions),
+      { capacity: t },
+    );
+    return new HostTensor('float32', [n, D], hidden.data as Float32Array); // [N, 1, D] → [N, D]
+  }
+
+  /** Host-side rows of the unified token table (text and visual ids). */
+  private embeddingRows() {
+    return storedRows(this.weights, 'model.embed_tokens.weight', [
+      this.config.llm.vocabSize,
+      this.config.llm.hiddenSize,
+    ]);
   }
 
   async selectorScores(features: HostTensor, hEos: HostTensor): Promise<HostTensor> {
@@ -455,13 +486,9 @@ export class MavenModel {
       imageEndId: this.imageEndId,
       order: this.config.sequenceOrder,
     });
-    const table = storedRows(this.weights, 'model.embed_tokens.weight', [
-      this.config.llm.vocabSize,
-      this.config.llm.hiddenSize,
-    ]);
     const embeds = embedSequence(
       sequence,
-      table,
+      this.embeddingRows(),
       encoded.map((e) => e.projected),
     );
     return { sequence, embeds, images: [...encoded] };

@@ -9,7 +9,8 @@
  *   model.safetensors.index.json      Hugging Face's sharded layout with model-0000k-of-0000n files
  *
  * Loading checks every expected tensor's presence and shape from the safetensors headers before
- * any tensor data is read, and large shards are read tensor by tensor. A quantized directory
+ * any tensor data is read, and large shards are read tensor by tensor — or, with
+ * `weightsOnDisk`, left in the files for onnxruntime to read (FileTensor). A quantized directory
  * (`maven quantize`, src/maven/quantization.ts) loads the same way: its weights' `.qweight` and
  * `.scales` pairs are checked against the "maven.quantization" metadata, naming any tensor that
  * disagrees.
@@ -17,12 +18,19 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type HostTensor, type RuntimeOptions, storedWeightNames } from '../engine/index.ts';
+import {
+  type FileTensor,
+  type RuntimeOptions,
+  type StoredTensor,
+  storedWeightNames,
+} from '../engine/index.ts';
 import {
   checkWeightShapes,
+  countNonFinite,
   mavenFromParts,
   mavenToParts,
   mavenWeightShapes,
+  type NonFiniteCount,
   parseMavenConfig,
 } from '../maven/checkpoint.ts';
 import type { MavenConfig } from '../maven/config.ts';
@@ -49,11 +57,33 @@ export async function loadMavenConfig(dir: string): Promise<MavenConfig> {
   return parseMavenConfig(await readJson(path, 'model config'), path);
 }
 
+export interface LoadOptions {
+  /**
+   * Leave the weights in the model's files for onnxruntime to read as it makes each session
+   * (ONNX external data at their offsets in the safetensors files) instead of reading them into
+   * this process: a model then costs what its sessions hold, not that plus a host copy. For
+   * inference: a model loaded so refuses to be trained, quantized, exported or saved
+   * (`MavenModel.hostWeights`), and its files must stay in place while it runs. The token table
+   * is read all the same (prompts are embedded on the host), as is any tensor a file stores in a
+   * layout onnxruntime does not take (bf16, f16). Float tensors left in the files are still
+   * checked for NaN and ±Inf, streamed a piece at a time.
+   */
+  weightsOnDisk?: boolean;
+}
+
+/** Weights the host reads whatever `weightsOnDisk` says: prompts are embedded from the token table. */
+const READ_ON_HOST = new Set(['model.embed_tokens.weight']);
+
 /**
  * Reads every weight the config expects from `dir` (single file or shards), after checking their
- * presence and shapes in the headers; the values are checked by mavenFromParts.
+ * presence and shapes in the headers, or leaves them in the files (`weightsOnDisk`); the values
+ * read are checked by mavenFromParts, those left in files here.
  */
-async function readMavenWeights(dir: string, config: MavenConfig): Promise<Map<string, HostTensor>> {
+async function readMavenWeights(
+  dir: string,
+  config: MavenConfig,
+  options: LoadOptions,
+): Promise<{ weights: Map<string, StoredTensor>; nonFiniteInFiles: Map<string, NonFiniteCount> }> {
   const single = join(dir, 'model.safetensors');
   const index = join(dir, 'model.safetensors.index.json');
   const source = existsSync(single)
@@ -71,12 +101,25 @@ async function readMavenWeights(dir: string, config: MavenConfig): Promise<Map<s
       source.entries,
       typeof recorded === 'string' ? recorded : undefined,
     );
-    const weights = new Map<string, HostTensor>();
+    const weights = new Map<string, StoredTensor>();
+    const nonFiniteInFiles = new Map<string, NonFiniteCount>();
     for (const name of mavenWeightShapes(config).keys()) {
-      for (const stored of storedWeightNames(source.entries, name))
-        weights.set(stored, await source.get(stored));
+      for (const stored of storedWeightNames(source.entries, name)) {
+        const left: FileTensor | null =
+          options.weightsOnDisk && !READ_ON_HOST.has(name) ? source.fileTensor(stored) : null;
+        if (!left) {
+          weights.set(stored, await source.get(stored));
+          continue;
+        }
+        weights.set(stored, left);
+        if (left.dtype === 'float32' || left.dtype === 'float64') {
+          const counted = { count: 0, first: -1 };
+          await source.scan(stored, (values, at) => countNonFinite(values, at, counted));
+          if (counted.count) nonFiniteInFiles.set(stored, counted);
+        }
+      }
     }
-    return weights;
+    return { weights, nonFiniteInFiles };
   } finally {
     await source.close();
   }
@@ -86,14 +129,18 @@ async function readMavenWeights(dir: string, config: MavenConfig): Promise<Map<s
  * Loads a model directory. Refuses a checkpoint with missing or misshapen tensors, or with NaN/±Inf
  * in any weight (NonFiniteWeightsError, from src/maven/checkpoint.ts), naming each tensor.
  */
-export async function loadMaven(dir: string, runtime: RuntimeOptions = {}): Promise<MavenModel> {
+export async function loadMaven(
+  dir: string,
+  runtime: RuntimeOptions = {},
+  options: LoadOptions = {},
+): Promise<MavenModel> {
   if (!existsSync(dir)) throw new Error(`model directory ${dir} does not exist`);
   const configPath = join(dir, 'config.json');
   const configJson = await readJson(configPath, 'model config');
   const config = parseMavenConfig(configJson, configPath);
   const tokenizerJson = await readJson(join(dir, 'tokenizer.json'), 'tokenizer');
-  const weights = await readMavenWeights(dir, config);
-  return mavenFromParts({ configJson, tokenizerJson, weights }, { runtime, source: dir });
+  const { weights, nonFiniteInFiles } = await readMavenWeights(dir, config, options);
+  return mavenFromParts({ configJson, tokenizerJson, weights, nonFiniteInFiles }, { runtime, source: dir });
 }
 
 export interface SaveOptions {

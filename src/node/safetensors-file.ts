@@ -6,8 +6,9 @@
  * the file handles, so the engine stays free of `node:` imports.
  */
 import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { allocate } from '../engine/dtype.ts';
+import { FileTensor } from '../engine/file-tensor.ts';
 import { HostTensor, sizeOf } from '../engine/host-tensor.ts';
 import {
   decodedDType,
@@ -81,14 +82,65 @@ export class SafetensorsFile {
     return this.entries.has(name);
   }
 
-  /** Reads and decodes one tensor, touching only its byte range. */
-  async get(name: string): Promise<HostTensor> {
+  /**
+   * Tensor `name` left where it is, for onnxruntime to read (FileTensor), when the file stores it
+   * in the layout onnxruntime takes; null when it must be decoded first (bf16, f16 → float32).
+   */
+  fileTensor(name: string): FileTensor | null {
+    const entry = this.entry(name);
+    const dtype = decodedDType(entry.dtype);
+    if (dtype === undefined || !isNativeLayout(entry.dtype)) return null;
+    const path = resolve(this.path);
+    return new FileTensor(dtype, [...entry.shape], dirname(path), basename(path), entry.byteOffset);
+  }
+
+  /**
+   * Streams float tensor `name` through `visit` in pieces of at most `chunkBytes` (a whole
+   * multiple of the element size), never holding more than one piece: for checks of tensors that
+   * stay in the file. `at` is the index of the piece's first value.
+   */
+  async scan(
+    name: string,
+    visit: (values: Float32Array | Float64Array, at: number) => void,
+    chunkBytes = 16 * 2 ** 20,
+  ): Promise<void> {
+    const entry = this.entry(name);
+    const dtype = decodedDType(entry.dtype);
+    if ((dtype !== 'float32' && dtype !== 'float64') || !isNativeLayout(entry.dtype))
+      throw new Error(
+        `${this.path}: tensor ${JSON.stringify(name)} is ${entry.dtype}, not stored as float32 or float64`,
+      );
+    const fh = this.handle;
+    if (!fh) throw new Error(`${this.path}: read of tensor ${JSON.stringify(name)} after close()`);
+    const size = dtype === 'float32' ? 4 : 8;
+    const piece = new Uint8Array(Math.max(size, chunkBytes - (chunkBytes % size)));
+    for (let done = 0; done < entry.byteLength; done += piece.length) {
+      const bytes = piece.subarray(0, Math.min(piece.length, entry.byteLength - done));
+      await readFully(fh, bytes, entry.byteOffset + done, `${this.path}: tensor ${JSON.stringify(name)}`);
+      // A piece at an unaligned place in its buffer would not make a typed array: copy it once.
+      const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+      const n = aligned.byteLength / size;
+      visit(
+        dtype === 'float32'
+          ? new Float32Array(aligned.buffer, aligned.byteOffset, n)
+          : new Float64Array(aligned.buffer, aligned.byteOffset, n),
+        done / size,
+      );
+    }
+  }
+
+  private entry(name: string) {
     const entry = this.entries.get(name);
-    if (!entry) {
+    if (!entry)
       throw new Error(
         `${this.path}: no tensor ${JSON.stringify(name)} (file has ${this.entries.size} tensors)`,
       );
-    }
+    return entry;
+  }
+
+  /** Reads and decodes one tensor, touching only its byte range. */
+  async get(name: string): Promise<HostTensor> {
+    const entry = this.entry(name);
     const fh = this.handle;
     if (!fh) throw new Error(`${this.path}: read of tensor ${JSON.stringify(name)} after close()`);
     const label = `${this.path}: tensor ${JSON.stringify(name)}`;
@@ -194,10 +246,30 @@ export class ShardedSafetensors {
   }
 
   get(name: string): Promise<HostTensor> {
+    return this.shard(name).then((s) => s.get(name));
+  }
+
+  /** As SafetensorsFile.fileTensor, in the shard that holds `name`. */
+  fileTensor(name: string): FileTensor | null {
+    const shard = this.shardOf.get(name);
+    if (!shard) throw new Error(`${this.indexPath}: no tensor ${JSON.stringify(name)} in weight_map`);
+    return shard.fileTensor(name);
+  }
+
+  /** As SafetensorsFile.scan, in the shard that holds `name`. */
+  async scan(
+    name: string,
+    visit: (values: Float32Array | Float64Array, at: number) => void,
+    chunkBytes?: number,
+  ): Promise<void> {
+    return (await this.shard(name)).scan(name, visit, chunkBytes);
+  }
+
+  private shard(name: string): Promise<SafetensorsFile> {
     const shard = this.shardOf.get(name);
     if (!shard)
       return Promise.reject(new Error(`${this.indexPath}: no tensor ${JSON.stringify(name)} in weight_map`));
-    return shard.get(name);
+    return Promise.resolve(shard);
   }
 
   async close(): Promise<void> {

@@ -73,7 +73,7 @@ describe('caption oracle', () => {
     const model = smallModel();
     const def = captionOracleStage({
       config: model.config,
-      weights: model.weights,
+      weights: model.hostWeights(),
       tokenizer: model.tokenizer,
       steps: 10,
       batchSize: 4,
@@ -92,7 +92,7 @@ describe('caption oracle', () => {
     assert.ok(losses[11] < losses[0] * 0.8, `${losses[0]} → ${losses[11]}`);
     for (const [name, value] of trainer.parameters()) {
       const same = Buffer.from((value.data as Float32Array).buffer).equals(
-        Buffer.from((model.weights.get(name)!.data as Float32Array).buffer),
+        Buffer.from((model.hostWeights().get(name)!.data as Float32Array).buffer),
       );
       if (!captionOracleTrainable(name)) assert.ok(same, `frozen ${name} changed`);
     }
@@ -104,7 +104,7 @@ describe('caption oracle', () => {
         captionOracleStage({
           ...def,
           config: model.config,
-          weights: model.weights,
+          weights: model.hostWeights(),
           tokenizer: model.tokenizer,
           batchSize: 4,
           lr: 1e-3,

@@ -18,7 +18,7 @@ import { smallModel } from '../maven/small-model.ts';
 const model = smallModel();
 const options = (mode?: EncodingMode) => ({
   config: model.config,
-  weights: model.weights,
+  weights: model.hostWeights(),
   tokenizer: model.tokenizer,
   steps: 2,
   batchSize: 2,
@@ -101,9 +101,9 @@ describe("the recipe's stages after stage 2", () => {
 
   it('each stage is built from the weights it is given, at the scaled schedule', () => {
     const [projector, , , instruction] = tinyLaterStages(base(undefined, photos), [], 0.5);
-    const def = projector.build(model.weights);
+    const def = projector.build(model.hostWeights());
     assert.equal(def.steps, Math.round(TINY_SCHEDULE.projector.steps / 2));
-    assert.equal(instruction.build(model.weights).steps, TINY_SCHEDULE.instruction.steps / 2);
+    assert.equal(instruction.build(model.hostWeights()).steps, TINY_SCHEDULE.instruction.steps / 2);
     const norm = model.weights.get('model.norm.weight');
     assert.ok(norm, 'the small model has a final norm');
     assert.equal(def.params.get('model.norm.weight'), norm);
@@ -111,7 +111,7 @@ describe("the recipe's stages after stage 2", () => {
 
   it('with a mode, every image of stage 4 is read in it', async () => {
     const stage4 = (mode?: EncodingMode) =>
-      tinyLaterStages(base(mode), [], 0.001).at(-1)!.build(model.weights);
+      tinyLaterStages(base(mode), [], 0.001).at(-1)!.build(model.hostWeights());
     const continuous = counts(await firstBatch(stage4('continuous-only')));
     assert.ok(continuous.patches > 0 && continuous.codes === 0, JSON.stringify(continuous));
     const discrete = counts(await firstBatch(stage4('discrete-only')));

@@ -478,7 +478,7 @@ describe('the tiny model as GGUF', () => {
   it('f32 holds the weights exactly; q_proj/k_proj rows permuted, the inverse giving HF back', () => {
     const f = files.get('f32')!;
     const get = (n: string) => tensorValues(f, f.tensors.find((t) => t.name === n)!);
-    const w = (n: string) => model.weights.get(n)!.data as Float32Array;
+    const w = (n: string) => model.hostWeights().get(n)!.data as Float32Array;
     assert.deepEqual(get('token_embd.weight'), w('model.embed_tokens.weight'));
     assert.deepEqual(get('blk.2.ffn_down.weight'), w('model.layers.2.mlp.down_proj.weight'));
     assert.deepEqual(get('blk.1.attn_norm.weight'), w('model.layers.1.input_layernorm.weight'));
@@ -528,7 +528,7 @@ describe('the tiny model as GGUF', () => {
 
 /** The HF weight behind a GGUF tensor name, permuted as the file stores it. */
 function refValues(model: MavenModel, gguf: string): Float32Array {
-  const w = (n: string) => model.weights.get(n)!.data as Float32Array;
+  const w = (n: string) => model.hostWeights().get(n)!.data as Float32Array;
   if (gguf === 'token_embd.weight') return w('model.embed_tokens.weight');
   if (gguf === 'output_norm.weight') return w('model.norm.weight');
   const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(gguf)!;

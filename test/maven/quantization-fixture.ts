@@ -29,7 +29,7 @@ export async function tinyPair(
   options: QuantizeOptions,
 ): Promise<{ float: MavenModel; quantized: MavenModel }> {
   const float = await loadMaven(TINY_DIR);
-  const q = quantizeMaven(float.config, float.weights, options);
+  const q = quantizeMaven(float.config, float.hostWeights(), options);
   return { float, quantized: new MavenModel(float.config, q.weights, float.tokenizer) };
 }
 

@@ -84,7 +84,7 @@ describe('quantized maven-tiny against float32', () => {
     assert.equal(withVision.length, base.length + 4 * 6);
     // The token table (tied: one) at 8 bits in blocks of 16 by default beside 4-bit layers,
     // float32 beside 8-bit ones.
-    const q4 = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32 });
+    const q4 = quantizeMaven(float.config, float.hostWeights(), { bits: 4, blockSize: 32 });
     assert.deepEqual(q4.quantized, [...base, 'model.embed_tokens.weight']);
     assert.deepEqual(q4.weights.get('model.embed_tokens.weight.qweight')?.shape, [
       float.config.llm.vocabSize,
@@ -92,8 +92,15 @@ describe('quantized maven-tiny against float32', () => {
       16,
     ]);
     assert.deepEqual(JSON.parse(q4.metadata).tables, { bits: 8, block_size: 16 });
-    assert.deepEqual(quantizeMaven(float.config, float.weights, { bits: 8, blockSize: 16 }).quantized, base);
-    const keep = quantizeMaven(float.config, float.weights, { bits: 4, blockSize: 32, tables: 'float' });
+    assert.deepEqual(
+      quantizeMaven(float.config, float.hostWeights(), { bits: 8, blockSize: 16 }).quantized,
+      base,
+    );
+    const keep = quantizeMaven(float.config, float.hostWeights(), {
+      bits: 4,
+      blockSize: 32,
+      tables: 'float',
+    });
     assert.deepEqual(keep.quantized, base);
     assert.equal(
       keep.weights.get('model.embed_tokens.weight'),
@@ -104,7 +111,7 @@ describe('quantized maven-tiny against float32', () => {
       () =>
         quantizeMaven(
           float.config,
-          quantizeMaven(float.config, float.weights, { bits: 8, blockSize: 32 }).weights,
+          quantizeMaven(float.config, float.hostWeights(), { bits: 8, blockSize: 32 }).weights,
           { bits: 4, blockSize: 32 },
         ),
       /already quantized/,
@@ -114,7 +121,7 @@ describe('quantized maven-tiny against float32', () => {
 
 async function quantizedDir(bits: 4 | 8): Promise<{ dir: string; model: MavenModel; metadata: string }> {
   const float = await loadMaven(TINY_DIR);
-  const q = quantizeMaven(float.config, float.weights, { bits, blockSize: 32 });
+  const q = quantizeMaven(float.config, float.hostWeights(), { bits, blockSize: 32 });
   const model = new MavenModel(float.config, q.weights, float.tokenizer);
   const dir = join(mkdtempSync(join(tmpdir(), 'maven-quant-')), 'q');
   await saveMaven(dir, model, { metadata: { [QUANTIZATION_METADATA_KEY]: q.metadata } });

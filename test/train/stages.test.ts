@@ -85,7 +85,7 @@ describe('MaVEn training stages', () => {
     model = smallModel();
     options = {
       config: model.config,
-      weights: model.weights,
+      weights: model.hostWeights(),
       tokenizer: model.tokenizer,
       steps: 20,
       batchSize: 4,
@@ -203,7 +203,7 @@ describe('MaVEn training stages', () => {
     const vt = model.config.textVocabSize;
     const d = model.config.llm.hiddenSize;
     assert.deepEqual(table.shape, [vt + model.config.seed.codebookSize, d]);
-    const original = model.weights.get('model.embed_tokens.weight')!.data as Float32Array;
+    const original = model.hostWeights().get('model.embed_tokens.weight')!.data as Float32Array;
     assert.deepEqual((table.data as Float32Array).subarray(0, vt * d), original.subarray(0, vt * d));
     assert.notDeepEqual((table.data as Float32Array).subarray(vt * d), original.subarray(vt * d));
   });
@@ -395,7 +395,7 @@ describe('stage 4 with real NLVR statements', () => {
     const tokenizer = new RecordingTokenizer(model.tokenizer);
     const def = instructionStage({
       config: model.config,
-      weights: model.weights,
+      weights: model.hostWeights(),
       tokenizer,
       steps: 10,
       batchSize: BATCH,

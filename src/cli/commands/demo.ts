@@ -201,7 +201,7 @@ export const demoCommand: Command = {
       mode,
       keepRatio: numberOption(values['keep-ratio'], 'keep-ratio', (n) => n > 0 && n <= 1),
     };
-    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
+    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR, {}, { weightsOnDisk: true });
     const answered: Answered[] = [];
     for (const q of await questions()) {
       const a = await answer(model, q, options);

@@ -99,7 +99,7 @@ export const evalCommand: Command = {
       normalization,
       seed: numberOption(values.seed, 'seed', Number.isInteger) ?? 0,
     };
-    const model = await loadMaven(modelDir);
+    const model = await loadMaven(modelDir, {}, { weightsOnDisk: true });
     const progress = new EvalProgress('', { mode: values.quiet ? 'off' : undefined });
     const results: BenchResult[] = [];
     for (const bench of benches) {

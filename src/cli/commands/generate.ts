@@ -63,7 +63,7 @@ export const generateCommand: Command = {
       seed: numberOption(values.seed, 'seed', Number.isInteger),
       stop: values.stop,
     };
-    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR);
+    const model = await loadMaven(values.model ?? DEFAULT_MODEL_DIR, {}, { weightsOnDisk: true });
     const unknownWords = unknownWordsOf(model, positionals[0]);
     const images = values.image ?? [];
     const t0 = performance.now();

@@ -107,7 +107,7 @@ export const quantizeCommand: Command = {
 
     const model = await loadMaven(modelDir);
     const t0 = performance.now();
-    const result = quantizeMaven(model.config, model.weights, {
+    const result = quantizeMaven(model.config, model.hostWeights(), {
       bits: bits as 4 | 8,
       blockSize,
       vision: values.vision,
@@ -131,7 +131,7 @@ export const quantizeCommand: Command = {
           ? 'token tables float32'
           : `${tableCount} token table${tableCount === 1 ? '' : 's'} at ${tables.bits} bits (blocks of ${tables.blockSize})`;
       console.log(
-        `${model.config.name} → ${outDir}: ${result.quantized.length - tableCount} weights at ${bits} bits (blocks of ${blockSize}), ${tablesSaid}, weights ${(bytes(model.weights) / 2 ** 20).toFixed(2)} → ${(bytes(result.weights) / 2 ** 20).toFixed(2)} MiB, ${(performance.now() - t0).toFixed(0)} ms`,
+        `${model.config.name} → ${outDir}: ${result.quantized.length - tableCount} weights at ${bits} bits (blocks of ${blockSize}), ${tablesSaid}, weights ${(bytes(model.hostWeights()) / 2 ** 20).toFixed(2)} → ${(bytes(result.weights) / 2 ** 20).toFixed(2)} MiB, ${(performance.now() - t0).toFixed(0)} ms`,
       );
       for (const s of result.skipped) console.log(`  kept float32: ${s.name} (${s.reason})`);
     }

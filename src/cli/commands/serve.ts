@@ -112,7 +112,7 @@ export const serveCommand: Command = {
           },
     };
     const dir = values.model ?? DEFAULT_MODEL_DIR;
-    const model = await loadMaven(dir);
+    const model = await loadMaven(dir, {}, { weightsOnDisk: true });
     const handle = await startServer(model, { ...options, localPageModelDir: dir });
     if (!values['no-warmup']) {
       // One small request through the public path compiles every program before real traffic.

@@ -101,7 +101,7 @@ export const trainCommand: Command = {
     const positive = (n: number) => n > 0;
     const def = make({
       config: model.config,
-      weights: model.weights,
+      weights: model.hostWeights(),
       tokenizer: model.tokenizer,
       steps: numberOption(values.steps, 'steps', positive) ?? file.steps ?? 300,
       batchSize: numberOption(values['batch-size'], 'batch-size', positive) ?? file.batchSize ?? 16,
