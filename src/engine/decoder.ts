@@ -14,8 +14,10 @@
  * (and a second copy of a few MiB costs nothing). Weights are baked in as initializers or bound
  * once as resident inputs; weights stored block-quantized run with MatMulNBits.
  */
+import type { StoredRows } from './block-quantize.ts';
 import { FileTensor, type StoredTensor, storedByteLength } from './file-tensor.ts';
 import { Graph } from './graph.ts';
+import { allocate } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
 import * as ops from './ops/index.ts';
 import { compile, type Program, type RuntimeOptions } from './session.ts';
@@ -93,6 +95,19 @@ export interface DecoderOptions {
    */
   sharedProgram?: boolean;
   /**
+   * The token table's rows on the host. Every step then takes embeddings — ids are embedded here —
+   * so prefill and decode can share one program and no program holds a copy of the table (a
+   * model that embeds its prompts on the host, as MaVEn does, would otherwise hold it twice:
+   * 196 MiB at maven-7b's 8-bit table).
+   */
+  embedOnHost?: StoredRows;
+  /**
+   * Positions per prefill step: a longer prompt runs as several steps over its own cache. Default:
+   * as many as keep a step's new keys and values within PREFILL_STEP_BYTES (they come back as
+   * outputs before they are copied into the cache).
+   */
+  prefillChunk?: number;
+  /**
    * Intra-op threads for the one-token decode step when it has its own program. Default: 1 below
    * width 1024, where handing each small op to a second thread costs more than it saves
    * (measured on the tiny preset, 2 cores: ~2,800 vs ~2,000 tokens/s); otherwise the runtime's.
@@ -115,6 +130,14 @@ export interface DecoderOutput {
   /** The cache after the step: pass it to `decode` to go on from here. */
   cache: DecoderCache;
 }
+
+/**
+ * A prefill step's new keys and values, handed back as outputs and then copied into the cache,
+ * are kept below this many bytes by running a long prompt in pieces (maven-7b: 1 MiB a position,
+ * so a 382-position prompt in one step added 1.1 GiB to the process's peak, in pieces of 64
+ * 0.4 GiB; the ~135M shape, 46 KiB a position, runs a 512-token prompt in one step).
+ */
+export const PREFILL_STEP_BYTES = 64 * 2 ** 20;
 
 /**
  * Positions a cache holds beyond those it needs when it is made (unless the caller sizes it) and
@@ -309,6 +332,8 @@ export class KVCacheDecoder {
     private readonly decodeProgram: Program,
     private readonly shared: boolean,
     private readonly fromEmbeds: boolean,
+    private readonly hostRows: StoredRows | undefined,
+    private readonly prefillChunk: number | undefined,
   ) {}
 
   static async create(
@@ -317,9 +342,17 @@ export class KVCacheDecoder {
     options: DecoderOptions = {},
   ): Promise<KVCacheDecoder> {
     const embed = options.embedWeights ?? true;
-    const fromEmbeds = options.prefillInput === 'embeds';
+    const hostRows = options.embedOnHost;
+    const fromEmbeds = options.prefillInput === 'embeds' || hostRows !== undefined;
     if (fromEmbeds && !spec.hiddenSize)
       throw new Error('KVCacheDecoder: prefill from embeddings needs spec.hiddenSize');
+    if (hostRows && hostRows.shape[1] !== spec.hiddenSize)
+      throw new Error(
+        `KVCacheDecoder: host token rows are ${hostRows.shape[1]} wide, the model ${spec.hiddenSize}`,
+      );
+    const chunk = options.prefillChunk;
+    if (chunk !== undefined && !(Number.isInteger(chunk) && chunk >= 1))
+      throw new Error(`KVCacheDecoder: prefillChunk must be a whole number ≥ 1, got ${chunk}`);
     const decodeThreads =
       options.decodeThreads ?? ((spec.hiddenSize ?? 0) < 1024 ? 1 : options.runtime?.threads);
     const trace = (takesIds: boolean, takesEmbeds: boolean) => {
@@ -374,23 +407,25 @@ export class KVCacheDecoder {
       if (!embed) for (const [n, w] of used) if (!(w instanceof FileTensor)) program.bind(n, w);
       return program;
     };
-    const canShare = !fromEmbeds || spec.embedIds !== undefined;
-    const decodeGraph = trace(true, fromEmbeds && spec.embedIds !== undefined);
+    // With the table on the host every step takes embeddings; otherwise decode takes ids, and a
+    // program shared with an embeddings prefill takes both (spec.embedIds).
+    const canShare = !fromEmbeds || hostRows !== undefined || spec.embedIds !== undefined;
+    const decodeGraph = hostRows ? trace(false, true) : trace(true, fromEmbeds && spec.embedIds !== undefined);
     const bytes = [...decodeGraph.g.params.keys()].reduce((n, k) => n + storedByteLength(weights.get(k)!), 0);
     const shared = canShare && (options.sharedProgram ?? bytes >= SHARED_PROGRAM_FROM_BYTES);
     if (options.sharedProgram && !canShare)
       throw new Error('KVCacheDecoder: a shared program that prefills from embeddings needs spec.embedIds');
     if (shared) {
       const step = await load(decodeGraph, 'decoder step');
-      return new KVCacheDecoder(spec, step, step, true, fromEmbeds);
+      return new KVCacheDecoder(spec, step, step, true, fromEmbeds, hostRows, chunk);
     }
     const prefill = await load(trace(!fromEmbeds, fromEmbeds), 'prefill');
     const decode = await load(
-      fromEmbeds && spec.embedIds ? trace(true, false) : decodeGraph,
+      fromEmbeds && spec.embedIds && !hostRows ? trace(true, false) : decodeGraph,
       'decode',
       decodeThreads,
     );
-    return new KVCacheDecoder(spec, prefill, decode, false, fromEmbeds);
+    return new KVCacheDecoder(spec, prefill, decode, false, fromEmbeds, hostRows, chunk);
   }
 
   /** Whether prefill and decode run one program (and so one copy of the weights). */
@@ -401,7 +436,7 @@ export class KVCacheDecoder {
   /**
    * Run the prompt — ids [B, T], or embeddings [B, T, D] when so created — at `positions` [B, T],
    * into a new cache. Returns the logits of its last position, [B, 1, V] (of all, [B, T, V], with
-   * `logits: 'all'`).
+   * `logits: 'all'`). A long prompt runs as several steps (`DecoderOptions.prefillChunk`).
    */
   async prefill(
     input: HostTensor,
@@ -409,14 +444,32 @@ export class KVCacheDecoder {
     options: PrefillOptions = {},
   ): Promise<DecoderOutput> {
     const [B, T] = input.shape;
-    const empty = DecoderCache.empty(this.spec, B, options.capacity ?? T + CACHE_HEADROOM);
-    const name = input.dtype === 'int64' ? 'ids' : 'embeds';
-    const feeds: Record<string, HostTensor> = { [name]: input, positions };
-    if (this.fromEmbeds && this.prefillProgram.reads('ids') && this.prefillProgram.reads('embeds')) {
-      if (name === 'embeds') feeds.ids = new HostTensor('int64', [B, 0], new BigInt64Array(0));
-      else feeds.embeds = this.noEmbeds(B);
+    const all = options.logits === 'all';
+    let cache = DecoderCache.empty(this.spec, B, options.capacity ?? T + CACHE_HEADROOM);
+    const { layers, kvHeads, headDim } = this.spec;
+    const chunk =
+      this.prefillChunk ??
+      Math.max(16, Math.floor(PREFILL_STEP_BYTES / (B * layers * 2 * kvHeads * headDim * 4)));
+    const pieces: DecoderOutput[] = [];
+    for (let from = 0; from < T; from += chunk) {
+      const to = Math.min(T, from + chunk);
+      const part = (t: HostTensor) => (from === 0 && to === T ? t : sliceAxis1(t, from, to));
+      const out = await this.step(
+        this.prefillProgram,
+        this.inputFeeds(this.prefillProgram, part(input), part(positions)),
+        cache,
+        to - from,
+        all ? to - from : 1,
+      );
+      cache = out.cache;
+      if (all || to === T) pieces.push(out);
     }
-    return this.step(this.prefillProgram, feeds, empty, T, options.logits === 'all' ? T : 1);
+    if (pieces.length === 1) return pieces[0];
+    return {
+      logits: concatAxis1(pieces.map((p) => p.logits)),
+      hidden: concatAxis1(pieces.map((p) => p.hidden)),
+      cache,
+    };
   }
 
   /**
@@ -428,9 +481,21 @@ export class KVCacheDecoder {
     const [B, T] = ids.shape;
     if (B !== cache.batch)
       throw new Error(`KVCacheDecoder.decode: ${B} sequences after a cache of ${cache.batch}`);
-    const feeds: Record<string, HostTensor> = { ids, positions };
-    if (this.fromEmbeds && this.decodeProgram.reads('embeds')) feeds.embeds = this.noEmbeds(B);
-    return this.step(this.decodeProgram, feeds, cache, T);
+    return this.step(this.decodeProgram, this.inputFeeds(this.decodeProgram, ids, positions), cache, T);
+  }
+
+  /** A step's token feeds: ids or embeddings as `program` takes them (ids embedded on the host). */
+  private inputFeeds(program: Program, input: HostTensor, positions: HostTensor): Record<string, HostTensor> {
+    const B = input.shape[0];
+    if (input.dtype === 'int64' && this.hostRows) input = embedRows(this.hostRows, input);
+    const name = input.dtype === 'int64' ? 'ids' : 'embeds';
+    const feeds: Record<string, HostTensor> = { [name]: input, positions };
+    // A program that takes both (prefill from embeddings, decode from ids) gets the other empty.
+    if (program.reads('ids') && program.reads('embeds')) {
+      if (name === 'embeds') feeds.ids = new HostTensor('int64', [B, 0], new BigInt64Array(0));
+      else feeds.embeds = this.noEmbeds(B);
+    }
+    return feeds;
   }
 
   /**
@@ -458,6 +523,46 @@ export class KVCacheDecoder {
   private noEmbeds(batch: number): HostTensor {
     return new HostTensor('float32', [batch, 0, this.spec.hiddenSize!], new Float32Array(0));
   }
+}
+
+/** ids [B, T] → their rows [B, T, D]. */
+function embedRows(rows: StoredRows, ids: HostTensor): HostTensor {
+  const [B, T] = ids.shape;
+  const [V, D] = rows.shape;
+  const out = new Float32Array(B * T * D);
+  (ids.data as BigInt64Array).forEach((id, i) => {
+    const row = Number(id);
+    if (row < 0 || row >= V) throw new Error(`KVCacheDecoder: token id ${row} outside the table's ${V} rows`);
+    rows.read(row, out, i * D);
+  });
+  return new HostTensor('float32', [B, T, D], out);
+}
+
+/** Positions from…to-1 of t [B, T, ...]. */
+function sliceAxis1(t: HostTensor, from: number, to: number): HostTensor {
+  const [B, T, ...rest] = t.shape;
+  const inner = rest.reduce((a, b) => a * b, 1);
+  const out = allocate(t.dtype, B * (to - from) * inner);
+  for (let b = 0; b < B; b++)
+    out.set(t.data.subarray((b * T + from) * inner, (b * T + to) * inner) as never, b * (to - from) * inner);
+  return new HostTensor(t.dtype, [B, to - from, ...rest], out);
+}
+
+/** Tensors [B, Ti, ...] joined along axis 1. */
+function concatAxis1(parts: HostTensor[]): HostTensor {
+  const [B, , ...rest] = parts[0].shape;
+  const inner = rest.reduce((a, b) => a * b, 1);
+  const T = parts.reduce((n, p) => n + p.shape[1], 0);
+  const out = allocate(parts[0].dtype, B * T * inner);
+  for (let b = 0; b < B; b++) {
+    let at = 0;
+    for (const p of parts) {
+      const n = p.shape[1] * inner;
+      out.set(p.data.subarray(b * n, (b + 1) * n) as never, (b * T + at) * inner);
+      at += p.shape[1];
+    }
+  }
+  return new HostTensor(parts[0].dtype, [B, T, ...rest], out);
 }
 
 /** The feeds a program reads (a model may ignore positions, for instance). */

@@ -298,7 +298,8 @@ export class MavenModel {
   /** The LLM as a KV-cache decoder that prefills from input embeddings. */
   llmDecoder(): Promise<KVCacheDecoder> {
     this.decoderPromise ??= KVCacheDecoder.create(this.components.llm.decoderSpec(), this.weights, {
-      prefillInput: 'embeds',
+      // Prompts are embedded on the host (embedSequence), so the table lives there once.
+      embedOnHost: this.embeddingRows(),
       // MatMulNBits runs fast only on weights it pre-packed, which onnxruntime does for
       // initializers alone: maven-7b at 4 bits with bound weights decoded 0.06 tokens/s end to end
       // (its LLM alone, embedded, 5.0; bench:decode, 2026-12-07). Embedding costs a second copy.
@@ -387,24 +388,22 @@ export class MavenModel {
   async hEos(codes: number[][]): Promise<HostTensor> {
     const n = codes.length;
     const t = codes[0].length + 1;
-    const D = this.config.llm.hiddenSize;
-    const table = this.embeddingRows();
-    const embeds = new Float32Array(n * t * D);
+    const ids = new BigInt64Array(n * t);
     const positions = new BigInt64Array(n * t);
     codes.forEach((row, i) => {
       if (row.length !== t - 1) throw new Error(`hEos: image ${i} has ${row.length} codes, image 0 ${t - 1}`);
       [...row.map((code) => visualTokenId(this.vocabulary, code)), this.tokenizer.eosId].forEach((id, j) => {
-        table.read(id, embeds, (i * t + j) * D);
+        ids[i * t + j] = BigInt(id);
         positions[i * t + j] = BigInt(j);
       });
     });
     const decoder = await this.llmDecoder();
     const { hidden } = await decoder.prefill(
-      new HostTensor('float32', [n, t, D], embeds),
+      new HostTensor('int64', [n, t], ids),
       new HostTensor('int64', [n, t], positions),
       { capacity: t },
     );
-    return new HostTensor('float32', [n, D], hidden.data as Float32Array); // [N, 1, D] → [N, D]
+    return new HostTensor('float32', [n, this.config.llm.hiddenSize], hidden.data as Float32Array); // [N, 1, D] → [N, D]
   }
 
   /** Host-side rows of the unified token table (text and visual ids). */

@@ -164,6 +164,65 @@ describe('KVCacheDecoder', () => {
     });
   }
 
+  for (const sharedProgram of [false, true]) {
+    it(`a prompt run in pieces equals it run whole: logits, hidden states, the cache, the next step (${sharedProgram ? 'one program' : 'two programs'})`, async () => {
+      const w = weights();
+      const whole = await KVCacheDecoder.create(spec, w, { sharedProgram });
+      const pieces = await KVCacheDecoder.create(spec, w, { sharedProgram, prefillChunk: 3 });
+      const prompt = [3, 14, 15, 9, 2, 6, 5, 3];
+      for (const logits of ['all', 'last'] as const) {
+        const a = await whole.prefill(ids(prompt), range(0, prompt.length), { logits });
+        const b = await pieces.prefill(ids(prompt), range(0, prompt.length), { logits });
+        assert.deepEqual(b.logits.shape, a.logits.shape);
+        assert.deepEqual(b.hidden.shape, [1, logits === 'all' ? prompt.length : 1, D]);
+        const close = (x: HostTensor, y: HostTensor, what: string) =>
+          (x.data as Float32Array).forEach((v, i) =>
+            assert.ok(Math.abs(v - (y.data as Float32Array)[i]) < 1e-5, `${logits}: ${what} ${i}`),
+          );
+        close(b.logits, a.logits, 'logit');
+        close(b.hidden, a.hidden, 'hidden');
+        assert.equal(b.cache.length, prompt.length);
+        b.cache.read().forEach((layer, l) => close(layer.key, a.cache.read()[l].key, `layer ${l} key`));
+        const next = argmaxLast(a.logits);
+        close(
+          (await pieces.decode(ids([next]), range(prompt.length, 1), b.cache)).logits,
+          (await whole.decode(ids([next]), range(prompt.length, 1), a.cache)).logits,
+          'next step logit',
+        );
+      }
+    });
+  }
+
+  it('embeds ids on the host from the token rows it is given, with no table in its program', async () => {
+    const w = weights();
+    const table = w.get('wte')!.data as Float32Array;
+    const rows = {
+      shape: [V, D] as [number, number],
+      read: (row: number, into: Float32Array, at: number) =>
+        into.set(table.subarray(row * D, (row + 1) * D), at),
+    };
+    // The head still reads wte (tied), so drop the table from the spec's embedding only.
+    const onHost = await KVCacheDecoder.create({ ...spec, hiddenSize: D }, w, { embedOnHost: rows });
+    const byIds = await KVCacheDecoder.create(spec, w);
+    assert.equal(onHost.sharesProgram, false); // tiny weights: two programs, both from embeddings
+    const prompt = [4, 8, 15, 16];
+    const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
+    const b = await onHost.prefill(ids(prompt), range(0, prompt.length));
+    (b.logits.data as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - (a.logits.data as Float32Array)[i]) < 1e-5),
+    );
+    const next = argmaxLast(a.logits);
+    const da = await byIds.decode(ids([next]), range(prompt.length, 1), a.cache);
+    const db = await onHost.decode(ids([next]), range(prompt.length, 1), b.cache);
+    (db.logits.data as Float32Array).forEach((v, i) =>
+      assert.ok(Math.abs(v - (da.logits.data as Float32Array)[i]) < 1e-5),
+    );
+    await assert.rejects(
+      onHost.decode(ids([V]), range(prompt.length, 1), b.cache),
+      /token id 23 outside the table's 23 rows/,
+    );
+  });
+
   it('continues several times from one cache (scoring answers), and refuses a cache a shorter one overwrote', async () => {
     const dec = await KVCacheDecoder.create(spec, weights());
     const prompt = [3, 14, 15, 9, 2];
