@@ -240,11 +240,12 @@ function prepareGguf(shape: Shape, bits: Bits): string {
 const MAVEN_7B_BITS = { bits: 4, blockSize: 128 } as const;
 
 async function prepareMaven7b(): Promise<string> {
-  const dir = join(cacheDir('maven-7b'), `model-int4-b${MAVEN_7B_BITS.blockSize}`);
-  if (existsSync(join(dir, 'config.json'))) return dir;
   const config: MavenConfig = maven7bConfig();
   const options = { ...MAVEN_7B_BITS, vision: true };
   const plan = new Map(quantizationPlan(config, options));
+  // Named by what it holds, so a changed plan (more layers quantized) makes a new one.
+  const dir = join(cacheDir('maven-7b'), `model-int4-b${MAVEN_7B_BITS.blockSize}-${plan.size}q`);
+  if (existsSync(join(dir, 'config.json'))) return dir;
   const weights = new Map<string, HostTensor>();
   for (const [name, shape] of mavenWeightShapes(config)) {
     const w = generate(name, shape);

@@ -1,13 +1,14 @@
 /**
  * Weight quantization of a MaVEn checkpoint for inference (`maven quantize`): the weights of the
  * linear layers that dominate the model's size and its per-token work — the LLM's attention and
- * MLP projections, the projector, and on request the vision towers' encoder layers — are stored
+ * MLP projections, the projector, and on request the vision side's (`vision`: both ViTs' encoder
+ * layers and the SEED tokenizer's Q-Former, 400 MiB of float32 at maven-7b's size) — are stored
  * block-quantized (src/engine/block-quantize.ts) and run with MatMulNBits. The token tables —
  * the embedding and the LM head (one table when tied) — are quantized too, by default at 8 bits
  * beside 4-bit layers (`tables`, `defaultTableQuant`): the head is read whole every token (in a ~135M LLaMA,
  * 4 of its 27 ms per int4 step and 113 of its MB as float32), and its logits decide every
  * answer; embedding rows are dequantized as they are read (ops.gather, storedRows). Norms,
- * biases, the Q-Former, codebook and patch selector stay float32: they are small, and
+ * biases, the codebook and patch selector stay float32: they are small, and
  * activations stay float32 throughout. Training reads float weights only (isQuantizedCheckpoint).
  */
 import {
@@ -27,7 +28,7 @@ import { TOKENIZER_VISION_SCOPE, VISION_SCOPE } from './model.ts';
 export const QUANTIZATION_METADATA_KEY = 'maven.quantization';
 
 export interface QuantizeOptions extends BlockQuantSpec {
-  /** Also quantize the vision towers' encoder layers (default: only the LLM and projector). */
+  /** Also quantize the vision side: the ViTs' encoder layers and the Q-Former (default: only the LLM and projector). */
   vision?: boolean;
   /** How to store the token tables (TOKEN_TABLES): 'float' keeps them float32; default `defaultTableQuant(bits)`. */
   tables?: BlockQuantSpec | 'float';
@@ -60,6 +61,8 @@ export interface QuantizedCheckpoint {
 const LLM_LINEAR = /^model\.layers\.\d+\.(self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight$/;
 const PROJECTOR = /^model\.mm_projector\.\d+\.weight$/;
 const VISION_LINEAR = /\.encoder\.layers\.\d+\.(self_attn\.(q|k|v|out)_proj|mlp\.fc[12])\.weight$/;
+const QFORMER_LINEAR =
+  /^visual_tokenizer\.Qformer\.bert\.encoder\.layer\.\d+\.((attention|crossattention)\.(self\.(query|key|value)|output\.dense)|(intermediate|output)_query\.dense)\.weight$/;
 
 /** The weights `maven quantize` selects in a model of `config`. */
 export function quantizableWeights(config: MavenConfig, options: { vision?: boolean } = {}): string[] {
@@ -68,7 +71,9 @@ export function quantizableWeights(config: MavenConfig, options: { vision?: bool
       if (shape.length !== 2) return false;
       if (LLM_LINEAR.test(name) || PROJECTOR.test(name)) return true;
       const inVision = name.startsWith(VISION_SCOPE) || name.startsWith(TOKENIZER_VISION_SCOPE);
-      return options.vision === true && inVision && VISION_LINEAR.test(name);
+      return (
+        options.vision === true && ((inVision && VISION_LINEAR.test(name)) || QFORMER_LINEAR.test(name))
+      );
     })
     .map(([name]) => name);
 }

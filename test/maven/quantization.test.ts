@@ -81,7 +81,15 @@ describe('quantized maven-tiny against float32', () => {
     assert.equal(base.length, 4 * 7 + 2);
     assert.ok(base.every((n) => n.startsWith('model.')));
     const withVision = quantizableWeights(float.config, { vision: true });
-    assert.equal(withVision.length, base.length + 4 * 6);
+    // Each ViT layer's 6 projections, and the Q-Former's: 6 a layer, 4 more with cross-attention.
+    const q = float.config.seed.qformer;
+    const crossLayers = Array.from(
+      { length: q.numHiddenLayers },
+      (_, i) => i % q.crossAttentionFrequency === 0,
+    );
+    const qformer = crossLayers.reduce((n, cross) => n + 6 + (cross ? 4 : 0), 0);
+    assert.equal(withVision.length, base.length + 4 * 6 + qformer);
+    assert.equal(withVision.filter((n) => n.includes('.Qformer.')).length, qformer);
     // The token table (tied: one) at 8 bits in blocks of 16 by default beside 4-bit layers,
     // float32 beside 8-bit ones.
     const q4 = quantizeMaven(float.config, float.hostWeights(), { bits: 4, blockSize: 32 });
