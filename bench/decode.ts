@@ -60,7 +60,7 @@ import { Llama, type LlamaConfig } from '../src/models/llama.ts';
 import { LlamaTokenizer } from '../src/models/tokenizer.ts';
 import { loadMaven, saveMaven } from '../src/node/model-directory.ts';
 import { preprocessImages } from '../src/node/preprocess-images.ts';
-import { loadSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
+import { openSafetensors, saveSafetensors } from '../src/node/safetensors-file.ts';
 import { writeBenchSection } from './write-section.ts';
 
 const PROMPT_TOKENS = 512;
@@ -388,11 +388,11 @@ async function runOurs(job: ChildJob): Promise<ChildResult> {
   const llm = SHAPES[job.shape].llm();
   const model = new Llama(llm);
   const t0 = performance.now();
-  let weights: Map<string, HostTensor> | null = await loadSafetensors(job.file);
+  // As `maven generate` loads weights: left in the file for onnxruntime to read.
+  const weights = await openSafetensors(job.file);
   const decoder = await KVCacheDecoder.create(model.decoderSpec(), weights, {
     runtime: job.threads ? { threads: job.threads } : {},
   });
-  weights = null; // the runtime holds its own copy now
   const loadMs = performance.now() - t0;
   const prompt = promptIds(llm.vocabSize);
   const V = llm.vocabSize;
@@ -595,7 +595,7 @@ async function main(): Promise<void> {
   say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
   say();
   say(
-    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), weights left in the file for onnxruntime to read (as \`maven generate\` loads a model), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
   );
   if (skipLlama) {
     say();

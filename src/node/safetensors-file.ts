@@ -8,7 +8,7 @@
 import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { allocate } from '../engine/dtype.ts';
-import { FileTensor } from '../engine/file-tensor.ts';
+import { FileTensor, type StoredTensor } from '../engine/file-tensor.ts';
 import { HostTensor, sizeOf } from '../engine/host-tensor.ts';
 import {
   decodedDType,
@@ -169,6 +169,22 @@ export class SafetensorsFile {
     const fh = this.handle;
     this.handle = undefined;
     await fh?.close();
+  }
+}
+
+/**
+ * Every tensor of a file as onnxruntime can read it there (FileTensor), reading into memory only
+ * those stored in another layout (bf16, f16 → float32). Nothing is checked for NaN: loadMaven's
+ * `weightsOnDisk` does that for model directories.
+ */
+export async function openSafetensors(path: string): Promise<Map<string, StoredTensor>> {
+  const file = await SafetensorsFile.open(path);
+  try {
+    const out = new Map<string, StoredTensor>();
+    for (const name of file.entries.keys()) out.set(name, file.fileTensor(name) ?? (await file.get(name)));
+    return out;
+  } finally {
+    await file.close();
   }
 }
 

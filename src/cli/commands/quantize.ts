@@ -19,7 +19,8 @@ import { type Command, numberOption, UsageError } from '../command.ts';
 const usage = `usage: maven quantize --bits 8|4 [--block-size N] [--tables 8|4|float] [--vision] MODEL_DIR OUT_DIR
 
 Writes OUT_DIR, a copy of the float32 model in MODEL_DIR whose linear layers (the LLM's attention
-and MLP projections and the projector; with --vision also the vision towers' encoder layers)
+and MLP projections and the projector; with --vision also the vision towers' encoder layers and
+the SEED tokenizer's Q-Former)
 and token tables (the LLM's embedding and LM head) hold block-quantized weights: uint8 codes and
 one float32 scale per block, run with onnxruntime's MatMulNBits. Activations stay float32. loadMaven, generate, eval and serve take OUT_DIR as a
 model; training does not (train the float32 original).
@@ -30,7 +31,7 @@ options:
                      bits); a layer whose input width it does not divide stays float32 and is listed
   --tables 8|4|float the token tables' bits (8 in blocks of 16, 4 in blocks of 32), or float to
                      keep them float32 (default: 8 beside --bits 4, float beside --bits 8)
-  --vision           quantize the vision towers' encoder layers too
+  --vision           quantize the vision towers' encoder layers and the Q-Former too
   --quiet            print nothing on success
 
 OUT_DIR must not exist; it is written in a temporary folder beside it and renamed when complete.`;
