@@ -45,6 +45,7 @@ import {
   KVCacheDecoder,
   QWEIGHT_SUFFIX,
   SCALES_SUFFIX,
+  storedRows,
 } from '../src/engine/index.ts';
 import { ggufChunks, llamaGguf, TokenType } from '../src/export/gguf.ts';
 import { mavenWeightShapes } from '../src/maven/checkpoint.ts';
@@ -290,7 +291,7 @@ async function runMaven7b(job: ChildJob): Promise<ChildResult> {
   const model = await loadMaven(job.file, job.threads ? { threads: job.threads } : {}, {
     weightsOnDisk: true,
   });
-  stage('load (check the weights, read the token table)');
+  stage('load (check the weights)');
   const images = (await preprocessImages(model, E2E_IMAGES))!;
   stage('decode + preprocess 2 images');
   const encodings = await model.encodeImages(images);
@@ -388,10 +389,12 @@ async function runOurs(job: ChildJob): Promise<ChildResult> {
   const llm = SHAPES[job.shape].llm();
   const model = new Llama(llm);
   const t0 = performance.now();
-  // As `maven generate` loads weights: left in the file for onnxruntime to read.
+  // As `maven generate` runs its LLM: weights left in the file for onnxruntime to read, token ids
+  // embedded on the host from the table's rows in the file (MavenModel.llmDecoder).
   const weights = await openSafetensors(job.file);
   const decoder = await KVCacheDecoder.create(model.decoderSpec(), weights, {
     runtime: job.threads ? { threads: job.threads } : {},
+    embedOnHost: storedRows(weights, 'model.embed_tokens.weight', [llm.vocabSize, llm.hiddenSize]),
   });
   const loadMs = performance.now() - t0;
   const prompt = promptIds(llm.vocabSize);
@@ -595,7 +598,7 @@ async function main(): Promise<void> {
   say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
   say();
   say(
-    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), weights left in the file for onnxruntime to read (as \`maven generate\` loads a model), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), weights left in the file for onnxruntime to read (as \`maven generate\` loads a model; token ids embedded on the host from the table's rows in the file, as MaVEn does), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
   );
   if (skipLlama) {
     say();

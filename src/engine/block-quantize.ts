@@ -254,29 +254,57 @@ export interface StoredRows {
   read(row: number, into: Float32Array, at: number): void;
 }
 
-/** The rows of weight `name` [N, K] as `weights` store it (itself, or `.qweight` + `.scales`). */
+/**
+ * The rows of weight `name` [N, K] as `weights` store it (itself, or `.qweight` + `.scales`), in
+ * host memory or read a row at a time from its file (a FileTensor with `read`).
+ */
 export function storedRows(
   weights: ReadonlyMap<string, StoredTensor>,
   name: string,
   shape: readonly number[],
 ): StoredRows {
-  const inHost = (stored: string) => {
-    const t = weights.get(stored);
-    if (t instanceof FileTensor)
-      throw new Error(`"${stored}" was left in ${t.file}; reading its rows needs it in host memory`);
-    return t;
-  };
-  const plain = inHost(name);
   const [n, k] = shape as [number, number];
+  const plain = weights.get(name);
   if (plain) {
-    const data = plain.data as Float32Array;
-    return { shape: [n, k], read: (row, into, at) => into.set(data.subarray(row * k, (row + 1) * k), at) };
+    if (plain.dtype !== 'float32')
+      throw new Error(`"${name}" is ${plain.dtype}; token rows are read as float32`);
+    const data = hostOrRows(name, plain, k * 4);
+    return {
+      shape: [n, k],
+      read: (row, into, at) => data(row, new Uint8Array(into.buffer, into.byteOffset + at * 4, k * 4)),
+    };
   }
-  const qweight = inHost(name + QWEIGHT_SUFFIX);
+  const qweight = weights.get(name + QWEIGHT_SUFFIX);
   if (!qweight) throw new Error(`missing "${name}" ${fmt(shape)}`);
-  const scalesTensor = inHost(name + SCALES_SUFFIX);
+  const scalesTensor = weights.get(name + SCALES_SUFFIX);
   const spec = blockQuantSpec(name, shape, qweight, scalesTensor);
-  const codes = qweight.data as Uint8Array;
-  const scales = scalesTensor!.data as Float32Array;
-  return { shape: [n, k], read: (row, into, at) => dequantizeRow(codes, scales, spec, k, row, into, at) };
+  const blocks = k / spec.blockSize;
+  const blob = (spec.blockSize * spec.bits) / 8;
+  const codeRow = hostOrRows(name + QWEIGHT_SUFFIX, qweight, blocks * blob);
+  const scaleRow = hostOrRows(name + SCALES_SUFFIX, scalesTensor!, blocks * 4);
+  const codes = new Uint8Array(blocks * blob);
+  const scales = new Float32Array(blocks);
+  return {
+    shape: [n, k],
+    read: (row, into, at) => {
+      codeRow(row, codes);
+      scaleRow(row, new Uint8Array(scales.buffer));
+      dequantizeRow(codes, scales, spec, k, 0, into, at);
+    },
+  };
+}
+
+/** Copies row `row` of a table ([rows, rowBytes] as stored) into `into`, from memory or its file. */
+function hostOrRows(
+  name: string,
+  t: StoredTensor,
+  rowBytes: number,
+): (row: number, into: Uint8Array) => void {
+  if (t instanceof FileTensor) {
+    const read = t.read;
+    if (!read) throw new Error(`"${name}" was left in ${t.file} and cannot be read from here`);
+    return (row, into) => read(t.offset + row * rowBytes, into.subarray(0, rowBytes));
+  }
+  const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  return (row, into) => into.set(bytes.subarray(row * rowBytes, (row + 1) * rowBytes));
 }

@@ -15,9 +15,9 @@
  * once as resident inputs; weights stored block-quantized run with MatMulNBits.
  */
 import type { StoredRows } from './block-quantize.ts';
+import { allocate } from './dtype.ts';
 import { FileTensor, type StoredTensor, storedByteLength } from './file-tensor.ts';
 import { Graph } from './graph.ts';
-import { allocate } from './dtype.ts';
 import { HostTensor } from './host-tensor.ts';
 import * as ops from './ops/index.ts';
 import { compile, type Program, type RuntimeOptions } from './session.ts';
@@ -331,7 +331,6 @@ export class KVCacheDecoder {
     private readonly prefillProgram: Program,
     private readonly decodeProgram: Program,
     private readonly shared: boolean,
-    private readonly fromEmbeds: boolean,
     private readonly hostRows: StoredRows | undefined,
     private readonly prefillChunk: number | undefined,
   ) {}
@@ -410,14 +409,16 @@ export class KVCacheDecoder {
     // With the table on the host every step takes embeddings; otherwise decode takes ids, and a
     // program shared with an embeddings prefill takes both (spec.embedIds).
     const canShare = !fromEmbeds || hostRows !== undefined || spec.embedIds !== undefined;
-    const decodeGraph = hostRows ? trace(false, true) : trace(true, fromEmbeds && spec.embedIds !== undefined);
+    const decodeGraph = hostRows
+      ? trace(false, true)
+      : trace(true, fromEmbeds && spec.embedIds !== undefined);
     const bytes = [...decodeGraph.g.params.keys()].reduce((n, k) => n + storedByteLength(weights.get(k)!), 0);
     const shared = canShare && (options.sharedProgram ?? bytes >= SHARED_PROGRAM_FROM_BYTES);
     if (options.sharedProgram && !canShare)
       throw new Error('KVCacheDecoder: a shared program that prefills from embeddings needs spec.embedIds');
     if (shared) {
       const step = await load(decodeGraph, 'decoder step');
-      return new KVCacheDecoder(spec, step, step, true, fromEmbeds, hostRows, chunk);
+      return new KVCacheDecoder(spec, step, step, true, hostRows, chunk);
     }
     const prefill = await load(trace(!fromEmbeds, fromEmbeds), 'prefill');
     const decode = await load(
@@ -425,7 +426,7 @@ export class KVCacheDecoder {
       'decode',
       decodeThreads,
     );
-    return new KVCacheDecoder(spec, prefill, decode, false, fromEmbeds, hostRows, chunk);
+    return new KVCacheDecoder(spec, prefill, decode, false, hostRows, chunk);
   }
 
   /** Whether prefill and decode run one program (and so one copy of the weights). */

@@ -8,7 +8,9 @@
  *
  * Only the description lives here; reading a file is the Node adapter's business
  * (src/node/safetensors-file.ts), so the engine still runs in a browser, where no FileTensor is
- * ever made. All the FileTensors one session embeds must share a folder: onnxruntime resolves
+ * ever made. The adapter may hand over a way to read byte ranges (`read`), for the few rows of a
+ * token table a prompt needs (storedRows): the table then exists once, in the session that runs
+ * the LM head, instead of also in this process. All the FileTensors one session embeds must share a folder: onnxruntime resolves
  * external data against one folder per session and refuses paths that leave it.
  */
 import { BYTES_PER_ELEMENT, type DType } from './dtype.ts';
@@ -25,6 +27,8 @@ export class FileTensor<D extends DType = DType> {
     readonly file: string,
     /** Byte offset of the tensor's first element in the file. */
     readonly offset: number,
+    /** Fills `into` with the file's bytes from `position` (absolute), synchronously; absent: unreadable here. */
+    readonly read?: (position: number, into: Uint8Array) => void,
   ) {
     if (file.includes('/') || file.includes('\\') || file === '..' || file === '.')
       throw new Error(`FileTensor: "${file}" must be a file name inside ${folder}, not a path`);

@@ -275,7 +275,8 @@ export class MavenModel {
         // Small weight sets are baked in (onnxruntime then pre-packs them); large ones are bound.
         // Weights left in their files are baked in by reference whatever their size.
         const bind = bytes < EMBED_WEIGHTS_BELOW ? [] : inHost;
-        const embed = new Map(used.filter(([, t]) => !bind.some(([, b]) => b === t)));
+        const bound = new Set(bind.map(([name]) => name));
+        const embed = new Map(used.filter(([name]) => !bound.has(name)));
         const program = await compile(g, outputs, { ...this.runtime, label: key, embed });
         for (const [name, t] of bind) program.bind(name, t);
         return program;

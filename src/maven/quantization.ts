@@ -71,9 +71,7 @@ export function quantizableWeights(config: MavenConfig, options: { vision?: bool
       if (shape.length !== 2) return false;
       if (LLM_LINEAR.test(name) || PROJECTOR.test(name)) return true;
       const inVision = name.startsWith(VISION_SCOPE) || name.startsWith(TOKENIZER_VISION_SCOPE);
-      return (
-        options.vision === true && ((inVision && VISION_LINEAR.test(name)) || QFORMER_LINEAR.test(name))
-      );
+      return options.vision === true && ((inVision && VISION_LINEAR.test(name)) || QFORMER_LINEAR.test(name));
     })
     .map(([name]) => name);
 }

@@ -63,16 +63,13 @@ export interface LoadOptions {
    * (ONNX external data at their offsets in the safetensors files) instead of reading them into
    * this process: a model then costs what its sessions hold, not that plus a host copy. For
    * inference: a model loaded so refuses to be trained, quantized, exported or saved
-   * (`MavenModel.hostWeights`), and its files must stay in place while it runs. The token table
-   * is read all the same (prompts are embedded on the host), as is any tensor a file stores in a
-   * layout onnxruntime does not take (bf16, f16). Float tensors left in the files are still
-   * checked for NaN and ±Inf, streamed a piece at a time.
+   * (`MavenModel.hostWeights`), and its files must stay in place while it runs. The token table's
+   * rows are read from the file as prompts need them. Tensors a file stores in a layout
+   * onnxruntime does not take (bf16, f16) are read and converted all the same. Float tensors left
+   * in the files are still checked for NaN and ±Inf, streamed a piece at a time.
    */
   weightsOnDisk?: boolean;
 }
-
-/** Weights the host reads whatever `weightsOnDisk` says: prompts are embedded from the token table. */
-const READ_ON_HOST = new Set(['model.embed_tokens.weight']);
 
 /**
  * Reads every weight the config expects from `dir` (single file or shards), after checking their
@@ -105,8 +102,7 @@ async function readMavenWeights(
     const nonFiniteInFiles = new Map<string, NonFiniteCount>();
     for (const name of mavenWeightShapes(config).keys()) {
       for (const stored of storedWeightNames(source.entries, name)) {
-        const left: FileTensor | null =
-          options.weightsOnDisk && !READ_ON_HOST.has(name) ? source.fileTensor(stored) : null;
+        const left: FileTensor | null = options.weightsOnDisk ? source.fileTensor(stored) : null;
         if (!left) {
           weights.set(stored, await source.get(stored));
           continue;

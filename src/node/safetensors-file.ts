@@ -5,6 +5,7 @@
  * parsing, decoding, layout) is src/engine/safetensors.ts, which runs anywhere; this file only adds
  * the file handles, so the engine stays free of `node:` imports.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { type FileHandle, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { allocate } from '../engine/dtype.ts';
@@ -44,6 +45,23 @@ async function writeFully(fh: FileHandle, bytes: Uint8Array): Promise<void> {
     const len = Math.min(IO_CHUNK, bytes.length - done);
     const { bytesWritten } = await fh.write(bytes, done, len);
     done += bytesWritten;
+  }
+}
+
+/**
+ * Reads bytes `at`… of `path` into `into`, synchronously, with a descriptor of its own: a few rows of
+ * a token table per prompt or generated token (storedRows), from a file no handle is kept open on.
+ */
+function readRange(path: string, at: number, into: Uint8Array): void {
+  const fd = openSync(path, 'r');
+  try {
+    for (let done = 0; done < into.length; ) {
+      const n = readSync(fd, into, done, into.length - done, at + done);
+      if (n === 0) throw new Error(`${path}: unexpected end of file at byte ${at + done}`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -91,7 +109,14 @@ export class SafetensorsFile {
     const dtype = decodedDType(entry.dtype);
     if (dtype === undefined || !isNativeLayout(entry.dtype)) return null;
     const path = resolve(this.path);
-    return new FileTensor(dtype, [...entry.shape], dirname(path), basename(path), entry.byteOffset);
+    return new FileTensor(
+      dtype,
+      [...entry.shape],
+      dirname(path),
+      basename(path),
+      entry.byteOffset,
+      (at, into) => readRange(path, at, into),
+    );
   }
 
   /**
