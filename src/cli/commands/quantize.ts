@@ -28,7 +28,9 @@ model; training does not (train the float32 original).
 options:
   --bits 8|4         bits per weight
   --block-size N     weights per scale, a power of two ≥ 16 (default 16 at 8 bits, 32 at 4
-                     bits); a layer whose input width it does not divide stays float32 and is listed
+                     bits); a layer whose input width it does not divide stays float32 and is listed.
+                     At 4 bits onnxruntime holds a model in 1.45x its file at 32, 1.18x at 128 (the
+                     group size GPTQ / AWQ use): maven-7b runs in 5.6 GiB at 128
   --tables 8|4|float the token tables' bits (8 in blocks of 16, 4 in blocks of 32), or float to
                      keep them float32 (default: 8 beside --bits 4, float beside --bits 8)
   --vision           quantize the vision towers' encoder layers and the Q-Former too
