@@ -103,8 +103,8 @@ export interface DecoderOptions {
   embedOnHost?: StoredRows;
   /**
    * Positions per prefill step: a longer prompt runs as several steps over its own cache. Default:
-   * as many as keep a step's new keys and values within PREFILL_STEP_BYTES (they come back as
-   * outputs before they are copied into the cache).
+   * PREFILL_STEP_POSITIONS, or fewer where a step's new keys and values would pass
+   * PREFILL_STEP_BYTES (they come back as outputs before they are copied into the cache).
    */
   prefillChunk?: number;
   /**
@@ -135,9 +135,18 @@ export interface DecoderOutput {
  * A prefill step's new keys and values, handed back as outputs and then copied into the cache,
  * are kept below this many bytes by running a long prompt in pieces (maven-7b: 1 MiB a position,
  * so a 382-position prompt in one step added 1.1 GiB to the process's peak, in pieces of 64
- * 0.4 GiB; the ~135M shape, 46 KiB a position, runs a 512-token prompt in one step).
+ * 0.4 GiB; the ~135M shape needs 46 KiB a position).
  */
 export const PREFILL_STEP_BYTES = 64 * 2 ** 20;
+
+/**
+ * And a prefill step takes at most this many positions: its activations (attention scores grow
+ * with its square) stay in onnxruntime's arena after it. The ~135M shape at 8 bits after a
+ * 512-token prompt peaked at 533–561 MiB while decoding in steps of 256, 585–588 in one step of 512
+ * (three and three runs, .scratch/rss135b.ts); the prefill took 782–956 against 731–855 ms, so
+ * it may cost a few percent of prefill speed. llama.cpp's default micro-batch is 512.
+ */
+export const PREFILL_STEP_POSITIONS = 256;
 
 /**
  * Positions a cache holds beyond those it needs when it is made (unless the caller sizes it) and
@@ -450,7 +459,10 @@ export class KVCacheDecoder {
     const { layers, kvHeads, headDim } = this.spec;
     const chunk =
       this.prefillChunk ??
-      Math.max(16, Math.floor(PREFILL_STEP_BYTES / (B * layers * 2 * kvHeads * headDim * 4)));
+      Math.min(
+        PREFILL_STEP_POSITIONS,
+        Math.max(16, Math.floor(PREFILL_STEP_BYTES / (B * layers * 2 * kvHeads * headDim * 4))),
+      );
     const pieces: DecoderOutput[] = [];
     for (let from = 0; from < T; from += chunk) {
       const to = Math.min(T, from + chunk);
