@@ -85,21 +85,19 @@ export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = '
   const blocks = k / bs;
   const blob = (bs * bits) / 8;
   const zero = 2 ** (bits - 1);
-  const top = 2 ** bits - 1;
   const w = weight.data as Float32Array;
   const q = new Uint8Array(n * blocks * blob);
   const scales = new Float32Array(n * blocks);
+  const codes = new Int32Array(bs);
+  const best = new Int32Array(bs);
   for (let row = 0; row < n; row++) {
     for (let b = 0; b < blocks; b++) {
       const start = row * k + b * bs;
-      let amax = 0;
-      for (let j = 0; j < bs; j++) amax = Math.max(amax, Math.abs(w[start + j]));
-      // zero − 1 keeps the code range symmetric, so the bound |w − ŵ| ≤ scale / 2 holds for every weight.
-      const scale = Math.fround(amax / (zero - 1));
+      const { scale } = quantizeBlock(w, start, bs, zero, codes, best);
       scales[row * blocks + b] = scale;
       const out = (row * blocks + b) * blob;
       for (let j = 0; j < bs; j++) {
-        const code = scale === 0 ? zero : Math.min(top, Math.max(0, Math.round(w[start + j] / scale) + zero));
+        const code = best[j] + zero;
         if (bits === 8) q[out + j] = code;
         else q[out + (j >> 1)] |= j & 1 ? code << 4 : code;
       }
@@ -109,6 +107,56 @@ export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = '
     qweight: new HostTensor('uint8', [n, blocks, blob], q),
     scales: new HostTensor('float32', [n, blocks], scales),
   };
+}
+
+/**
+ * Codes (centred, −zero … zero − 1) and scale for one block, the pair with the least squared error
+ * among a few: the block's largest-magnitude value mapped to −(zero − 1), −(zero − ½), −zero or
+ * −(zero + ½) code steps (llama.cpp's q4_0 maps it to −8, using the code a symmetric range leaves
+ * idle), each scale then refitted to its codes by least squares (Σ x·c / Σ c²), as llama.cpp's
+ * k-quants do. The first candidate is plain symmetric rounding refitted, so no block comes out
+ * worse than plain rounding. On the embedded model (run r22) at 4 bits in blocks of 32 the
+ * perception headline moved 0.3 points from float32 instead of 2.6 with plain rounding, and NLVR
+ * test (200 sentences × 6 orders) 0.1 instead of 1.4 (docs/quantization.md). A scale comes out
+ * negative when the block's largest-magnitude weight is positive; MatMulNBits takes it as it is.
+ */
+function quantizeBlock(
+  w: Float32Array,
+  start: number,
+  bs: number,
+  zero: number,
+  codes: Int32Array,
+  best: Int32Array,
+): { scale: number } {
+  let m = 0;
+  for (let j = 0; j < bs; j++) if (Math.abs(w[start + j]) > Math.abs(m)) m = w[start + j];
+  if (m === 0) {
+    best.fill(0);
+    return { scale: 0 };
+  }
+  let bestErr = Number.POSITIVE_INFINITY;
+  let bestScale = 0;
+  for (const steps of [zero - 1, zero - 0.5, zero, zero + 0.5]) {
+    const d = -m / steps;
+    let xc = 0;
+    let cc = 0;
+    for (let j = 0; j < bs; j++) {
+      const c = Math.min(zero - 1, Math.max(-zero, Math.round(w[start + j] / d)));
+      codes[j] = c;
+      xc += w[start + j] * c;
+      cc += c * c;
+    }
+    if (cc === 0) continue;
+    const scale = Math.fround(xc / cc);
+    let err = 0;
+    for (let j = 0; j < bs; j++) err += (w[start + j] - scale * codes[j]) ** 2;
+    if (err < bestErr) {
+      bestErr = err;
+      bestScale = scale;
+      best.set(codes);
+    }
+  }
+  return { scale: bestScale };
 }
 
 /** The float weight [N, K] a block-quantized pair stands for, as MatMulNBits computes it. */

@@ -41,29 +41,41 @@ const SPECS: BlockQuantSpec[] = [
 
 describe('blockQuantize', () => {
   for (const spec of SPECS) {
-    it(`round trip at ${spec.bits} bits, blocks of ${spec.blockSize}: every weight within scale / 2`, () => {
+    it(`round trip at ${spec.bits} bits, blocks of ${spec.blockSize}: no block worse than symmetric rounding`, () => {
       const w = randomWeight(24, 256, 7 + spec.blockSize + spec.bits);
       const q = blockQuantize(w, spec);
       const blocks = 256 / spec.blockSize;
       assert.deepEqual(q.qweight.shape, [24, blocks, (spec.blockSize * spec.bits) / 8]);
       assert.deepEqual(q.scales.shape, [24, blocks]);
       const back = blockDequantize(q, spec);
-      let worst = 0;
+      const x = w.data as Float32Array;
+      const zero = 2 ** (spec.bits - 1);
       let err2 = 0;
       let norm2 = 0;
-      for (let i = 0; i < w.size; i++) {
-        const row = Math.floor(i / 256);
-        const block = Math.floor((i % 256) / spec.blockSize);
-        const scale = q.scales.data[row * blocks + block];
-        const e = Math.abs(w.data[i] - back.data[i]);
-        worst = Math.max(worst, e / scale);
-        err2 += e * e;
-        norm2 += w.data[i] ** 2;
+      let better = 0;
+      for (let b = 0; b < 24 * blocks; b++) {
+        const from = b * spec.blockSize;
+        // Plain symmetric rounding: the largest magnitude at ±(zero − 1) steps, nearest code.
+        let amax = 0;
+        for (let j = 0; j < spec.blockSize; j++) amax = Math.max(amax, Math.abs(x[from + j]));
+        const step = amax / (zero - 1);
+        let plain = 0;
+        let ours = 0;
+        for (let j = 0; j < spec.blockSize; j++) {
+          const v = x[from + j];
+          plain += (v - Math.round(v / step) * step) ** 2;
+          ours += (v - back.data[from + j]) ** 2;
+          norm2 += v * v;
+        }
+        err2 += ours;
+        assert.ok(ours <= plain * (1 + 1e-5) + 1e-12, `block ${b}: squared error ${ours} against ${plain}`);
+        if (ours < plain * 0.99) better++;
       }
-      // Rounding to the nearest code, in float32: half a step plus float rounding of the scale.
-      assert.ok(worst <= 0.5 + 1e-5, `worst error ${worst} steps`);
-      // Relative error of the whole matrix: uniform rounding noise is step / √12 per weight, so it
-      // scales as 2^-bits; these bounds are about 2× what these weights give.
+      // The search pays on most blocks (the idle code, the refitted scale).
+      assert.ok(
+        better > (24 * blocks) / 2,
+        `${better} of ${24 * blocks} blocks better than symmetric rounding`,
+      );
       const rel = Math.sqrt(err2 / norm2);
       assert.ok(rel < (spec.bits === 8 ? 0.02 : 0.3), `relative error ${rel}`);
     });
@@ -260,8 +272,10 @@ describe('linear over a block-quantized weight', () => {
       const p = await compile(g, { value });
       p.bind('w.qweight', q.qweight);
       p.bind('w.scales', q.scales);
-      const got = (await p.run({})).value.data;
-      assert.deepEqual([...got], [...blockDequantize(q, spec).data]);
+      const got = (await p.run({})).value.data as Float32Array;
+      const expected = blockDequantize(q, spec).data;
+      // Equal values (a negative scale times code 0 may be −0 on one side and 0 on the other).
+      got.forEach((v, i) => assert.ok(v === expected[i], `value ${i}: ${v} against ${expected[i]}`));
     }
   });
 
