@@ -53,7 +53,14 @@ async function writeFully(fh: FileHandle, bytes: Uint8Array): Promise<void> {
  * a token table per prompt or generated token (storedRows), from a file no handle is kept open on.
  */
 function readRange(path: string, at: number, into: Uint8Array): void {
-  const fd = openSync(path, 'r');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(
+      `${path} can no longer be read (${(e as NodeJS.ErrnoException).code ?? String(e)}): a model loaded with weightsOnDisk reads token rows from its files while it runs`,
+    );
+  }
   try {
     for (let done = 0; done < into.length; ) {
       const n = readSync(fd, into, done, into.length - done, at + done);

@@ -5,7 +5,7 @@
  * 4-bit), refuse what needs host weights, and still refuse NaN in a weight it did not read.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -65,6 +65,15 @@ describe('weights left on disk', () => {
   it('refuses to hand out host weights or to be saved, naming a weight and its file', async () => {
     assert.throws(() => onDisk.hostWeights(), /was left in model\.safetensors/);
     await assert.rejects(saveMaven(join(dir, 'copy'), onDisk), /was left in model\.safetensors/);
+  });
+
+  it('says so when its files are gone while it runs', async () => {
+    const copy = mkdtempSync(join(tmpdir(), 'maven-on-disk-gone-'));
+    await saveMaven(copy, smallModel());
+    const model = await loadMaven(copy, {}, { weightsOnDisk: true });
+    await answers(model); // sessions made
+    rmSync(join(copy, 'model.safetensors'));
+    await assert.rejects(answers(model), /model\.safetensors can no longer be read \(ENOENT\)/);
   });
 
   it('still refuses NaN in a weight it never reads into memory, by name', async () => {
