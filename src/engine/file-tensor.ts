@@ -10,8 +10,9 @@
  * (src/node/safetensors-file.ts), so the engine still runs in a browser, where no FileTensor is
  * ever made. The adapter may hand over a way to read byte ranges (`read`), for the few rows of a
  * token table a prompt needs (storedRows): the table then exists once, in the session that runs
- * the LM head, instead of also in this process. All the FileTensors one session embeds must share a folder: onnxruntime resolves
- * external data against one folder per session and refuses paths that leave it.
+ * the LM head, instead of also in this process. All the FileTensors one session embeds must share
+ * a folder: onnxruntime resolves external data against one folder per session and refuses paths
+ * that leave it.
  */
 import { BYTES_PER_ELEMENT, type DType } from './dtype.ts';
 import type { HostTensor } from './host-tensor.ts';
