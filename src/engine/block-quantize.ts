@@ -93,7 +93,7 @@ export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = '
   for (let row = 0; row < n; row++) {
     for (let b = 0; b < blocks; b++) {
       const start = row * k + b * bs;
-      const { scale } = quantizeBlock(w, start, bs, zero, codes, best);
+      const scale = quantizeBlock(w, start, bs, zero, codes, best);
       scales[row * blocks + b] = scale;
       const out = (row * blocks + b) * blob;
       for (let j = 0; j < bs; j++) {
@@ -110,8 +110,8 @@ export function blockQuantize(weight: HostTensor, spec: BlockQuantSpec, name = '
 }
 
 /**
- * Codes (centred, −zero … zero − 1) and scale for one block, the pair with the least squared error
- * among a few: the block's largest-magnitude value mapped to −(zero − 1), −(zero − ½), −zero or
+ * Codes (centred, −zero … zero − 1, into `best`) and the scale (returned) for one block: the
+ * pair with the least squared error among a few: the block's largest-magnitude value mapped to −(zero − 1), −(zero − ½), −zero or
  * −(zero + ½) code steps (llama.cpp's q4_0 maps it to −8, using the code a symmetric range leaves
  * idle), each scale then refitted to its codes by least squares (Σ x·c / Σ c²), as llama.cpp's
  * k-quants do. The first candidate is plain symmetric rounding refitted, so no block comes out
@@ -127,12 +127,12 @@ function quantizeBlock(
   zero: number,
   codes: Int32Array,
   best: Int32Array,
-): { scale: number } {
+): number {
   let m = 0;
   for (let j = 0; j < bs; j++) if (Math.abs(w[start + j]) > Math.abs(m)) m = w[start + j];
   if (m === 0) {
     best.fill(0);
-    return { scale: 0 };
+    return 0;
   }
   let bestErr = Number.POSITIVE_INFINITY;
   let bestScale = 0;
@@ -156,7 +156,7 @@ function quantizeBlock(
       best.set(codes);
     }
   }
-  return { scale: bestScale };
+  return bestScale;
 }
 
 /** The float weight [N, K] a block-quantized pair stands for, as MatMulNBits computes it. */

@@ -149,13 +149,10 @@ export class SafetensorsFile {
     for (let done = 0; done < entry.byteLength; done += piece.length) {
       const bytes = piece.subarray(0, Math.min(piece.length, entry.byteLength - done));
       await readFully(fh, bytes, entry.byteOffset + done, `${this.path}: tensor ${JSON.stringify(name)}`);
-      // A piece at an unaligned place in its buffer would not make a typed array: copy it once.
-      const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
-      const n = aligned.byteLength / size;
+      // Starts at offset 0 of its own buffer, so a typed array over it is aligned.
+      const n = bytes.byteLength / size;
       visit(
-        dtype === 'float32'
-          ? new Float32Array(aligned.buffer, aligned.byteOffset, n)
-          : new Float64Array(aligned.buffer, aligned.byteOffset, n),
+        dtype === 'float32' ? new Float32Array(piece.buffer, 0, n) : new Float64Array(piece.buffer, 0, n),
         done / size,
       );
     }
