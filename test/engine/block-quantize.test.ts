@@ -275,7 +275,9 @@ describe('linear over a block-quantized weight', () => {
       const got = (await p.run({})).value.data as Float32Array;
       const expected = blockDequantize(q, spec).data;
       // Equal values (a negative scale times code 0 may be −0 on one side and 0 on the other).
-      got.forEach((v, i) => assert.ok(v === expected[i], `value ${i}: ${v} against ${expected[i]}`));
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(got[i] === expected[i], `value ${i}: ${got[i]} against ${expected[i]}`);
+      }
     }
   });
 

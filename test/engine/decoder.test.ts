@@ -176,13 +176,15 @@ describe('KVCacheDecoder', () => {
         assert.deepEqual(b.logits.shape, a.logits.shape);
         assert.deepEqual(b.hidden.shape, [1, logits === 'all' ? prompt.length : 1, D]);
         const close = (x: HostTensor, y: HostTensor, what: string) =>
-          (x.data as Float32Array).forEach((v, i) =>
-            assert.ok(Math.abs(v - (y.data as Float32Array)[i]) < 1e-5, `${logits}: ${what} ${i}`),
-          );
+          (x.data as Float32Array).forEach((v, i) => {
+            assert.ok(Math.abs(v - (y.data as Float32Array)[i]) < 1e-5, `${logits}: ${what} ${i}`);
+          });
         close(b.logits, a.logits, 'logit');
         close(b.hidden, a.hidden, 'hidden');
         assert.equal(b.cache.length, prompt.length);
-        b.cache.read().forEach((layer, l) => close(layer.key, a.cache.read()[l].key, `layer ${l} key`));
+        b.cache.read().forEach((layer, l) => {
+          close(layer.key, a.cache.read()[l].key, `layer ${l} key`);
+        });
         const next = argmaxLast(a.logits);
         close(
           (await pieces.decode(ids([next]), range(prompt.length, 1), b.cache)).logits,
@@ -208,15 +210,15 @@ describe('KVCacheDecoder', () => {
     const prompt = [4, 8, 15, 16];
     const a = await byIds.prefill(ids(prompt), range(0, prompt.length));
     const b = await onHost.prefill(ids(prompt), range(0, prompt.length));
-    (b.logits.data as Float32Array).forEach((v, i) =>
-      assert.ok(Math.abs(v - (a.logits.data as Float32Array)[i]) < 1e-5),
-    );
+    (b.logits.data as Float32Array).forEach((v, i) => {
+      assert.ok(Math.abs(v - (a.logits.data as Float32Array)[i]) < 1e-5);
+    });
     const next = argmaxLast(a.logits);
     const da = await byIds.decode(ids([next]), range(prompt.length, 1), a.cache);
     const db = await onHost.decode(ids([next]), range(prompt.length, 1), b.cache);
-    (db.logits.data as Float32Array).forEach((v, i) =>
-      assert.ok(Math.abs(v - (da.logits.data as Float32Array)[i]) < 1e-5),
-    );
+    (db.logits.data as Float32Array).forEach((v, i) => {
+      assert.ok(Math.abs(v - (da.logits.data as Float32Array)[i]) < 1e-5);
+    });
     await assert.rejects(
       onHost.decode(ids([V]), range(prompt.length, 1), b.cache),
       /token id 23 outside the table's 23 rows/,
