@@ -626,7 +626,7 @@ async function main(): Promise<void> {
       // null is the default, which is every core: an explicit run at that count would repeat it.
       for (const t of [null, ...threadList.filter((n) => n !== cores)])
         jobs.push({ impl: 'maven-ts', shape, bits, file: ours, threads: t, repeats });
-      if (bits === 4) {
+      if (bits !== 32) {
         const withHead = await prepareOurs(shape, bits, true);
         jobs.push({ impl: 'maven-ts', shape, bits, file: withHead, threads: null, repeats, withHead: true });
       }
@@ -641,14 +641,14 @@ async function main(): Promise<void> {
         const needGiB = (2 * statSync(job.file).size) / 2 ** 30;
         if (job.impl === 'maven-ts' && needGiB > maxRssGiB) {
           say(
-            `| ${job.impl} | ${OURS_NAME[bits]}${job.withHead ? ', embedding / head at 4 bits too' : ''} | ${job.threads ?? 'default'} | | | | | | skipped: loading would need about ${fmt(needGiB)} GiB, over --max-rss-gib ${fmt(maxRssGiB)} |`,
+            `| ${job.impl} | ${OURS_NAME[bits]}${job.withHead ? `, embedding / head at ${bits} bits too` : ''} | ${job.threads ?? 'default'} | | | | | | skipped: loading would need about ${fmt(needGiB)} GiB, over --max-rss-gib ${fmt(maxRssGiB)} |`,
           );
           continue;
         }
         const r = runChild(job);
         const weightsName =
           job.impl === 'maven-ts'
-            ? `${OURS_NAME[bits]}${job.withHead ? ', embedding / head at 4 bits too' : ''}`
+            ? `${OURS_NAME[bits]}${job.withHead ? `, embedding / head at ${bits} bits too` : ''}`
             : GGUF_TYPE[bits];
         const threadsShown =
           job.threads === null ? `default (${'error' in r ? '?' : r.threadsUsed})` : String(job.threads);
@@ -671,7 +671,7 @@ async function main(): Promise<void> {
     );
     say('|---|---:|---:|---:|---:|---:|');
     const variants = spec.bits.flatMap((b): [Bits, boolean][] =>
-      b === 4
+      b !== 32
         ? [
             [b, false],
             [b, true],
