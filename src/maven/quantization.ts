@@ -41,8 +41,10 @@ export const TOKEN_TABLES: readonly string[] = ['model.embed_tokens.weight', 'lm
  * The token tables' default: with 4-bit layers, 8 bits in blocks of 16 (llama.cpp's k-quant mixes
  * likewise keep the output table wider than the layers: it turns hidden states into the answer's
  * logits); with 8-bit layers, float32. Measured on the embedded model (run r22, docs/quantization.md):
- * 8-bit tables beside 8-bit layers changed 5 of 200 greedy NLVR answers (float32 tables: none);
- * beside 4-bit layers they changed none more (3 of 200 either way).
+ * 8-bit tables beside 8-bit layers changed 5 of 200 greedy NLVR answers with plain rounding, 2 of
+ * 200 with the scale search (float32 tables: none); beside 4-bit layers they changed none more (3 of
+ * 200 either way). At ~135M the float32 head costs int8 decoding about a seventh of its speed
+ * (docs/benchmarks.md), which `--tables 8` buys back.
  */
 export function defaultTableQuant(layerBits: 4 | 8): BlockQuantSpec | 'float' {
   return layerBits === 4 ? { bits: 8, blockSize: 16 } : 'float';

@@ -32,7 +32,9 @@ options:
                      At 4 bits onnxruntime holds a model in 1.45x its file at 32, 1.18x at 128 (the
                      group size GPTQ / AWQ use): maven-7b runs in 5.6 GiB at 128
   --tables 8|4|float the token tables' bits (8 in blocks of 16, 4 in blocks of 32), or float to
-                     keep them float32 (default: 8 beside --bits 4, float beside --bits 8)
+                     keep them float32 (default: 8 beside --bits 4, float beside --bits 8, which
+                     keeps the default model's greedy answers; with a large vocabulary --tables 8
+                     decodes faster: ~135M, 49k words, 72 against 61 tokens/s)
   --vision           quantize the vision towers' encoder layers and the Q-Former too
   --quiet            print nothing on success
 
