@@ -290,15 +290,13 @@ export class ShardedSafetensors {
     return this.shardOf.get(name)?.path;
   }
 
-  get(name: string): Promise<HostTensor> {
-    return this.shard(name).then((s) => s.get(name));
+  async get(name: string): Promise<HostTensor> {
+    return this.shard(name).get(name);
   }
 
   /** As SafetensorsFile.fileTensor, in the shard that holds `name`. */
   fileTensor(name: string): FileTensor | null {
-    const shard = this.shardOf.get(name);
-    if (!shard) throw new Error(`${this.indexPath}: no tensor ${JSON.stringify(name)} in weight_map`);
-    return shard.fileTensor(name);
+    return this.shard(name).fileTensor(name);
   }
 
   /** As SafetensorsFile.scan, in the shard that holds `name`. */
@@ -307,14 +305,13 @@ export class ShardedSafetensors {
     visit: (values: Float32Array | Float64Array, at: number) => void,
     chunkBytes?: number,
   ): Promise<void> {
-    return (await this.shard(name)).scan(name, visit, chunkBytes);
+    return this.shard(name).scan(name, visit, chunkBytes);
   }
 
-  private shard(name: string): Promise<SafetensorsFile> {
+  private shard(name: string): SafetensorsFile {
     const shard = this.shardOf.get(name);
-    if (!shard)
-      return Promise.reject(new Error(`${this.indexPath}: no tensor ${JSON.stringify(name)} in weight_map`));
-    return Promise.resolve(shard);
+    if (!shard) throw new Error(`${this.indexPath}: no tensor ${JSON.stringify(name)} in weight_map`);
+    return shard;
   }
 
   async close(): Promise<void> {

@@ -51,6 +51,23 @@ describe('weights left on disk', () => {
     assert.deepEqual(await answers(onDisk), await answers(inMemory));
   });
 
+  it('leaves the weights of a sharded directory in their shards, and answers the same', async () => {
+    const sharded = mkdtempSync(join(tmpdir(), 'maven-on-disk-shards-'));
+    try {
+      await saveMaven(sharded, smallModel(), { maxShardBytes: 64 * 1024 });
+      const model = await loadMaven(sharded, {}, { weightsOnDisk: true });
+      const files = new Set<string>();
+      for (const [name, t] of model.weights) {
+        assert.ok(t instanceof FileTensor, `${name} was read`);
+        files.add(t.file);
+      }
+      assert.ok(files.size > 1, `one file: ${[...files]}`);
+      assert.deepEqual(await answers(model), await answers(inMemory));
+    } finally {
+      rmSync(sharded, { recursive: true, force: true });
+    }
+  });
+
   it('gives h_EOS from the decoder equal to the training graph’s', async () => {
     const codes = [
       [1, 2, 3, 4],
