@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IGNORE_INDEX } from '../../src/data/collate.ts';
-import { patchObjectClasses } from '../../src/data/patch-labels.ts';
+import { PATCH_CLASS_COUNT, patchObjectClasses } from '../../src/data/patch-labels.ts';
 import { type CaptionPair, captionPair } from '../../src/data/tasks/stage-datasets.ts';
 import type { ImageSource } from '../../src/data/tasks/task.ts';
 import { type Graph, HostTensor, ops, Trainer } from '../../src/engine/index.ts';
@@ -657,6 +657,90 @@ describe('photo phase of stage 0a (the tower on photos alone)', () => {
     assert.ok(losses.at(-1)! < losses[0] * 0.5, `loss ${losses[0]} → ${losses.at(-1)}`);
     assert.equal(before.accuracy, 0.5); // a zero head ties every class: class 0 for every photo
     assert.equal(after.accuracy, 1);
+  });
+
+  describe('with scene boxes riding along (boxesPerStep)', () => {
+    const N = (config.vision.imageSize / config.vision.patchSize) ** 2;
+    const boxHeads = new Map([
+      ['patch_probe.class.weight', HostTensor.zeros('float32', [PATCH_CLASS_COUNT, 32])],
+      ['patch_probe.class.bias', HostTensor.zeros('float32', [PATCH_CLASS_COUNT])],
+      ['patch_probe.center.weight', HostTensor.zeros('float32', [2, 32])],
+      ['patch_probe.center.bias', HostTensor.zeros('float32', [2])],
+    ]);
+    const withBoxes = photoPretrainStage({
+      config,
+      weights: new Map([...weights, ...boxHeads]),
+      fashion: photos,
+      steps: 30,
+      batchSize: 8,
+      evalCount: 10,
+      boxesPerStep: 4,
+      objectSupervision: 4,
+    });
+
+    it('a batch is the photos then the boxes, each row labelled for its own heads only', async () => {
+      const [feeds] = await take(withBoxes.batches(0), 1);
+      assert.deepEqual(feeds.pixel_values.shape, [12, 3, config.vision.imageSize, config.vision.imageSize]);
+      const photo = Array.from(feeds.photo_classes.data as BigInt64Array, Number);
+      assert.ok(photo.slice(0, 8).every((c) => c === 0 || c === 1));
+      assert.deepEqual(photo.slice(8), [-100, -100, -100, -100]);
+      const classes = Array.from(feeds.patch_classes.data as BigInt64Array, Number);
+      assert.ok(
+        classes.slice(0, 8 * N).every((c) => c === -100),
+        'photo rows carry no patch labels',
+      );
+      assert.ok(
+        classes.slice(8 * N).some((c) => c > 0),
+        'box rows name their objects',
+      );
+      assert.deepEqual(feeds.patch_objects.shape, [12, N]);
+      await checkResume(withBoxes, 5);
+    });
+
+    it('trains both heads and reports the class head on held-out boxes', async () => {
+      const trainer = await trainerFor(withBoxes, 2e-3);
+      const before = await withBoxes.evaluate!(withBoxes.params);
+      const losses: number[] = [];
+      for (const feeds of await take(withBoxes.batches(0), 30))
+        losses.push((await trainer.trainStep(feeds)).loss);
+      const after = await withBoxes.evaluate!(trainer.parameters());
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const [first, last] = [mean(losses.slice(0, 5)), mean(losses.slice(-5))];
+      assert.ok(last < first * 0.7, `loss ${first} → ${last} (means of the first and last 5 steps)`);
+      assert.equal(after.accuracy, 1);
+      // A zero class head names background (class 0) for every patch, so no object patch at first.
+      assert.equal(before.boxObjectPatches, 0);
+      assert.ok(after.boxObjectPatches > 0 && after.boxObjectPatches <= 1, `${after.boxObjectPatches}`);
+    });
+
+    it('needs stage 0a’s patch heads', () => {
+      assert.throws(
+        () =>
+          photoPretrainStage({
+            config,
+            weights,
+            fashion: photos,
+            steps: 2,
+            batchSize: 8,
+            evalCount: 10,
+            boxesPerStep: 2,
+          }),
+        /missing "patch_probe\.class\.weight"/,
+      );
+      assert.throws(
+        () =>
+          photoPretrainStage({
+            config,
+            weights,
+            fashion: photos,
+            steps: 2,
+            batchSize: 8,
+            evalCount: 10,
+            boxesPerStep: 1.5,
+          }),
+        /boxesPerStep must be a whole number/,
+      );
+    });
   });
 
   it('needs stage 0a’s tower and photo head, and says which weights are missing', () => {

@@ -108,7 +108,7 @@ export const PHOTO_CLASS_COUNT = FASHION_NOUNS.length;
  * photo class [B, 1] of photos (scene boxes ignored).
  */
 export function collatePatchTargets(
-  pairs: readonly CaptionPair[],
+  pairs: readonly Pick<CaptionPair, 'objects' | 'label'>[],
   grid: { imageSize: number; patchSize: number },
 ): {
   patch_classes: HostTensor;
@@ -199,6 +199,69 @@ export function retrievalAccuracy(
   return { imageToText: i2t / n, textToImage: t2i / n };
 }
 
+/** Width (or count) of a traced tensor's axis that must be static, e.g. the patches' feature width. */
+function staticDim(t: Tensor, axis: number, what: string): number {
+  const d = t.shape.at(axis);
+  if (typeof d !== 'number')
+    throw new Error(`${what}: axis ${axis} of [${t.shape.join(', ')}] is not static`);
+  return d;
+}
+
+/** A linear head `patch_probe.{name}` on features [B, N, Dv] → [B, N, C]; pretraining only. */
+function patchProbe(g: Graph, name: string, classes: number, features: Tensor): Tensor {
+  const width = staticDim(features, -1, `patch_probe.${name}`);
+  return ops.linear(
+    features,
+    g.param(`patch_probe.${name}.weight`, [classes, width]),
+    g.param(`patch_probe.${name}.bias`, [classes]),
+  ); // [B, N, C]
+}
+
+/**
+ * Stage 0a's dense objective on scene boxes, from the patch features [B, N, Dv] MaVEn reads: each
+ * patch's object class (colour × shape, or background) and whether an object's centre is in it, plus
+ * the class loss over object patches alone at `objectWeight` (0: not traced). Feeds
+ * `patch_classes`, `patch_centers` (and `patch_objects`) as `collatePatchTargets` makes them; rows
+ * that are photos are all −100 and add nothing. The photo phase keeps it on replayed boxes.
+ */
+export function boxPatchLosses(
+  g: Graph,
+  patches: Tensor,
+  objectWeight: number,
+): { loss: Tensor; classLogits: Tensor; metrics: Record<string, Tensor> } {
+  const N = staticDim(patches, 1, 'boxPatchLosses');
+  const classes = g.input('patch_classes', 'int64', ['B', N]);
+  const centers = g.input('patch_centers', 'int64', ['B', N]);
+  const classLogits = patchClassLogits(g, patches); // [B, N, C]
+  const classLoss = ops.crossEntropy(classLogits, classes);
+  const centerLoss = ops.crossEntropy(patchProbe(g, 'center', 2, patches), centers);
+  let loss = ops.add(classLoss, centerLoss);
+  const metrics: Record<string, Tensor> = { classLoss, centerLoss };
+  if (objectWeight > 0) {
+    const objectClasses = g.input('patch_objects', 'int64', ['B', N]);
+    const objectLoss = ops.crossEntropy(classLogits, objectClasses);
+    loss = ops.add(loss, ops.mul(objectLoss, objectWeight));
+    metrics.objectLoss = objectLoss;
+  }
+  return { loss, classLogits, metrics };
+}
+
+/** The patch class head's logits [B, N, PATCH_CLASS_COUNT]: background, or an object's colour × shape. */
+export function patchClassLogits(g: Graph, patches: Tensor): Tensor {
+  return patchProbe(g, 'class', PATCH_CLASS_COUNT, patches);
+}
+
+/** The photo head's loss: Fashion class of the mean patch feature; `photo_classes` [B, 1], boxes −100. */
+export function photoClassLoss(g: Graph, patches: Tensor, photoClasses: Tensor): Tensor {
+  return ops.crossEntropy(photoLogits(g, patches), photoClasses);
+}
+
+/** The photo head's logits [B, 1, C] from patch features [B, N, Dv]. */
+export function photoLogits(g: Graph, patches: Tensor): Tensor {
+  const pooled = ops.mean(patches, 1, true); // [B, 1, Dv]
+  return patchProbe(g, 'photo_class', PHOTO_CLASS_COUNT, pooled);
+}
+
 export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
   const stage = 'stage0-clip';
   checkSteps(stage, o);
@@ -229,7 +292,6 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
   };
   const dense = o.patchSupervision ?? 0;
   const width = config.vision.hiddenSize;
-  const N = (S / config.vision.patchSize) ** 2;
   const build = (g: Graph) => {
     if (dense <= 0) {
       const { image, text: caption } = embeddings(g);
@@ -238,37 +300,18 @@ export function clipPretrainStage(o: ClipPretrainOptions): StageDefinition {
     const pixels = g.input('pixel_values', 'float32', ['B', 3, S, S]);
     const ids = g.input('input_ids', 'int64', ['B', 'T']);
     const eos = g.input('eos_positions', 'int64', ['B']);
-    const classes = g.input('patch_classes', 'int64', ['B', N]);
-    const centers = g.input('patch_centers', 'int64', ['B', N]);
     const photoClasses = g.input('photo_classes', 'int64', ['B', 1]);
     // One trace of the tower gives both the pooled CLS (contrastive) and the patch features.
     const states = g.scoped(VISION_SCOPE, () => vision.hiddenStates(g, pixels, -1));
     const imagePooled = g.scoped(VISION_SCOPE, () => vision.poolLast(g, states.at(-1) as Tensor)); // [B, Dv]
     const patches = ops.slice(states.at(config.visionFeatureLayer) as Tensor, 1, 1); // [B, N, Dv]
     const textPooled = text.pooled(g, ids, { eosPositions: eos }); // [B, Dt]
-    const probe = (name: string, classesOut: number, input = patches) =>
-      ops.linear(
-        input,
-        g.param(`patch_probe.${name}.weight`, [classesOut, width]),
-        g.param(`patch_probe.${name}.bias`, [classesOut]),
-      ); // [B, N, C]
-    const classLogits = probe('class', PATCH_CLASS_COUNT);
-    const classLoss = ops.crossEntropy(classLogits, classes);
-    const centerLoss = ops.crossEntropy(probe('center', 2), centers);
-    const pooledPatches = ops.mean(patches, 1, true); // [B, 1, Dv]
-    const photoLoss = ops.crossEntropy(probe('photo_class', PHOTO_CLASS_COUNT, pooledPatches), photoClasses);
-    let patchLoss = ops.add(ops.add(classLoss, centerLoss), ops.mul(photoLoss, o.photoSupervision ?? 1));
-    const objectWeight = o.objectSupervision ?? 0;
-    const objectMetrics: Record<string, Tensor> = {};
-    if (objectWeight > 0) {
-      const objectClasses = g.input('patch_objects', 'int64', ['B', N]);
-      const objectLoss = ops.crossEntropy(classLogits, objectClasses);
-      patchLoss = ops.add(patchLoss, ops.mul(objectLoss, objectWeight));
-      objectMetrics.objectLoss = objectLoss;
-    }
+    const boxes = boxPatchLosses(g, patches, o.objectSupervision ?? 0);
+    const photoLoss = photoClassLoss(g, patches, photoClasses);
+    const patchLoss = ops.add(boxes.loss, ops.mul(photoLoss, o.photoSupervision ?? 1));
     return contrastive(g, head.imageEmbeds(g, imagePooled), head.textEmbeds(g, textPooled), {
       extra: ops.mul(patchLoss, dense),
-      metrics: { classLoss, centerLoss, photoLoss, ...objectMetrics },
+      metrics: { ...boxes.metrics, photoLoss },
     });
   };
   function contrastive(
