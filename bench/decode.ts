@@ -167,13 +167,14 @@ function cacheDir(shape: Shape | 'maven-7b'): string {
 
 /**
  * The token tables (embedding, LM head) as `maven quantize` stores them by default
- * (`defaultTableQuant`: 8 bits in blocks of 16 beside 4-bit layers, float32 beside 8-bit ones), or
- * with `withHead` at the layers' bits, as
+ * (`defaultTableQuant`: 8 bits in blocks of 16 beside 4-bit layers; beside 8-bit ones float32 for a
+ * small table, 8 bits in blocks of 16 for a large one), or with `withHead` at the layers' bits, as
  * llama.cpp's q8_0 / q4_0 files hold them.
  */
 async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<string> {
   const layers: BlockQuantSpec | null = bits === 32 ? null : { bits, blockSize: BLOCK_SIZE[bits] };
-  const byDefault = bits === 32 ? 'float' : defaultTableQuant(bits);
+  const llm = SHAPES[shape].llm();
+  const byDefault = bits === 32 ? 'float' : defaultTableQuant(bits, llm.vocabSize * llm.hiddenSize);
   const tables = withHead ? layers : byDefault === 'float' ? null : byDefault;
   // Named by how layers and tables are stored, so a cached file never stands for another storage.
   const path = join(
@@ -181,7 +182,7 @@ async function prepareOurs(shape: Shape, bits: Bits, withHead = false): Promise<
     `maven-${OURS_NAME[bits]}-tables-${tables ? `q${tables.bits}` : 'f32'}.safetensors`,
   );
   if (existsSync(path)) return path;
-  const llama = new Llama(SHAPES[shape].llm());
+  const llama = new Llama(llm);
   const weights = new Map<string, HostTensor>();
   for (const [name, s] of llama.paramShapes()) {
     const w = generate(name, s);
@@ -261,7 +262,7 @@ async function prepareMaven7b(): Promise<string> {
   tokenizer.addSpecialTokens([config.imageStartToken, config.imageEndToken]);
   const model = new MavenModel(config, weights, tokenizer);
   // The metadata `maven quantize` writes.
-  const metadata = quantizationMetadata(options);
+  const metadata = quantizationMetadata(config, options);
   const tmp = `${dir}.tmp`;
   await saveMaven(tmp, model, {
     metadata: { [QUANTIZATION_METADATA_KEY]: metadata },
@@ -598,7 +599,7 @@ async function main(): Promise<void> {
   say(`Command: \`npm run bench:decode -- ${process.argv.slice(2).join(' ')}\`.`);
   say();
   say(
-    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head float32 beside 8-bit layers and at 8 bits in blocks of 16 beside 4-bit ones, or with "head too" at the layers' bits as in llama.cpp's files), weights left in the file for onnxruntime to read (as \`maven generate\` loads a model; token ids embedded on the host from the table's rows in the file, as MaVEn does), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
+    `Same seeded random weights on both sides (matrices uniform with std 0.02, norms 1 ± 0.1). maven-ts: safetensors as \`maven quantize\` writes them (the layers' projections at 8 bits in blocks of 16 or 4 bits in blocks of 32; embedding and head at 8 bits in blocks of 16 beside 4-bit layers and beside 8-bit ones when the table holds over 2^21 weights, float32 beside 8-bit layers below that; with "head too" at the layers' bits as in llama.cpp's files, a row of its own where that is not the default), weights left in the file for onnxruntime to read (as \`maven generate\` loads a model; token ids embedded on the host from the table's rows in the file, as MaVEn does), \`KVCacheDecoder\` over \`Llama.decoderSpec()\` with its defaults except where a thread count is shown. llama.cpp: our GGUF export of the same weights (f32, q8_0, q4_0: every matrix, the head included). Prompt: ${PROMPT_TOKENS} token ids; decode: ${DECODE_TOKENS} greedy one-token steps after it. Each row is its own process; tokens/s are medians over the repeats after a short warm-up; "peak RSS" is the process's VmHWM, "while decoding" the VmHWM reset after the prefill.`,
   );
   if (skipLlama) {
     say();
@@ -626,10 +627,10 @@ async function main(): Promise<void> {
       // null is the default, which is every core: an explicit run at that count would repeat it.
       for (const t of [null, ...threadList.filter((n) => n !== cores)])
         jobs.push({ impl: 'maven-ts', shape, bits, file: ours, threads: t, repeats });
-      if (bits !== 32) {
-        const withHead = await prepareOurs(shape, bits, true);
+      // Tables at the layers' bits, as llama.cpp's files hold them: a row of its own unless that is the default.
+      const withHead = bits === 32 ? ours : await prepareOurs(shape, bits, true);
+      if (withHead !== ours)
         jobs.push({ impl: 'maven-ts', shape, bits, file: withHead, threads: null, repeats, withHead: true });
-      }
       if (!skipLlama) {
         const gguf = prepareGguf(shape, bits);
         for (const t of threadList)

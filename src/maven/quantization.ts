@@ -30,7 +30,7 @@ export const QUANTIZATION_METADATA_KEY = 'maven.quantization';
 export interface QuantizeOptions extends BlockQuantSpec {
   /** Also quantize the vision side: the ViTs' encoder layers and the Q-Former (default: only the LLM and projector). */
   vision?: boolean;
-  /** How to store the token tables (TOKEN_TABLES): 'float' keeps them float32; default `defaultTableQuant(bits)`. */
+  /** How to store the token tables (TOKEN_TABLES): 'float' keeps them float32; default `defaultTableQuant`. */
   tables?: BlockQuantSpec | 'float';
 }
 
@@ -38,16 +38,30 @@ export interface QuantizeOptions extends BlockQuantSpec {
 export const TOKEN_TABLES: readonly string[] = ['model.embed_tokens.weight', 'lm_head.weight'];
 
 /**
- * The token tables' default: with 4-bit layers, 8 bits in blocks of 16 (llama.cpp's k-quant mixes
- * likewise keep the output table wider than the layers: it turns hidden states into the answer's
- * logits); with 8-bit layers, float32. Measured on the embedded model (run r22, docs/quantization.md):
- * 8-bit tables beside 8-bit layers changed 5 of 200 greedy NLVR answers with plain rounding, 2 of
- * 200 with the scale search (float32 tables: none); beside 4-bit layers they changed none more (3 of
- * 200 either way). At ~135M the float32 head costs int8 decoding about a seventh of its speed
- * (docs/benchmarks.md), which `--tables 8` buys back.
+ * Tables of at most this many weights (8 MiB as float32) stay float32 beside 8-bit layers: the
+ * embedded model's holds 61,824 (483 × 128). A ~135M LLaMA's holds 28.3 M (113 MB as float32).
  */
-export function defaultTableQuant(layerBits: 4 | 8): BlockQuantSpec | 'float' {
-  return layerBits === 4 ? { bits: 8, blockSize: 16 } : 'float';
+export const SMALL_TABLE_WEIGHTS = 2 ** 21;
+
+/** Weights in the LLM's token table (the embedding; the LM head, when untied, has as many). */
+export function tokenTableWeights(config: MavenConfig): number {
+  return config.llm.vocabSize * config.llm.hiddenSize;
+}
+
+/**
+ * The token tables' default, for a table of `tableWeights` weights. Beside 4-bit layers: 8 bits in
+ * blocks of 16 (llama.cpp's k-quant mixes likewise keep the output table wider than the layers: it
+ * turns hidden states into the answer's logits). Beside 8-bit layers: float32 while the table is
+ * small (≤ SMALL_TABLE_WEIGHTS), where it costs little to read and its exactness is worth keeping —
+ * on the embedded model, 8-bit tables beside 8-bit layers changed 5 of 200 greedy NLVR answers with
+ * plain rounding, 2 of 200 with the scale search, float32 tables none (docs/quantization.md); above
+ * that 8 bits in blocks of 16, as llama.cpp's q8_0 files hold them: at ~135M the float32 head was
+ * 113 of the ~250 MB an int8 step reads, and took int8 decoding from 0.99× llama.cpp's speed to
+ * 0.84× and its memory from 1.41× to 1.57× (docs/benchmarks.md). `tables` overrides either way.
+ */
+export function defaultTableQuant(layerBits: 4 | 8, tableWeights: number): BlockQuantSpec | 'float' {
+  if (layerBits === 4 || tableWeights > SMALL_TABLE_WEIGHTS) return { bits: 8, blockSize: 16 };
+  return 'float';
 }
 
 export interface QuantizedCheckpoint {
@@ -85,9 +99,14 @@ export function isQuantizedCheckpoint(weights: ReadonlyMap<string, unknown>): bo
   return false;
 }
 
+/** How a model of `config` quantized with `options` stores its token tables. */
+export function tableQuant(config: MavenConfig, options: QuantizeOptions): BlockQuantSpec | 'float' {
+  return options.tables ?? defaultTableQuant(options.bits, tokenTableWeights(config));
+}
+
 /** Every weight `quantizeMaven` quantizes in a model of `config`, with its bits and block size. */
 export function quantizationPlan(config: MavenConfig, options: QuantizeOptions): [string, BlockQuantSpec][] {
-  const tables = options.tables ?? defaultTableQuant(options.bits);
+  const tables = tableQuant(config, options);
   const layers: BlockQuantSpec = { bits: options.bits, blockSize: options.blockSize };
   const shapes = mavenWeightShapes(config);
   return [
@@ -99,8 +118,8 @@ export function quantizationPlan(config: MavenConfig, options: QuantizeOptions):
 }
 
 /** What a checkpoint quantized with `options` records under QUANTIZATION_METADATA_KEY (JSON). */
-export function quantizationMetadata(options: QuantizeOptions): string {
-  const tables = options.tables ?? defaultTableQuant(options.bits);
+export function quantizationMetadata(config: MavenConfig, options: QuantizeOptions): string {
+  const tables = tableQuant(config, options);
   return JSON.stringify({
     bits: options.bits,
     block_size: options.blockSize,
@@ -140,7 +159,7 @@ export function quantizeMaven(
     out.set(name + SCALES_SUFFIX, scales);
     quantized.push(name);
   }
-  const metadata = quantizationMetadata(options);
+  const metadata = quantizationMetadata(config, options);
   return { weights: out, quantized, skipped, metadata };
 }
 

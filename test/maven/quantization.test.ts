@@ -12,9 +12,12 @@ import { describe, it } from 'node:test';
 import { HostTensor } from '../../src/engine/index.ts';
 import { MavenModel } from '../../src/maven/model.ts';
 import {
+  defaultTableQuant,
   QUANTIZATION_METADATA_KEY,
   quantizableWeights,
+  quantizationPlan,
   quantizeMaven,
+  SMALL_TABLE_WEIGHTS,
 } from '../../src/maven/quantization.ts';
 import { loadMaven, saveMaven } from '../../src/node/model-directory.ts';
 import { SafetensorsFile, saveSafetensors } from '../../src/node/safetensors-file.ts';
@@ -152,6 +155,25 @@ async function damage(
   await saveSafetensors(join(out, 'model.safetensors'), tensors, metadata);
   return out;
 }
+
+describe('the token tables by default', () => {
+  it('8 bits beside 4-bit layers; beside 8-bit ones float32 while small, 8 bits once large', async () => {
+    assert.deepEqual(defaultTableQuant(4, 1000), { bits: 8, blockSize: 16 });
+    assert.equal(defaultTableQuant(8, SMALL_TABLE_WEIGHTS), 'float');
+    assert.deepEqual(defaultTableQuant(8, SMALL_TABLE_WEIGHTS + 1), { bits: 8, blockSize: 16 });
+    const tiny = (await loadMaven(TINY_DIR)).config;
+    const tables = (config: typeof tiny) =>
+      quantizationPlan(config, { bits: 8, blockSize: 16 }).filter(([n]) => n === 'model.embed_tokens.weight');
+    assert.deepEqual(tables(tiny), []); // 483 × 128
+    // A ~135M-sized vocabulary (49,152 × 576): the table is quantized like llama.cpp's q8_0 files hold it.
+    const large = {
+      ...tiny,
+      textVocabSize: 49152 - 256,
+      llm: { ...tiny.llm, vocabSize: 49152, hiddenSize: 576 },
+    };
+    assert.deepEqual(tables(large), [['model.embed_tokens.weight', { bits: 8, blockSize: 16 }]]);
+  });
+});
 
 describe('quantized model directories', () => {
   it('loadMaven reads them and answers as the model that was saved', async () => {

@@ -124,7 +124,7 @@ describe('a 4-bit directory on disk', () => {
     const { quantized } = await tinyPair(options);
     const dir = mkdtempSync(join(tmpdir(), 'maven-on-disk-q4-'));
     await saveMaven(dir, quantized, {
-      metadata: { [QUANTIZATION_METADATA_KEY]: quantizationMetadata(options) },
+      metadata: { [QUANTIZATION_METADATA_KEY]: quantizationMetadata(quantized.config, options) },
     });
     const inMemory = await loadMaven(dir);
     const onDisk = await loadMaven(dir, {}, { weightsOnDisk: true });

@@ -8,10 +8,10 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MavenModel } from '../../maven/model.ts';
 import {
-  defaultTableQuant,
   QUANTIZATION_METADATA_KEY,
   quantizeMaven,
   TOKEN_TABLES,
+  tableQuant,
 } from '../../maven/quantization.ts';
 import { loadMaven, saveMaven } from '../../node/model-directory.ts';
 import { type Command, numberOption, UsageError } from '../command.ts';
@@ -32,9 +32,10 @@ options:
                      At 4 bits onnxruntime holds a model in 1.45x its file at 32, 1.18x at 128 (the
                      group size GPTQ / AWQ use): maven-7b runs in 5.6 GiB at 128
   --tables 8|4|float the token tables' bits (8 in blocks of 16, 4 in blocks of 32), or float to
-                     keep them float32 (default: 8 beside --bits 4, float beside --bits 8, which
-                     keeps the default model's greedy answers; with a large vocabulary --tables 8
-                     decodes faster: ~135M, 49k words, 72 against 61 tokens/s)
+                     keep them float32 (default: 8 beside --bits 4; beside --bits 8, float for
+                     a table of up to 2M weights, such as the default model's, which keeps its
+                     greedy answers, and 8 above, where the float32 head slows decoding: ~135M,
+                     49k words, 61 against 72 tokens/s)
   --vision           quantize the vision towers' encoder layers and the Q-Former too
   --quiet            print nothing on success
 
@@ -86,9 +87,9 @@ export const quantizeCommand: Command = {
       throw new UsageError(
         `--tables must be 8, 4 or float, got ${JSON.stringify(values.tables)}\n\n${usage}`,
       );
-    const tables =
+    const chosenTables =
       values.tables === undefined
-        ? defaultTableQuant(bits as 4 | 8)
+        ? undefined
         : values.tables === 'float'
           ? ('float' as const)
           : {
@@ -112,12 +113,9 @@ export const quantizeCommand: Command = {
 
     const model = await loadMaven(modelDir);
     const t0 = performance.now();
-    const result = quantizeMaven(model.config, model.hostWeights(), {
-      bits: bits as 4 | 8,
-      blockSize,
-      vision: values.vision,
-      tables,
-    });
+    const options = { bits: bits as 4 | 8, blockSize, vision: values.vision, tables: chosenTables };
+    const tables = tableQuant(model.config, options);
+    const result = quantizeMaven(model.config, model.hostWeights(), options);
     const quantized = new MavenModel(model.config, result.weights, model.tokenizer);
     const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
     try {
