@@ -713,33 +713,19 @@ describe('photo phase of stage 0a (the tower on photos alone)', () => {
       assert.ok(after.boxObjectPatches > 0 && after.boxObjectPatches <= 1, `${after.boxObjectPatches}`);
     });
 
-    it('needs stage 0a’s patch heads', () => {
-      assert.throws(
-        () =>
-          photoPretrainStage({
-            config,
-            weights,
-            fashion: photos,
-            steps: 2,
-            batchSize: 8,
-            evalCount: 10,
-            boxesPerStep: 2,
-          }),
-        /missing "patch_probe\.class\.weight"/,
-      );
-      assert.throws(
-        () =>
-          photoPretrainStage({
-            config,
-            weights,
-            fashion: photos,
-            steps: 2,
-            batchSize: 8,
-            evalCount: 10,
-            boxesPerStep: 1.5,
-          }),
-        /boxesPerStep must be a whole number/,
-      );
+    it('needs stage 0a’s patch heads and a whole number of boxes', () => {
+      const stageWith = (boxesPerStep: number) => () =>
+        photoPretrainStage({
+          config,
+          weights,
+          fashion: photos,
+          steps: 2,
+          batchSize: 8,
+          evalCount: 10,
+          boxesPerStep,
+        });
+      assert.throws(stageWith(2), /missing "patch_probe\.class\.weight"/);
+      assert.throws(stageWith(1.5), /boxesPerStep must be a whole number/);
     });
   });
 
