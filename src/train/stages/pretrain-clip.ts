@@ -228,7 +228,7 @@ export function boxPatchLosses(
   g: Graph,
   patches: Tensor,
   objectWeight: number,
-): { loss: Tensor; classLogits: Tensor; metrics: Record<string, Tensor> } {
+): { loss: Tensor; metrics: Record<string, Tensor> } {
   const N = staticDim(patches, 1, 'boxPatchLosses');
   const classes = g.input('patch_classes', 'int64', ['B', N]);
   const centers = g.input('patch_centers', 'int64', ['B', N]);
@@ -243,7 +243,7 @@ export function boxPatchLosses(
     loss = ops.add(loss, ops.mul(objectLoss, objectWeight));
     metrics.objectLoss = objectLoss;
   }
-  return { loss, classLogits, metrics };
+  return { loss, metrics };
 }
 
 /** The patch class head's logits [B, N, PATCH_CLASS_COUNT]: background, or an object's colour × shape. */
