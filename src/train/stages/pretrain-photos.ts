@@ -62,6 +62,8 @@ const NAME = 'stage0-photos';
 const DEFAULT_EVAL_COUNT = 1000;
 /** Held-out scene boxes whose object patches `evaluate` scores when boxes ride along. */
 const EVAL_BOXES = 128;
+/** Images per evaluation run. */
+const EVAL_BATCH = 32;
 
 export function photoPretrainStage(o: PhotoPretrainOptions): StageDefinition {
   checkSteps(NAME, o);
@@ -104,33 +106,29 @@ export function photoPretrainStage(o: PhotoPretrainOptions): StageDefinition {
   );
 
   const preprocess = preprocessFor(config);
-  const pixels = (indices: readonly number[]) =>
-    collateImages(
-      indices.map((i) => grayToRgb(fashion.cols ?? 28, fashion.rows ?? 28, fashion.image(i))),
-      preprocess,
-    );
-  const photoClasses = (labels: readonly number[]) =>
-    new HostTensor('int64', [labels.length, 1], BigInt64Array.from(labels, BigInt));
+  const photo = (i: number) => grayToRgb(fashion.cols ?? 28, fashion.rows ?? 28, fashion.image(i));
+  const pixels = (indices: readonly number[]) => collateImages(indices.map(photo), preprocess);
   const seed = o.seed ?? 0;
-  // Step k's boxes: pairs k·R … k·R + R − 1 of the box stream (a stream of its own, not stage 0a's).
-  const boxesOf = (step: number, split: 'train' | 'heldout' = 'train') =>
-    Array.from({ length: boxesPerStep }, (_, j) =>
-      captionPair(step * boxesPerStep + j, { seed: seed + 1, split }),
-    );
+  // Generated boxes `start` … `start + count − 1` of a stream of their own (not stage 0a's).
+  const boxPairs = (start: number, count: number, split: 'train' | 'heldout') =>
+    Array.from({ length: count }, (_, j) => captionPair(start + j, { seed: seed + 1, split }));
   const batch = (indices: readonly number[], step: number) => {
     if (boxesPerStep === 0)
       return {
         pixel_values: pixels(indices),
-        photo_classes: photoClasses(indices.map((i) => fashion.label(i))),
+        photo_classes: new HostTensor(
+          'int64',
+          [indices.length, 1],
+          BigInt64Array.from(indices, (i) => BigInt(fashion.label(i))),
+        ),
       };
-    const boxes = boxesOf(step);
-    const images = indices.map((i) => grayToRgb(fashion.cols ?? 28, fashion.rows ?? 28, fashion.image(i)));
+    const boxes = boxPairs(step * boxesPerStep, boxesPerStep, 'train');
     const { patch_objects, ...targets } = collatePatchTargets(
       [...indices.map((i) => ({ label: fashion.label(i) })), ...boxes],
       grid,
     );
     return {
-      pixel_values: collateImages([...images, ...boxes.map((b) => b.image)], preprocess),
+      pixel_values: collateImages([...indices.map(photo), ...boxes.map((b) => b.image)], preprocess),
       ...targets,
       ...(objectWeight > 0 ? { patch_objects } : {}),
     };
@@ -171,16 +169,14 @@ export function photoPretrainStage(o: PhotoPretrainOptions): StageDefinition {
   const boxObjectPatchAccuracy = async (weights: Parameters<EvalProgram['run']>[0]) => {
     let right = 0;
     let total = 0;
-    for (let step = 0; step * boxesPerStep < EVAL_BOXES; step++) {
-      const boxes = boxesOf(step, 'heldout');
-      const l = (
-        await boxEvaluator.run(weights, {
-          pixel_values: collateImages(
-            boxes.map((b) => b.image),
-            preprocess,
-          ),
-        })
-      ).logits;
+    for (let start = 0; start < EVAL_BOXES; start += EVAL_BATCH) {
+      const boxes = boxPairs(start, Math.min(EVAL_BATCH, EVAL_BOXES - start), 'heldout');
+      const { logits: l } = await boxEvaluator.run(weights, {
+        pixel_values: collateImages(
+          boxes.map((b) => b.image),
+          preprocess,
+        ),
+      });
       const [, N, C] = l.shape;
       const data = l.data as Float32Array;
       boxes.forEach((b, k) => {
