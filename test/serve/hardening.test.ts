@@ -112,7 +112,9 @@ describe('hardening: requests that cost too much', () => {
       `4 SVG requests answered in ${all.toFixed(0)} ms; /health took ${probes.map((m) => m.toFixed(1)).join(', ')} ms`,
     );
     assert.ok(all < 2000, `four SVG requests took ${all.toFixed(0)} ms (rasterizing one takes ~18 s)`);
-    assert.ok(Math.max(...probes) < 100, `/health took ${probes.map((m) => m.toFixed(1))} ms`);
+    // Rasterizing one would hold the event loop for seconds; 500 ms tells that apart from a busy
+    // 2-core machine, where the first probe, sent while the four bodies are parsed, took 126 ms.
+    assert.ok(Math.max(...probes) < 500, `/health took ${probes.map((m) => m.toFixed(1))} ms`);
     const h = (await health(server.url)).json;
     assert.deepEqual([h.queue.running, h.queue.waiting], [0, 0]);
   });
