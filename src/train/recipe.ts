@@ -68,7 +68,7 @@ export const TINY_SCHEDULE = {
     photoSupervision: 3,
     objectSupervision: 4,
   },
-  // Then the tower on photos alone, one epoch (pretrain-photos.ts says why): from r9's stage 0a its
+  // Then the tower on an epoch of photos (pretrain-photos.ts says why). Photos alone, from r9's stage 0a, its
   // head went from 85.1 to 87.8 % on 1,000 t10k photos, and the LLM after stage 3 named the same
   // photos' classes 85.9 % of the time against 82.3 % (run r15, hybrid).
   // Photos alone cost the boxes' patches what stage 0a taught them: a ridge probe on one held-out
